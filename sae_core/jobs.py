@@ -1,0 +1,186 @@
+"""A training run in a background thread, controlled from UI callbacks (no Streamlit here).
+
+The page keeps one `TrainingJob` per browser session; its buttons call start / pause / step_once /
+stop and its sliders call set_live. The thread never touches the UI: it publishes `Snapshot`s and
+the page draws the latest one on a timer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .config import RunConfig
+from .data import Dataset
+from .training import DivergedError, Snapshot, Trainer
+
+
+class BusyError(RuntimeError):
+    """All training slots of this server are in use."""
+
+
+class TrainingJob:
+    """Owns a Trainer and the thread that steps it.
+
+    slots: a server-wide semaphore; a job holds one slot while it trains. idle_timeout: seconds
+    without a `latest()` call after which the job pauses itself (its browser tab has gone).
+    max_steps: hard cap on steps, whatever the config says.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        dataset: Dataset,
+        *,
+        snapshot_interval: float = 0.25,
+        idle_timeout: float = 30.0,
+        slots: threading.Semaphore | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.trainer = Trainer(config, dataset, device=device)
+        self.snapshot_interval = snapshot_interval
+        self.idle_timeout = idle_timeout
+        self._slots = slots
+        self._holds_slot = False
+        self._lock = threading.RLock()  # guards the trainer and _latest
+        self._running = threading.Event()
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_read = time.monotonic()
+        self.status = "ready"
+        self._latest = self.trainer.snapshot("ready")
+
+    # ----- what the page reads --------------------------------------------------------------------------
+    @property
+    def config(self) -> RunConfig:
+        return self.trainer.config
+
+    @property
+    def running(self) -> bool:
+        return self._running.is_set() and self._thread is not None and self._thread.is_alive()
+
+    @property
+    def step_count(self) -> int:
+        return self.trainer.step_count
+
+    def latest(self) -> Snapshot:
+        """The newest snapshot; reading it also tells the job that someone is still watching."""
+        self._last_read = time.monotonic()
+        return self._latest
+
+    # ----- controls -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start or resume training in the background. Raises BusyError when no slot is free."""
+        if self.running:
+            return
+        if self.trainer.step_count >= self.trainer.total_steps:
+            self.status = "done"
+            return
+        self._acquire_slot()
+        self._last_read = time.monotonic()
+        self._halt.clear()
+        self._running.set()
+        self.status = "running"
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="sae-training", daemon=True)
+            self._thread.start()
+
+    resume = start
+
+    def pause(self) -> None:
+        self._running.clear()
+        if self.status == "running":
+            self.status = "paused"
+        self._wait_idle()
+        self._publish()
+        self._release_slot()
+
+    def step_once(self) -> Snapshot:
+        """Pause if needed and take exactly one step."""
+        self.pause()
+        with self._lock:
+            try:
+                self.trainer.step()
+                self.trainer.sync()
+            except DivergedError as err:
+                self.status = "diverged"
+                self.trainer.message = str(err)
+            self._publish()
+        return self._latest
+
+    def stop(self) -> None:
+        """End the thread; the model is kept and can still be stepped or saved."""
+        self._halt.set()
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.status in ("running", "paused", "ready"):
+            self.status = "stopped"
+        self._publish()
+        self._release_slot()
+
+    def set_live(self, **changes: float) -> None:
+        """ρ, β, λ, lr: validated now, applied at the next step."""
+        with self._lock:
+            self.trainer.set_live(**changes)
+            if not self.running:
+                self.trainer._apply_pending()
+                self._publish()
+
+    # ----- the thread -----------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        trainer = self.trainer
+        while not self._halt.is_set():
+            if not self._running.wait(timeout=0.1):
+                continue
+            if time.monotonic() - self._last_read > self.idle_timeout:
+                self.status = "paused"
+                trainer.message = "Paused: nobody has looked at this run for a while (tab closed?)."
+                self._running.clear()
+                self._publish()
+                self._release_slot()
+                continue
+            deadline = time.perf_counter() + self.snapshot_interval
+            with self._lock:
+                t0 = time.perf_counter()
+                try:
+                    while (
+                        self._running.is_set()
+                        and trainer.step_count < trainer.total_steps
+                        and time.perf_counter() < deadline
+                    ):
+                        trainer.step()
+                    trainer.sync()
+                except DivergedError:
+                    self.status = "diverged"
+                    self._running.clear()
+                trainer.seconds += time.perf_counter() - t0
+                if trainer.step_count >= trainer.total_steps and self.status == "running":
+                    self.status = "done"
+                    self._running.clear()
+                self._publish()
+            if not self._running.is_set():
+                self._release_slot()
+
+    def _publish(self) -> None:
+        with self._lock:
+            self._latest = self.trainer.snapshot(self.status) if self.status != "diverged" else (
+                self.trainer.snapshot("diverged", self.trainer.message)
+            )
+
+    def _wait_idle(self) -> None:
+        """Block until the thread has left its stepping section (it holds the lock there)."""
+        with self._lock:
+            pass
+
+    def _acquire_slot(self) -> None:
+        if self._slots is None or self._holds_slot:
+            return
+        if not self._slots.acquire(blocking=False):
+            raise BusyError("The server is busy: every training slot is in use. Try again in a minute.")
+        self._holds_slot = True
+
+    def _release_slot(self) -> None:
+        if self._slots is not None and self._holds_slot:
+            self._holds_slot = False
+            self._slots.release()

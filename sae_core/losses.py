@@ -1,0 +1,68 @@
+"""The objective, as pure functions that return named terms.
+
+Objective (UFLDL): ½·mean‖x̂ − x‖² + (λ/2)·Σ‖W‖² + β·Σⱼ KL(ρ‖ρ̂ⱼ), with L1 and top-k as alternatives.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .models import AEOutput
+
+EPS = 1e-6
+"""ρ̂ is clamped to [EPS, 1 − EPS] so KL(ρ‖ρ̂) stays finite when a unit is fully off or saturated."""
+
+
+def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """½ · mean over samples of Σᵢ (x̂ᵢ − xᵢ)². recon, x: [batch, n_inputs] -> scalar."""
+    return 0.5 * (recon - x).pow(2).sum(dim=1).mean()
+
+
+def kl_divergence(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
+    """KL between Bernoulli(ρ) and Bernoulli(ρ̂), elementwise. rho_hat: [hidden] -> [hidden]."""
+    rho_hat = rho_hat.clamp(EPS, 1.0 - EPS)
+    return rho * torch.log(rho / rho_hat) + (1.0 - rho) * torch.log((1.0 - rho) / (1.0 - rho_hat))
+
+
+def kl_sparsity(hidden: torch.Tensor, rho: float, beta: float) -> torch.Tensor:
+    """β · Σⱼ KL(ρ‖ρ̂ⱼ), ρ̂ⱼ the mean activation of unit j over the batch. hidden: [batch, hidden]."""
+    return beta * kl_divergence(rho, hidden.mean(dim=0)).sum()
+
+
+def l1_sparsity(hidden: torch.Tensor, beta: float) -> torch.Tensor:
+    """β · mean over samples of Σⱼ |hⱼ|. hidden: [batch, hidden]."""
+    return beta * hidden.abs().sum(dim=1).mean()
+
+
+def weight_decay(weights: list[torch.Tensor], lam: float) -> torch.Tensor:
+    """(λ/2) · Σ ‖W‖²_F over the given matrices."""
+    return 0.5 * lam * sum(w.pow(2).sum() for w in weights)
+
+
+def sparsity_term(hidden: torch.Tensor, cfg: ModelConfig) -> torch.Tensor | None:
+    """The penalty named by cfg.penalty; None for top-k (sparse by construction) and none."""
+    if cfg.penalty == "kl":
+        return kl_sparsity(hidden, cfg.rho, cfg.beta)
+    if cfg.penalty == "l1":
+        return l1_sparsity(hidden, cfg.beta)
+    return None
+
+
+def loss_terms(model: nn.Module, x: torch.Tensor, out: AEOutput, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """Named terms of the objective plus their sum under "total".
+
+    x: [batch, n_inputs] the clean input; out: the model's forward on it. A model may add its own
+    terms (the VAE's prior KL, the contractive penalty) through an `extra_terms(x, out, cfg)` method.
+    """
+    terms = {"reconstruction": reconstruction_loss(out.recon, x)}
+    sparsity = sparsity_term(out.hidden, cfg)
+    if sparsity is not None:
+        terms["sparsity"] = sparsity
+    if hasattr(model, "extra_terms"):
+        terms.update(model.extra_terms(x, out, cfg))
+    if cfg.weight_decay > 0:
+        terms["weight_decay"] = weight_decay(model.decayed_weights(), cfg.weight_decay)
+    terms["total"] = sum(terms.values())
+    return terms

@@ -1,0 +1,71 @@
+"""Diagnostics of a trained autoencoder on a dataset: error, variance explained, sparsity.
+
+Activity threshold: a unit counts as *active* on a sample when its activation exceeds
+`ACTIVE_THRESHOLD[activation]`: 0.1 for sigmoid units (they are never exactly 0; 0.1 is
+well above the ρ ≤ 0.05 an "off" unit sits near), and 1e-6 for ReLU / top-k codes, which are
+exactly 0 when off. L0, dead units and activation density all use it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVE_THRESHOLD = {"sigmoid": 0.1, "relu": 1e-6, "linear": 1e-6}
+
+
+def active_threshold(model: nn.Module) -> float:
+    return ACTIVE_THRESHOLD.get(getattr(model, "activation", "sigmoid"), 0.1)
+
+
+@torch.no_grad()
+def forward_all(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reconstructions and codes for every row of x, in chunks. x: [N, D] -> ([N, D], [N, H])."""
+    was_training = model.training
+    model.eval()
+    recons, codes = [], []
+    for start in range(0, x.shape[0], chunk):
+        out = model(x[start : start + chunk])
+        recons.append(out.recon)
+        codes.append(out.hidden)
+    model.train(was_training)
+    return torch.cat(recons), torch.cat(codes)
+
+
+def summary(x: torch.Tensor, recon: torch.Tensor, codes: torch.Tensor, threshold: float) -> dict[str, float]:
+    """Scalar metrics from inputs x [N, D], reconstructions [N, D] and codes [N, H].
+
+    recon_error: ½·mean Σᵢ(x̂ᵢ−xᵢ)² (the objective's term); mse: mean per pixel;
+    fve: 1 − Σ(x−x̂)² / Σ(x−x̄)², x̄ the per-pixel mean (fraction of variance explained);
+    mean_activation: mean of ρ̂ⱼ; l0: mean active units per sample; dead_fraction: units never active.
+    """
+    err = (recon - x).pow(2)
+    total_var = (x - x.mean(dim=0)).pow(2).sum()
+    active = codes > threshold
+    return {
+        "recon_error": float(0.5 * err.sum(dim=1).mean()),
+        "mse": float(err.mean()),
+        "fve": float(1.0 - err.sum() / total_var.clamp_min(1e-12)),
+        "mean_activation": float(codes.mean()),
+        "l0": float(active.float().sum(dim=1).mean()),
+        "dead_fraction": float((~active.any(dim=0)).float().mean()),
+    }
+
+
+def unit_stats(codes: torch.Tensor, threshold: float) -> dict[str, torch.Tensor]:
+    """Per-unit statistics from codes [N, H]: rho_hat (mean activation) and density.
+
+    density (lifetime sparsity): fraction of samples on which the unit is active, [H].
+    """
+    return {"rho_hat": codes.mean(dim=0), "density": (codes > threshold).float().mean(dim=0)}
+
+
+def top_activating(codes: torch.Tensor, n: int = 9) -> torch.Tensor:
+    """Indices of the n samples that drive each unit hardest. codes: [N, H] -> [H, n]."""
+    return codes.topk(min(n, codes.shape[0]), dim=0).indices.T
+
+
+def evaluate(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """All scalar metrics of `model` on the whole of x [N, D]."""
+    recon, codes = forward_all(model, x)
+    return summary(x, recon, codes, active_threshold(model))

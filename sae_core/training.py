@@ -1,0 +1,291 @@
+"""The trainer: steps an autoencoder on an in-memory dataset and hands out immutable snapshots.
+
+No printing, no Streamlit: the CLI, the benchmark and the web page all consume `Snapshot`s.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import metrics
+from .config import LIVE_FIELDS, RunConfig
+from .data import Dataset
+from .losses import loss_terms
+from .models import build
+
+PROBE_SIZE = 1000
+"""Samples the live views and snapshot metrics are computed on (fixed for the whole run)."""
+SHOW_SIZE = 10
+"""Inputs shown with their reconstructions."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda, then mps, then cpu; a named device that is missing raises ValueError."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    if name == "mps" and not has_mps:
+        raise ValueError("device mps was asked for but Apple MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+class DivergedError(RuntimeError):
+    """The objective became NaN or infinite; the trainer restored the last good weights."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state of a run at one step: numbers and CPU copies of everything the views draw."""
+
+    step: int
+    total_steps: int
+    epoch: float
+    seconds: float
+    """Training time so far, pauses excluded."""
+    samples_per_second: float
+    losses: dict[str, float]
+    """Latest step's loss terms, including "total"."""
+    history_steps: np.ndarray
+    """[T] step numbers of the recorded losses."""
+    history: dict[str, np.ndarray]
+    """term -> [T] loss values."""
+    encoder_weight: np.ndarray
+    """[hidden, n_inputs] first-layer filters."""
+    decoder_weight: np.ndarray
+    """[n_inputs, hidden] last-layer dictionary (columns are features)."""
+    rho_hat: np.ndarray
+    """[hidden] mean activation of each unit on the probe set."""
+    density: np.ndarray
+    """[hidden] fraction of probe samples on which each unit is active."""
+    activations: np.ndarray
+    """[n_probe, hidden] activations on the probe set."""
+    show_inputs: np.ndarray
+    """[SHOW_SIZE, n_inputs] fixed inputs for the reconstruction view."""
+    show_recon: np.ndarray
+    """[SHOW_SIZE, n_inputs] their reconstructions."""
+    metrics: dict[str, float]
+    """summary() on the probe set."""
+    config: RunConfig
+    image_shape: tuple[int, int]
+    status: str = "running"
+    """running | paused | done | stopped | diverged."""
+    message: str | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """Variant-specific pictures (noisy inputs, prior samples, feature maps...)."""
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / max(1, self.total_steps))
+
+
+def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=t.lr)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum)
+    # One trainer step = one L-BFGS iteration; its curvature history persists across step() calls.
+    return torch.optim.LBFGS(
+        model.parameters(), lr=t.lr, max_iter=1, max_eval=25, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+
+class Trainer:
+    """Owns a model, its optimizer and the data (one tensor on the device)."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset, device: torch.device | str | None = None) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.device = torch.device(device) if device is not None else resolve_device(config.train.device)
+        torch.manual_seed(config.train.seed)
+        self.model = build(config.model, dataset.n_inputs, dataset.image_shape).to(self.device)
+        self.optimizer = make_optimizer(self.model, config)
+        self.x = dataset.train.to(self.device)
+        self.n = self.x.shape[0]
+        self.generator = torch.Generator().manual_seed(config.train.seed)
+        self._order = torch.empty(0, dtype=torch.long, device=self.device)
+        self._cursor = 0
+        self.step_count = 0
+        self.seconds = 0.0
+        self._pending: list[torch.Tensor] = []  # per-step loss vectors not yet synced to the CPU
+        self._terms: list[str] = []
+        self.history_steps: list[int] = []
+        self.history: dict[str, list[float]] = {}
+        self._pending_config: RunConfig | None = None
+        self._last_good = self._state_copy()
+        self.message: str | None = None
+        probe = torch.randperm(self.n, generator=torch.Generator().manual_seed(1234))[:PROBE_SIZE]
+        self.probe = self.x[probe.to(self.device)]
+        shown = dataset.test if dataset.test is not None and len(dataset.test) >= SHOW_SIZE else dataset.train
+        self.show = shown[:SHOW_SIZE].to(self.device)
+
+    # ----- sizes -----------------------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        b = self.config.train.batch_size
+        return self.n if b == 0 or b >= self.n or self.config.train.optimizer == "lbfgs" else b
+
+    @property
+    def total_steps(self) -> int:
+        t = self.config.train
+        if t.epochs is None:
+            return t.steps
+        return max(1, math.ceil(t.epochs * self.n / self.batch_size))
+
+    # ----- live hyperparameters ---------------------------------------------------------------------------
+    def set_live(self, **changes: float) -> None:
+        """Change ρ, β, λ or the learning rate; takes effect at the next step. Validates first."""
+        bad = set(changes) - LIVE_FIELDS
+        if bad:
+            raise ValueError(f"{', '.join(sorted(bad))} cannot change while training; rebuild the model")
+        base = self._pending_config or self.config
+        self._pending_config = base.replace(**changes)  # raises ValueError on a bad value
+
+    def _apply_pending(self) -> None:
+        pending, self._pending_config = self._pending_config, None
+        if pending is None:
+            return
+        self.config = pending
+        for group in self.optimizer.param_groups:
+            group["lr"] = pending.train.lr
+
+    # ----- stepping -----------------------------------------------------------------------------------------
+    def _next_batch(self) -> torch.Tensor:
+        b = self.batch_size
+        if b == self.n:
+            return self.x
+        if self._cursor + b > self._order.numel():
+            self._order = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self._cursor = 0
+        idx = self._order[self._cursor : self._cursor + b]
+        self._cursor += b
+        return self.x.index_select(0, idx)
+
+    def _objective(self, xb: torch.Tensor) -> dict[str, torch.Tensor]:
+        return loss_terms(self.model, xb, self.model(xb), self.config.model)
+
+    def step(self) -> None:
+        """One optimisation step (one L-BFGS iteration for lbfgs). Losses are synced lazily."""
+        self._apply_pending()
+        xb = self._next_batch()
+        if isinstance(self.optimizer, torch.optim.LBFGS):
+            terms_box: list[dict[str, torch.Tensor]] = []
+
+            def closure() -> torch.Tensor:
+                self.optimizer.zero_grad(set_to_none=True)
+                terms = self._objective(xb)
+                terms["total"].backward()
+                terms_box.append(terms)
+                return terms["total"]
+
+            self.optimizer.step(closure)
+            terms = terms_box[0]
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            terms = self._objective(xb)
+            terms["total"].backward()
+            self.optimizer.step()
+        if not self._terms:
+            self._terms = list(terms)
+        self._pending.append(torch.stack([t.detach() for t in terms.values()]))
+        self.step_count += 1
+
+    def sync(self) -> None:
+        """Move pending losses to the history; on NaN/inf restore the last good weights and raise."""
+        if self._pending:
+            values = torch.stack(self._pending).cpu().numpy()
+            first = self.step_count - len(self._pending) + 1
+            self._pending = []
+            bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
+            if bad_rows.size:
+                self._diverge(first + int(bad_rows[0]), values[bad_rows[0]])
+            self.history_steps.extend(range(first, self.step_count + 1))
+            for name, column in zip(self._terms, values.T):
+                self.history.setdefault(name, []).extend(column.tolist())
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self._diverge(self.step_count, None)
+        self._last_good = self._state_copy()
+
+    def _diverge(self, step: int, row: np.ndarray | None) -> None:
+        term = "the weights"
+        if row is not None:
+            term = next((n for n, v in zip(self._terms, row) if not np.isfinite(v) and n != "total"), "total")
+        self.model.load_state_dict(self._last_good["model"])
+        self.step_count = self._last_good["step"]
+        self.optimizer = make_optimizer(self.model, self.config)  # moments may hold NaN too
+        self.message = (
+            f"Training diverged at step {step}: the {term} term became NaN or infinite. "
+            f"Weights were restored to step {self.step_count}. Try a smaller learning rate "
+            f"(now {self.config.train.lr:g}) or a smaller β / λ."
+        )
+        raise DivergedError(self.message)
+
+    def _state_copy(self) -> dict:
+        model = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        return {"model": model, "step": self.step_count}
+
+    # ----- snapshots ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def snapshot(self, status: str = "running", message: str | None = None) -> Snapshot:
+        """Sync, evaluate on the probe set and copy what the views need to the CPU."""
+        if status not in ("diverged",):
+            self.sync()
+        model = self.model
+        recon, codes = metrics.forward_all(model, self.probe)
+        threshold = metrics.active_threshold(model)
+        stats = metrics.unit_stats(codes, threshold)
+        show_recon, _ = metrics.forward_all(model, self.show)
+        latest = {n: v[-1] for n, v in self.history.items()}
+        filters = model.filters() if hasattr(model, "filters") else model.encoder.weight
+        decoder = model.decoder.weight if hasattr(model, "decoder") else filters.T
+        extras = model.snapshot_extras(self.show) if hasattr(model, "snapshot_extras") else {}
+        return Snapshot(
+            step=self.step_count,
+            total_steps=self.total_steps,
+            epoch=self.step_count * self.batch_size / self.n,
+            seconds=self.seconds,
+            samples_per_second=self.step_count * self.batch_size / self.seconds if self.seconds else 0.0,
+            losses=latest,
+            history_steps=np.asarray(self.history_steps),
+            history={n: np.asarray(v) for n, v in self.history.items()},
+            encoder_weight=filters.detach().cpu().numpy().copy(),
+            decoder_weight=decoder.detach().cpu().numpy().copy(),
+            rho_hat=stats["rho_hat"].cpu().numpy(),
+            density=stats["density"].cpu().numpy(),
+            activations=codes.cpu().numpy(),
+            show_inputs=self.show.cpu().numpy(),
+            show_recon=show_recon.cpu().numpy(),
+            metrics=metrics.summary(self.probe, recon, codes, threshold),
+            config=self.config,
+            image_shape=self.dataset.image_shape,
+            status=status,
+            message=message or self.message,
+            extras={k: np.asarray(v.detach().cpu()) for k, v in extras.items()},
+        )
+
+    def run(self, steps: int | None = None) -> Iterator[Snapshot]:
+        """Train up to `steps` more steps (default: until total_steps), yielding a snapshot every
+        `snapshot_every` steps and a final one. A divergence ends the run with a 'diverged' snapshot."""
+        end = self.total_steps if steps is None else self.step_count + steps
+        every = self.config.train.snapshot_every
+        while self.step_count < end:
+            t0 = time.perf_counter()
+            try:
+                for _ in range(min(every - self.step_count % every, end - self.step_count)):
+                    self.step()
+                self.sync()
+            except DivergedError as err:
+                self.seconds += time.perf_counter() - t0
+                yield self.snapshot("diverged", str(err))
+                return
+            self.seconds += time.perf_counter() - t0
+            yield self.snapshot("done" if self.step_count >= end else "running")
