@@ -1,6 +1,11 @@
 """Autoencoder modules. Every model has `encode`, `decode` and a `forward` that returns `AEOutput`.
 
 Variants register a builder in `BUILDERS`; `build(config, n_inputs, image_shape)` picks one.
+The protocol the trainer and the views rely on:
+- `forward(x [batch, n_inputs]) -> AEOutput`; `encode`, `decode`;
+- `filters() -> [units, h·w]` first-layer weights drawn as tiles, `filter_shape` (h, w) if not the image shape;
+- optional `dictionary() -> [n_inputs, units]`, `decayed_weights() -> list`, `activation` (str),
+  `extra_terms(x, out, cfg) -> dict` (more loss terms), `snapshot_extras(x_show) -> dict` (more pictures).
 """
 
 from __future__ import annotations
@@ -103,6 +108,10 @@ class SparseAutoencoder(nn.Module):
     def filters(self) -> torch.Tensor:
         """[hidden, n_inputs] the encoder weights, one row per unit, drawn as filter images."""
         return self.encoder.weight
+
+    def dictionary(self) -> torch.Tensor:
+        """[n_inputs, hidden] the decoder weights; column j is what unit j adds to the output."""
+        return self.decoder.weight
 
 
 def _build_sparse(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> nn.Module:

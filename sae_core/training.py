@@ -60,8 +60,10 @@ class Snapshot:
     """term -> [T] loss values."""
     encoder_weight: np.ndarray
     """[hidden, n_inputs] first-layer filters."""
-    decoder_weight: np.ndarray
-    """[n_inputs, hidden] last-layer dictionary (columns are features)."""
+    decoder_weight: np.ndarray | None
+    """[n_inputs, hidden] last-layer dictionary (columns are features); None if the model has none."""
+    filter_shape: tuple[int, int]
+    """(h, w) of one filter tile: the image shape, or the kernel size for convolutional models."""
     rho_hat: np.ndarray
     """[hidden] mean activation of each unit on the probe set."""
     density: np.ndarray
@@ -245,8 +247,8 @@ class Trainer:
         stats = metrics.unit_stats(codes, threshold)
         show_recon, _ = metrics.forward_all(model, self.show)
         latest = {n: v[-1] for n, v in self.history.items()}
-        filters = model.filters() if hasattr(model, "filters") else model.encoder.weight
-        decoder = model.decoder.weight if hasattr(model, "decoder") else filters.T
+        filters = model.filters()
+        decoder = model.dictionary() if hasattr(model, "dictionary") else None
         extras = model.snapshot_extras(self.show) if hasattr(model, "snapshot_extras") else {}
         return Snapshot(
             step=self.step_count,
@@ -258,7 +260,8 @@ class Trainer:
             history_steps=np.asarray(self.history_steps),
             history={n: np.asarray(v) for n, v in self.history.items()},
             encoder_weight=filters.detach().cpu().numpy().copy(),
-            decoder_weight=decoder.detach().cpu().numpy().copy(),
+            decoder_weight=None if decoder is None else decoder.detach().cpu().numpy().copy(),
+            filter_shape=tuple(getattr(model, "filter_shape", self.dataset.image_shape)),
             rho_hat=stats["rho_hat"].cpu().numpy(),
             density=stats["density"].cpu().numpy(),
             activations=codes.cpu().numpy(),
