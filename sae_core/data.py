@@ -1,0 +1,406 @@
+"""Datasets as in-memory tensors: `load(cfg) -> Dataset`.
+
+Four datasets work with no network at all: scikit-learn's bundled 8×8 `digits`, `natural-patches`
+cut from scikit-learn's bundled photographs (preprocessed as in the UFLDL sparse autoencoder
+exercise), Földiák's `bars` with known ground-truth features, and the user's `upload`.
+MNIST, Fashion-MNIST, KMNIST and CIFAR-10 go through torchvision's own dataset classes, reading
+torchvision's folder layout from a data directory; Debian's `dataset-fashion-mnist` package is
+found too. A download is tried only when the files are missing and a host answers within seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import math
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from sae_core.config import DataConfig
+from sae_core.uploads import UploadError, load_upload_bytes, load_upload_path
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+"""Where Debian's dataset-fashion-mnist package puts the four IDX .gz files."""
+OFFLINE_DATASETS = ("digits", "natural-patches", "bars", "upload")
+CONNECT_TIMEOUT_S = 3.0
+"""Longest wait for a download host before declaring ourselves offline."""
+TEST_FRACTION = 0.1
+LUMINANCE = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as PIL's convert("L")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is elementwise, not a bool
+class Dataset:
+    """A dataset in memory. train: [N, D], test: [M, D], float32 in [0, 1] on the CPU; labels int64."""
+
+    name: str
+    train: torch.Tensor
+    test: torch.Tensor | None
+    train_labels: torch.Tensor | None
+    test_labels: torch.Tensor | None
+    image_shape: tuple[int, int]
+    """(H, W) of one grey image, H * W == D."""
+    ground_truth: torch.Tensor | None = None
+    """The true generating features when known (bars: [16, D])."""
+
+    def __post_init__(self) -> None:
+        h, w = self.image_shape
+        if self.train.ndim != 2 or self.train.shape[1] != h * w:
+            raise ValueError(f"train must be [N, {h * w}] for image_shape {self.image_shape}")
+        if self.test is not None and self.test.shape[1:] != self.train.shape[1:]:
+            raise ValueError(f"test must be [M, {h * w}], got {tuple(self.test.shape)}")
+        for x, y in ((self.train, self.train_labels), (self.test, self.test_labels)):
+            if y is not None and (x is None or len(y) != len(x)):
+                raise ValueError("labels must have one entry per sample")
+
+    @property
+    def n_inputs(self) -> int:
+        return self.train.shape[1]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the app and the CLI show about a dataset before loading it."""
+
+    name: str
+    title: str
+    description: str
+    image_shape: tuple[int, int]
+    """(H, W); (0, 0) when it depends on the uploaded file."""
+    offline: bool
+    """True when it never needs the network."""
+
+
+_INFOS = (
+    ("digits", "Digits 8×8", "1797 handwritten digits bundled with scikit-learn.", (8, 8), True),
+    (
+        "natural-patches",
+        "Natural image patches",
+        "Patches of scikit-learn's sample photos, preprocessed as in UFLDL; learns edge detectors.",
+        (8, 8),
+        True,
+    ),
+    ("bars", "Bars (Földiák)", "Random horizontal and vertical bars: 16 known true features.", (8, 8), True),
+    ("fashion-mnist", "Fashion-MNIST", "70000 28×28 clothing images (Zalando).", (28, 28), False),
+    ("mnist", "MNIST", "70000 28×28 handwritten digits.", (28, 28), False),
+    ("kmnist", "Kuzushiji-MNIST", "70000 28×28 cursive Japanese characters.", (28, 28), False),
+    ("cifar10", "CIFAR-10 (grey)", "60000 32×32 photos of 10 classes, made grey.", (32, 32), False),
+    ("upload", "Your own data", "A .npy/.npz array or a .zip of PNG/JPEG images.", (0, 0), True),
+)
+DATASETS: dict[str, DatasetInfo] = {row[0]: DatasetInfo(*row) for row in _INFOS}
+
+
+class DataUnavailableError(RuntimeError):
+    """The dataset's files are not on disk and could not be downloaded."""
+
+
+def default_data_dir() -> Path:
+    """$SAE_DATA_DIR, else ~/.cache/sae-playground."""
+    env = os.environ.get("SAE_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sae-playground"
+
+
+def load(cfg: DataConfig) -> Dataset:
+    """Load the dataset `cfg` names; deterministic for a given cfg (all sampling seeded by data_seed)."""
+    loaders = {
+        "digits": _load_digits,
+        "natural-patches": _load_natural_patches,
+        "bars": _load_bars,
+        "upload": _load_upload,
+    }
+    if cfg.dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(DATASETS)}")
+    return loaders.get(cfg.dataset, _load_torchvision)(cfg)
+
+
+# ---- offline datasets ------------------------------------------------------------------------
+
+
+def _load_digits(cfg: DataConfig) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.data / 16.0).float()  # pixel counts 0..16 -> [0, 1]
+    y = torch.from_numpy(bunch.target).long()
+    order = torch.randperm(len(x), generator=_rng(cfg.data_seed))
+    n_test = round(0.2 * len(x))
+    train, test = order[n_test:], order[:n_test]
+    x_train, y_train = _truncate(x[train], y[train], cfg)
+    return Dataset("digits", x_train, x[test], y_train, y[test], (8, 8))
+
+
+def _load_natural_patches(cfg: DataConfig) -> Dataset:
+    size = cfg.patch_size
+    patches = normalize_patches(sample_patches(_sample_photos(), cfg.n_patches, size, _rng(cfg.data_seed)))
+    train, test = _split(patches)
+    train, _ = _truncate(train, None, cfg)
+    return Dataset("natural-patches", train, test, None, None, (size, size))
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_photos() -> tuple[np.ndarray, ...]:
+    """scikit-learn's bundled photographs (china.jpg, flower.jpg) as grey [H, W] float64 in [0, 1]."""
+    from sklearn.datasets import load_sample_images
+
+    greys = tuple((image @ LUMINANCE) / 255.0 for image in load_sample_images().images)
+    for g in greys:
+        g.setflags(write=False)  # shared by every caller through the cache
+    return greys
+
+
+def sample_patches(
+    images: tuple[np.ndarray, ...], n: int, size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """n random size×size patches from random images ([H, W] each) -> [n, size*size] (UFLDL sampleIMAGES)."""
+    which = torch.randint(len(images), (n,), generator=generator).numpy()
+    out = np.empty((n, size, size))
+    for i, image in enumerate(images):
+        picked = np.flatnonzero(which == i)
+        rows = torch.randint(image.shape[0] - size + 1, (len(picked),), generator=generator).numpy()
+        cols = torch.randint(image.shape[1] - size + 1, (len(picked),), generator=generator).numpy()
+        windows = np.lib.stride_tricks.sliding_window_view(image, (size, size))
+        out[picked] = windows[rows, cols]
+    return torch.from_numpy(out.reshape(n, size * size))
+
+
+def normalize_patches(patches: torch.Tensor) -> torch.Tensor:
+    """UFLDL normalizeData: [N, D] -> [N, D] float32 in [0.1, 0.9].
+
+    Subtract each patch's own mean (brightness carries no edge information), clip at ±3σ with σ
+    the (n-1) std of all mean-removed values, then map [-3σ, 3σ] linearly onto [0.1, 0.9] so that
+    a sigmoid decoder can reach every target.
+    """
+    x = patches.double()
+    x = x - x.mean(dim=1, keepdim=True)
+    limit = 3 * x.std()
+    if limit == 0:  # all patches flat: nothing to scale, sit in the middle of the range
+        return torch.full_like(x, 0.5).float()
+    x = x.clamp(-limit, limit) / limit
+    return ((x + 1) * 0.4 + 0.1).float()
+
+
+def _load_bars(cfg: DataConfig) -> Dataset:
+    images, ground_truth, _ = bars_images(cfg.n_bars, cfg.bar_prob, _rng(cfg.data_seed))
+    train, test = _split(images)
+    train, _ = _truncate(train, None, cfg)
+    return Dataset("bars", train, test, None, None, (8, 8), ground_truth)
+
+
+def bar_basis(size: int = 8) -> torch.Tensor:
+    """The 2·size single-bar images [2*size, size*size]: rows 0..size-1 horizontal, then vertical."""
+    eye = torch.eye(size)
+    horizontal = eye[:, :, None].expand(size, size, size)  # bar i fills row i
+    vertical = eye[:, None, :].expand(size, size, size)  # bar j fills column j
+    return torch.cat([horizontal, vertical]).reshape(2 * size, size * size).contiguous()
+
+
+def bars_images(
+    n: int, prob: float, generator: torch.Generator, size: int = 8
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Földiák's bars: (images [n, size²] in {0, 1}, ground_truth [2·size, size²], present [n, 2·size] bool).
+
+    Each bar is present independently with probability `prob`; a pixel is 1 where any present bar covers it.
+    """
+    basis = bar_basis(size)
+    present = torch.rand(n, len(basis), generator=generator) < prob
+    images = (present.float() @ basis).clamp(max=1.0)
+    return images, basis, present
+
+
+def _load_upload(cfg: DataConfig) -> Dataset:
+    """The user's file; all of it is training data (uploads are often small), so test is None."""
+    if not cfg.upload:
+        raise UploadError("dataset 'upload' needs a file: set upload to a .npy, .npz or .zip path")
+    x, shape = load_upload_path(cfg.upload)
+    x, _ = _truncate(x, None, cfg)
+    return Dataset("upload", x, None, None, None, shape)
+
+
+# ---- torchvision datasets --------------------------------------------------------------------
+
+
+def _tv_class(name: str) -> type:
+    from torchvision import datasets
+
+    classes = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST", "cifar10": "CIFAR10"}
+    return getattr(datasets, classes[name])
+
+
+def _tv_folder(name: str, root: Path) -> tuple[Path, list[str]]:
+    """The folder torchvision reads under `root` and the file names it needs there."""
+    cls = _tv_class(name)
+    if name == "cifar10":
+        return root / cls.base_folder, [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    return root / cls.__name__ / "raw", [f.removesuffix(".gz") for f, _ in cls.resources]
+
+
+def _load_torchvision(cfg: DataConfig) -> Dataset:
+    root = _ensure_files(cfg.dataset, Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir())
+    x_train, y_train = _read_split(cfg.dataset, str(root), train=True)
+    x_test, y_test = _read_split(cfg.dataset, str(root), train=False)
+    shape = (x_train.shape[1], x_train.shape[2])
+
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(len(x), -1).float().div_(255.0)  # .float() copies: the uint8 cache stays untouched
+
+    x_train, y_train = _truncate(flat(x_train), y_train, cfg)
+    return Dataset(cfg.dataset, x_train, flat(x_test), y_train, y_test.clone(), shape)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_split(name: str, root: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode once per process: (images [N, H, W] uint8 grey, labels [N] int64) via torchvision's class."""
+    ds = _tv_class(name)(root, train=train, download=False)
+    labels = torch.as_tensor(ds.targets, dtype=torch.long)
+    if name == "cifar10":  # [N, 32, 32, 3] RGB -> grey, rounded like PIL's convert("L")
+        return torch.from_numpy(np.rint(ds.data @ LUMINANCE).astype(np.uint8)), labels
+    return ds.data, labels
+
+
+def _ensure_files(name: str, root: Path) -> Path:
+    """Return a root from which torchvision can read `name`, unpacking or downloading if needed."""
+    folder, files = _tv_folder(name, root)
+    if all((folder / f).is_file() for f in files):
+        return root
+    if name != "cifar10" and all((folder / f"{f}.gz").is_file() for f in files):
+        return _gunzip_into(folder, files, name, root)  # a user copied the .gz files torchvision downloads
+    if name == "fashion-mnist" and all((DEBIAN_FASHION_MNIST / f"{f}.gz").is_file() for f in files):
+        return _gunzip_into(DEBIAN_FASHION_MNIST, files, name, root)
+    _try_download(name, root)
+    return root
+
+
+def _gunzip_into(source: Path, files: list[str], name: str, root: Path) -> Path:
+    """Unpack source/<f>.gz into torchvision's layout under root (or a temp root if root is read-only)."""
+    for target_root in (root, Path(tempfile.gettempdir()) / "sae-playground"):
+        folder, _ = _tv_folder(name, target_root)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for f in files:
+                if not (folder / f).is_file():
+                    # Write then rename, so a concurrent reader never sees half a file.
+                    partial = folder / f"{f}.{os.getpid()}.{threading.get_ident()}.part"
+                    with gzip.open(source / f"{f}.gz", "rb") as src, open(partial, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    partial.replace(folder / f)
+            return target_root
+        except PermissionError:
+            continue
+        except (OSError, EOFError) as e:
+            raise DataUnavailableError(f"cannot unpack {source}: {e}") from None
+    raise DataUnavailableError(_missing_message(name, root, "no writable folder to unpack into"))
+
+
+def _try_download(name: str, root: Path) -> None:
+    """Let torchvision download, but only if a host answers quickly: offline, fail in seconds, not minutes.
+
+    A quick TCP connect (DNS included, in a thread so a hanging resolver cannot stall us) decides;
+    $SAE_OFFLINE=1 skips even that. A global socket timeout would be simpler but would also
+    shorten timeouts in every other thread of the web server.
+    """
+    cls = _tv_class(name)
+    url = cls.url if name == "cifar10" else cls.mirrors[0]
+    if os.environ.get("SAE_OFFLINE") == "1" or not _host_answers(urlparse(url).hostname or "", 443):
+        raise DataUnavailableError(_missing_message(name, root, "offline"))
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except Exception as e:  # urllib, tarfile and torchvision raise many kinds
+        raise DataUnavailableError(_missing_message(name, root, f"download failed: {e}")) from None
+
+
+def _host_answers(host: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> bool:
+    answered = threading.Event()
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            answered.set()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return answered.is_set()
+
+
+def _missing_message(name: str, root: Path, why: str) -> str:
+    folder, files = _tv_folder(name, root)
+    apt = " or run `apt-get install dataset-fashion-mnist`" if name == "fashion-mnist" else ""
+    return (
+        f"{name} is not available ({why}): put torchvision's files ({', '.join(files)}; .gz accepted) "
+        f"in {folder}{apt}, or point data_dir / $SAE_DATA_DIR at a folder holding them. "
+        f"Datasets that work offline: {', '.join(OFFLINE_DATASETS)}."
+    )
+
+
+def availability(name: str, data_dir: str | None = None) -> tuple[bool, str]:
+    """(usable now?, why / where found). Looks at the disk only; never downloads."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    offline = {
+        "digits": "bundled with scikit-learn",
+        "natural-patches": "cut from photographs bundled with scikit-learn",
+        "bars": "generated on the fly",
+        "upload": "needs an uploaded .npy, .npz or .zip file",
+    }
+    if name in offline:
+        return True, offline[name]
+    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    folder, files = _tv_folder(name, root)
+    if all((folder / f).is_file() or (folder / f"{f}.gz").is_file() for f in files):
+        return True, f"found in {folder}"
+    if name == "fashion-mnist" and all((DEBIAN_FASHION_MNIST / f"{f}.gz").is_file() for f in files):
+        return True, f"found Debian's dataset-fashion-mnist in {DEBIAN_FASHION_MNIST}"
+    return False, f"not in {folder}; needs a download (internet) or the files placed there"
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _rng(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Hold out the last 10% (x is already in random order) as test; None when too few samples."""
+    n_test = math.floor(TEST_FRACTION * len(x))
+    if n_test == 0:
+        return x, None
+    return x[:-n_test], x[-n_test:]
+
+
+def _truncate(
+    x: torch.Tensor, y: torch.Tensor | None, cfg: DataConfig
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Keep a seeded random subset of cfg.max_samples training samples, in their original order."""
+    if cfg.max_samples is None or cfg.max_samples >= len(x):
+        return x, y
+    keep = torch.randperm(len(x), generator=_rng(cfg.data_seed))[: cfg.max_samples].sort().values
+    return x[keep], None if y is None else y[keep]
+
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DatasetInfo",
+    "DataUnavailableError",
+    "UploadError",
+    "availability",
+    "bar_basis",
+    "bars_images",
+    "default_data_dir",
+    "load",
+    "load_upload_bytes",
+    "normalize_patches",
+    "sample_patches",
+]
