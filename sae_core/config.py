@@ -308,8 +308,9 @@ def _read_field_docs() -> None:
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name in {k.__name__ for k in _SECTIONS.values()}:
             body = node.body
-            for a, b in zip(body, body[1:]):
-                if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+            for a, b in zip(body, body[1:], strict=False):
+                is_doc = isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
+                if isinstance(a, ast.AnnAssign) and is_doc:
                     FIELD_DOCS[a.target.id] = str(b.value.value).strip()
 
 

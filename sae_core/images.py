@@ -69,4 +69,5 @@ def save_png(img: np.ndarray, path: str | Path, lo: float, hi: float, scale: int
     from PIL import Image
 
     pixels = to_uint8(img, lo, hi)
-    Image.fromarray(pixels).resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.NEAREST).save(path)
+    size = (pixels.shape[1] * scale, pixels.shape[0] * scale)
+    Image.fromarray(pixels).resize(size, Image.NEAREST).save(path)

@@ -164,8 +164,10 @@ class TrainingJob:
 
     def _publish(self) -> None:
         with self._lock:
-            self._latest = self.trainer.snapshot(self.status) if self.status != "diverged" else (
-                self.trainer.snapshot("diverged", self.trainer.message)
+            self._latest = (
+                self.trainer.snapshot(self.status)
+                if self.status != "diverged"
+                else (self.trainer.snapshot("diverged", self.trainer.message))
             )
 
     def _wait_idle(self) -> None:

@@ -3,7 +3,8 @@
 Variants register a builder in `BUILDERS`; `build(config, n_inputs, image_shape)` picks one.
 The protocol the trainer and the views rely on:
 - `forward(x [batch, n_inputs]) -> AEOutput`; `encode`, `decode`;
-- `filters() -> [units, h·w]` first-layer weights drawn as tiles, `filter_shape` (h, w) if not the image shape;
+- `filters() -> [units, h·w]` first-layer weights drawn as tiles;
+  `filter_shape` (h, w) when a tile is not the image shape;
 - optional `dictionary() -> [n_inputs, units]`, `decayed_weights() -> list`, `activation` (str),
   `extra_terms(x, out, cfg) -> dict` (more loss terms), `snapshot_extras(x_show) -> dict` (more pictures).
 """

@@ -211,7 +211,7 @@ class Trainer:
             if bad_rows.size:
                 self._diverge(first + int(bad_rows[0]), values[bad_rows[0]])
             self.history_steps.extend(range(first, self.step_count + 1))
-            for name, column in zip(self._terms, values.T):
+            for name, column in zip(self._terms, values.T, strict=True):
                 self.history.setdefault(name, []).extend(column.tolist())
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             self._diverge(self.step_count, None)
@@ -220,7 +220,8 @@ class Trainer:
     def _diverge(self, step: int, row: np.ndarray | None) -> None:
         term = "the weights"
         if row is not None:
-            term = next((n for n, v in zip(self._terms, row) if not np.isfinite(v) and n != "total"), "total")
+            bad = [n for n, v in zip(self._terms, row, strict=True) if not np.isfinite(v) and n != "total"]
+            term = bad[0] if bad else "total"
         self.model.load_state_dict(self._last_good["model"])
         self.step_count = self._last_good["step"]
         self.optimizer = make_optimizer(self.model, self.config)  # moments may hold NaN too
