@@ -1,0 +1,5 @@
+"""`python -m sae_core ...` runs the `sae` command line."""
+
+from .cli import main
+
+raise SystemExit(main())

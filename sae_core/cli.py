@@ -1,0 +1,312 @@
+"""The `sae` command line: train, encode, gradcheck, datasets.
+
+`sae train` has one flag per config field (kebab-case, generated from sae_core.config, so a new
+field gets a flag with no change here). Errors the user can fix print one line,
+`sae: error: ...`, and exit with status 2; a diverged run still saves its restored weights and
+exits with status 3. Set SAE_DEBUG=1 to get the traceback instead of the one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import typing
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from . import config as config_module
+from . import data, export, gradcheck, images, metrics
+from .config import FIELD_DOCS, FIELD_SECTION, RunConfig, field_type
+
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+EXIT_GRADCHECK_FAILED = 1
+
+
+class UsageError(Exception):
+    """A mistake in the command line; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so main() controls the output."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.run(args)
+    except SystemExit as e:  # --help and --version
+        return e.code if isinstance(e.code, int) else 0
+    except KeyboardInterrupt:
+        print("\nsae: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, OSError, data.DataUnavailableError) as e:
+        # UploadError is a ValueError; config validation raises ValueError naming the field.
+        if os.environ.get("SAE_DEBUG") == "1":  # developers: see where it came from
+            raise
+        print(f"sae: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sae", description="Sparse Autoencoder Playground from the command line.")
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+
+    train = commands.add_parser("train", help="train an autoencoder and save model, metrics and figures")
+    _add_config_flags(train)
+    train.add_argument("--out", metavar="DIR", help="folder for model, config, metrics and PNG figures")
+    train.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    train.set_defaults(run=cmd_train)
+
+    encode = commands.add_parser("encode", help="hidden codes of inputs under a saved model")
+    encode.add_argument("--model", required=True, metavar="DIR", help="folder written by `sae train --out`")
+    encode.add_argument(
+        "--input", required=True, metavar="X.npy", help="[N, D] or [N, H, W]; floats in [0, 1] or uint8"
+    )
+    encode.add_argument(
+        "--output", required=True, metavar="H.npy", help="where to write the [N, hidden] codes"
+    )
+    encode.set_defaults(run=cmd_encode)
+
+    check = commands.add_parser("gradcheck", help="compare autograd gradients with finite differences")
+    check.add_argument("--eps", type=float, default=1e-6, help="finite-difference step (default: 1e-6)")
+    check.add_argument(
+        "--tol", type=float, default=gradcheck.TOLERANCE, help="largest relative error allowed"
+    )
+    check.add_argument("--seed", type=int, default=0, help="seed of the tiny model and inputs")
+    check.set_defaults(run=cmd_gradcheck)
+
+    listing = commands.add_parser("datasets", help="list datasets and whether they are available here")
+    listing.add_argument("--data-dir", metavar="DIR", help="folder with torchvision-layout datasets")
+    listing.set_defaults(run=cmd_datasets)
+    return parser
+
+
+# ----- train ------------------------------------------------------------------------------------------------
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One `--field-name VALUE` per config field; absent flags keep the config's defaults."""
+    defaults = RunConfig().flat()
+    groups = {s: parser.add_argument_group(f"{s} options") for s in dict.fromkeys(FIELD_SECTION.values())}
+    for name, section in FIELD_SECTION.items():
+        choices = _choices(name)
+        hint = str(field_type(name))
+        metavar = (
+            "{" + ",".join(choices) + "}" if choices else ("N,N,..." if hint.startswith("tuple") else None)
+        )
+        default = defaults[name]
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        groups[section].add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=argparse.SUPPRESS,
+            metavar=metavar or name.upper(),
+            nargs="?" if hint.startswith("bool") else None,
+            const="true" if hint.startswith("bool") else None,
+            help=_flag_help(name, shown),
+        )
+
+
+def _flag_help(name: str, default: Any) -> str:
+    doc = FIELD_DOCS.get(name, "")
+    text = doc if "(default:" in doc else f"{doc} (default: {default})"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _choices(name: str) -> tuple[str, ...]:
+    alias = getattr(config_module, str(field_type(name)), None)
+    return typing.get_args(alias) if typing.get_origin(alias) is typing.Literal else ()
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig the flags describe (coerced and validated by the config itself)."""
+    return RunConfig.from_flat({name: getattr(args, name) for name in FIELD_SECTION if hasattr(args, name)})
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import Trainer
+
+    cfg = config_from_args(args)
+    dataset = data.load(cfg.data)
+    trainer = Trainer(cfg, dataset)
+    progress = Progress(enabled=not args.quiet)
+    last = None
+    for last in trainer.run():
+        progress.update(last)
+    progress.close()
+    summary = final_metrics(trainer, last, dataset)
+    if args.out:
+        write_run(args.out, trainer, last, summary)
+    print(_format_metrics(summary))
+    if last.status == "diverged":
+        print(f"sae: {last.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
+def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, Any]:
+    """metrics.evaluate on the whole training set plus run facts and the last step's loss terms."""
+    out: dict[str, Any] = metrics.evaluate(trainer.model, trainer.x)
+    if dataset.test is not None:
+        test = metrics.evaluate(trainer.model, dataset.test.to(trainer.device))
+        out.update({f"test_{k}": v for k, v in test.items()})
+    out.update(
+        steps=snap.step,
+        seconds=snap.seconds,
+        samples_per_second=snap.samples_per_second,
+        device=str(trainer.device),
+        status=snap.status,
+    )
+    out.update({f"loss_{k}": v for k, v in snap.losses.items()})
+    return out
+
+
+def write_run(out_dir: str | Path, trainer: Any, snap: Any, summary: dict[str, Any]) -> Path:
+    """model.safetensors, config.json, metrics.json, filters.png and reconstructions.png in out_dir."""
+    shape = trainer.dataset.image_shape
+    out = export.save(trainer.model, trainer.config, out_dir, summary, image_shape=shape)
+    filters = snap.encoder_weight
+    tile = shape if filters.shape[1] == shape[0] * shape[1] else export.guess_image_shape(filters.shape[1])
+    images.save_png(images.filter_montage(filters, tile), out / "filters.png", lo=-1, hi=1)
+    pairs = np.concatenate([snap.show_inputs, snap.show_recon])
+    grid = images.montage(pairs, shape, cols=len(snap.show_inputs))
+    images.save_png(grid, out / "reconstructions.png", lo=0, hi=1)
+    return out
+
+
+class Progress:
+    """A one-line progress bar on stderr: redrawn in place on a terminal, every 10% otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True, width: int = 24) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled, self.width = enabled, width
+        self.tty = self.stream.isatty()
+        self._next_tenth = 0
+        self._drawn = False
+
+    def update(self, snap: Any) -> None:
+        if not self.enabled:
+            return
+        filled = round(self.width * snap.progress)
+        loss = snap.losses.get("total", float("nan"))
+        line = (
+            f"step {snap.step}/{snap.total_steps} [{'#' * filled}{'.' * (self.width - filled)}] "
+            f"loss {loss:.4g}  {snap.samples_per_second:,.0f} samples/s"
+        )
+        if self.tty:
+            self.stream.write("\r" + line.ljust(79))
+            self._drawn = True
+        elif snap.progress * 10 >= self._next_tenth or snap.status != "running":
+            self.stream.write(line + "\n")
+            self._next_tenth = int(snap.progress * 10) + 1
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _format_metrics(summary: dict[str, Any]) -> str:
+    keys = (
+        "recon_error",
+        "fve",
+        "mean_activation",
+        "l0",
+        "dead_fraction",
+        "loss_total",
+        "samples_per_second",
+    )
+    return "  ".join(f"{k}={summary[k]:.4g}" for k in keys if k in summary)
+
+
+# ----- encode -----------------------------------------------------------------------------------------------
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    model, _, image_shape = export.load(args.model)
+    x = read_inputs(args.input, image_shape)
+    with torch.no_grad():
+        codes = torch.cat([model.encode(chunk) for chunk in x.split(4096)]) if len(x) else x[:, :0]
+    np.save(args.output, codes.numpy().astype(np.float32))
+    print(f"wrote {args.output}: {len(codes)} codes of {codes.shape[1]} units")
+    return 0
+
+
+def read_inputs(path: str | Path, image_shape: tuple[int, int]) -> torch.Tensor:
+    """[N, D] float32 from an .npy of [N, D] or [N, H, W] (uint8 scaled by 1/255); D must be H·W."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"input file {path} does not exist")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path} is not a readable .npy array ({_one_line(e)})") from None
+    d = image_shape[0] * image_shape[1]
+    if array.ndim == 3 and tuple(array.shape[1:]) != tuple(image_shape):
+        raise ValueError(
+            f"{path} holds {array.shape[1]}×{array.shape[2]} images; the model expects {image_shape}"
+        )
+    if array.ndim not in (2, 3) or array.reshape(len(array), -1).shape[1] != d:
+        raise ValueError(
+            f"{path} has shape {list(array.shape)}; the model expects [N, {d}] or [N, *{image_shape}]"
+        )
+    if array.dtype == np.uint8:
+        array = array / 255.0
+    elif not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{path} has dtype {array.dtype}; use floats in [0, 1] or uint8")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path} contains NaN or infinite values")
+    return torch.from_numpy(np.ascontiguousarray(array.reshape(len(array), d), dtype=np.float32))
+
+
+# ----- gradcheck and datasets -------------------------------------------------------------------------------
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    results = gradcheck.check_all(seed=args.seed, eps=args.eps)
+    print("relative error ‖g_analytic − g_numeric‖ / ‖g_analytic + g_numeric‖, float64, eps", f"{args.eps:g}")
+    print(f"{'penalty':<8} {'parameter':<16} {'rel. error':>10}")
+    worst = 0.0
+    for penalty, errors in results.items():
+        for name, err in errors.items():
+            flag = "" if err <= args.tol else "  FAIL"
+            print(f"{penalty:<8} {name:<16} {err:>10.2e}{flag}")
+            worst = max(worst, err)
+    verdict = "ok" if worst <= args.tol else "FAILED"
+    print(f"largest {worst:.2e}, tolerance {args.tol:g}: {verdict}")
+    return 0 if worst <= args.tol else EXIT_GRADCHECK_FAILED
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    rows = [("name", "shape", "available", "description", "where / why")]
+    for name, info in data.DATASETS.items():
+        ok, why = data.availability(name, args.data_dir)
+        shape = "any" if info.image_shape == (0, 0) else "×".join(map(str, info.image_shape))
+        rows.append((name, shape, "yes" if ok else "no", info.description, why))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    return 0
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, OSError) and e.filename:
+        text = f"{e.strerror}: {e.filename}"
+    return " ".join(text.split())
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"sae {__version__}"
