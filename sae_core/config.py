@@ -133,7 +133,7 @@ class ModelConfig:
             _fail("beta", ">= 0 and finite", self.beta)
         if not self.weight_decay >= 0.0 or math.isinf(self.weight_decay):
             _fail("weight_decay", ">= 0 and finite", self.weight_decay)
-        if not 1 <= self.k <= self.hidden:
+        if self.k < 1 or (self.uses_topk and self.k > self.hidden):
             _fail("k", f"in [1, hidden={self.hidden}]", self.k)
         if self.penalty == "kl" and self.hidden_activation != "sigmoid":
             # KL(ρ‖ρ̂) compares Bernoulli means, so ρ̂ must be a mean of values in (0, 1).
@@ -150,6 +150,11 @@ class ModelConfig:
             _fail("latent", ">= 1", self.latent)
         if not self.contraction >= 0.0:
             _fail("contraction", ">= 0", self.contraction)
+
+    @property
+    def uses_topk(self) -> bool:
+        """Whether k matters: the top-k penalty or the k-sparse variant."""
+        return self.penalty == "topk" or self.variant == "ksparse"
 
     @property
     def hidden_activation(self) -> str:
