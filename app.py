@@ -1,0 +1,34 @@
+"""Sparse Autoencoder Playground: the Streamlit entry point (`streamlit run app.py`).
+
+Sets up the page, reads settings from the URL once per session, draws the shared sidebar and runs the
+page the user picked. Pages live in pages/; the library in sae_core/ knows nothing of Streamlit.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # `pages.common` and `sae_core` import from here under any runner
+    sys.path.insert(0, str(ROOT))
+
+from pages import common  # noqa: E402
+from sae_core.training import resolve_device  # noqa: E402
+
+st.set_page_config(page_title="Sparse Autoencoder Playground", page_icon="🧩", layout="wide")
+
+home = st.Page("pages/home.py", title="Home", icon="🏠", default=True)
+train = st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train")
+page = st.navigation([home, train])
+
+common.read_query_params()
+
+with st.sidebar:
+    device = resolve_device("auto")
+    names = {"cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple MPS"}
+    st.caption(f"Training on: **{names.get(device.type, device.type)}**")
+
+page.run()

@@ -1,0 +1,203 @@
+"""What the pages share: per-session settings, the URL, the server-wide training slots, cached datasets.
+
+Not a page itself (app.py lists the pages). The settings dict in `st.session_state[SETTINGS]` is the
+source of truth for the run configuration: widgets are initialised from it and write back to it in
+their callbacks, because Streamlit drops a widget's state when the page that draws it is not shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+import streamlit as st
+
+from sae_core import data
+from sae_core.config import FIELD_SECTION, LIVE_FIELDS, DataConfig, RunConfig
+from sae_core.jobs import TrainingJob
+from sae_core.presets import DEFAULT_PRESET, load_presets
+
+MAX_TRAINING_JOBS = 4
+"""Jobs allowed to train at once on this server (all browser sessions together)."""
+IDLE_TIMEOUT_S = 30.0
+"""A job pauses itself when no page has drawn it for this long (its tab was closed)."""
+
+WIDGET_KEYS = (
+    "dataset",
+    "variant",
+    "penalty",
+    "k",
+    "rho",
+    "beta",
+    "weight_decay",
+    "hidden",
+    "lr",
+    "batch_size",
+    "optimizer",
+    "steps",
+    "seed",
+)
+"""Config fields that the Train page has a widget for; the widget's key is the field name."""
+
+# st.session_state keys
+SETTINGS = "settings"
+"""Flat config mapping (only the fields that differ from RunConfig defaults are needed)."""
+ERRORS = "setting_errors"
+"""field -> message for values that were refused; shown next to the control."""
+JOB = "job"
+"""The current TrainingJob of this browser session."""
+PREVIOUS = "previous_job"
+"""The job replaced by the last rebuild, kept until the user discards it."""
+NOTICE = "notice"
+"""A one-off message for the next run of the Train page (e.g. "model rebuilt")."""
+URL_READ = "url_read"
+
+
+@st.cache_resource
+def training_slots() -> threading.BoundedSemaphore:
+    """One semaphore for the whole server: a job holds a slot while its thread trains."""
+    return threading.BoundedSemaphore(MAX_TRAINING_JOBS)
+
+
+@st.cache_resource
+def presets() -> dict:
+    return load_presets()
+
+
+@st.cache_data(max_entries=4, show_spinner="Loading data…")
+def _load_dataset(**fields: Any) -> data.Dataset:
+    return data.load(DataConfig(**fields))
+
+
+def load_dataset(cfg: DataConfig) -> data.Dataset:
+    """data.load through st.cache_data, keyed on the DataConfig's fields."""
+    return _load_dataset(**dataclasses.asdict(cfg))
+
+
+# ----- settings -------------------------------------------------------------------------------------------
+def presets_default() -> str:
+    return DEFAULT_PRESET
+
+
+def base_settings() -> dict[str, Any]:
+    """What a new session starts with: the offline default preset."""
+    return dict(presets()[DEFAULT_PRESET].flat)
+
+
+def settings() -> dict[str, Any]:
+    if SETTINGS not in st.session_state:
+        st.session_state[SETTINGS] = base_settings()
+    return st.session_state[SETTINGS]
+
+
+def errors() -> dict[str, str]:
+    if ERRORS not in st.session_state:
+        st.session_state[ERRORS] = {}
+    return st.session_state[ERRORS]
+
+
+def current_config() -> RunConfig:
+    return RunConfig.from_flat(settings())
+
+
+def apply_setting(key: str, value: Any) -> bool:
+    """Validate and store one field; on a bad value remember the message and keep the old setting."""
+    try:
+        cfg = RunConfig.from_flat({**settings(), key: value})
+    except ValueError as err:
+        errors()[key] = str(err)
+        return False
+    errors().pop(key, None)
+    settings()[key] = cfg.flat()[key]  # the coerced value ("0.1" -> 0.1)
+    return True
+
+
+def apply_preset(name: str) -> None:
+    """Replace every setting by the preset's; widgets pick the new values up when next drawn."""
+    st.session_state[SETTINGS] = {**base_settings(), **presets()[name].flat}
+    st.session_state[ERRORS] = {}
+    for key in WIDGET_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state[NOTICE] = f"Loaded the preset “{presets()[name].title}”."
+
+
+# ----- the URL --------------------------------------------------------------------------------------------
+def read_query_params() -> None:
+    """Once per session: settings from the URL (?rho=0.01&beta=5); bad values are refused with a message."""
+    if st.session_state.get(URL_READ):
+        return
+    st.session_state[URL_READ] = True
+    params = st.query_params.to_dict()
+    if not params:
+        return
+    settings()
+    unknown = sorted(k for k in params if k not in FIELD_SECTION)
+    for key, value in params.items():
+        if key in FIELD_SECTION:
+            apply_setting(key, value)
+    for key in WIDGET_KEYS:
+        st.session_state.pop(key, None)
+    if unknown:
+        st.session_state[NOTICE] = f"Ignored unknown URL parameter(s): {', '.join(unknown)}."
+
+
+def write_query_params(cfg: RunConfig) -> None:
+    """Put every field that differs from the session default into the URL, so a link reopens this run."""
+    base = RunConfig.from_flat(base_settings()).flat()
+    wanted = {k: _url_value(v) for k, v in cfg.flat().items() if v != base[k] and k != "upload"}
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def _url_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+# ----- the job --------------------------------------------------------------------------------------------
+def structural(cfg: RunConfig) -> dict[str, Any]:
+    """The fields whose change needs a new model (everything except ρ, β, λ, lr)."""
+    return {k: v for k, v in cfg.flat().items() if k not in LIVE_FIELDS}
+
+
+def current_job() -> TrainingJob | None:
+    return st.session_state.get(JOB)
+
+
+def build_job(cfg: RunConfig) -> TrainingJob:
+    """A fresh job on the (cached) dataset; raises DataUnavailableError / UploadError / ValueError."""
+    dataset = load_dataset(cfg.data)
+    return TrainingJob(cfg, dataset, slots=training_slots(), idle_timeout=IDLE_TIMEOUT_S)
+
+
+def retire_job(reason: str) -> None:
+    """Stop the current job; keep it as the previous run if it has trained at all."""
+    job = current_job()
+    if job is None:
+        return
+    job.stop()
+    st.session_state[JOB] = None
+    if job.step_count > 0:
+        st.session_state[PREVIOUS] = job
+        st.session_state[NOTICE] = f"{reason} The previous run (step {job.step_count}) is kept below."
+    else:
+        st.session_state[NOTICE] = reason
+
+
+def sync_job(cfg: RunConfig) -> TrainingJob:
+    """The session's job for cfg: reuse it when only live fields differ, else rebuild."""
+    job = current_job()
+    if job is not None and structural(job.config) != structural(cfg):
+        changed = [k for k, v in structural(cfg).items() if structural(job.config).get(k) != v]
+        retire_job(f"Changed {', '.join(changed)}: that needs a new model, so one was built.")
+        job = None
+    if job is None:
+        job = build_job(cfg)
+        st.session_state[JOB] = job
+        return job
+    live = {k: v for k, v in cfg.flat().items() if k in LIVE_FIELDS and job.config.flat()[k] != v}
+    if live:
+        job.set_live(**live)
+    return job

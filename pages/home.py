@@ -1,0 +1,87 @@
+"""Home page: what a sparse autoencoder is, and preset cards that open the Train page configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages import common
+from sae_core import data
+
+PICTURE = Path(__file__).resolve().parent.parent / "assets" / "home-picture.png"
+TRAIN_PAGE = "pages/train.py"
+ALTERNATIVE = {"mnist": "fashion-mnist"}
+"""When a preset's dataset is missing, the card offers the same recipe on this dataset instead."""
+
+
+def open_preset(name: str, dataset: str | None = None) -> None:
+    common.apply_preset(name)
+    if dataset is not None:
+        common.settings()["dataset"] = dataset
+    st.switch_page(TRAIN_PAGE)
+
+
+def preset_card(preset) -> None:
+    ok, where = data.availability(preset.dataset)
+    with st.container(border=True, height="stretch"):
+        st.markdown(f"#### {preset.title}")
+        st.write(preset.blurb)
+        if preset.name == common.presets_default():
+            st.caption("The offline default.")
+        if ok:
+            if st.button("Open in Train", key=f"preset_{preset.name}", type="primary", width="stretch"):
+                open_preset(preset.name)
+            return
+        st.warning(f"{data.DATASETS[preset.dataset].title} is not installed here ({where}).", icon="📦")
+        st.caption(_how_to_get(preset.dataset))
+        alternative = ALTERNATIVE.get(preset.dataset)
+        if alternative and data.availability(alternative)[0]:
+            label = f"Same recipe on {data.DATASETS[alternative].title}"
+            if st.button(label, key=f"preset_{preset.name}_{alternative}", width="stretch"):
+                open_preset(preset.name, alternative)
+        elif st.button("Open in Train anyway", key=f"preset_{preset.name}", width="stretch"):
+            open_preset(preset.name)
+
+
+def _how_to_get(dataset: str) -> str:
+    folder = data.default_data_dir()
+    if dataset == "fashion-mnist":
+        return (
+            "Install it with `sudo apt-get install dataset-fashion-mnist`, or go online once to download it."
+        )
+    return (
+        f"It downloads itself the first time the app runs with internet access. Offline, copy torchvision's "
+        f"{dataset} files into `{folder}` (or set `$SAE_DATA_DIR`)."
+    )
+
+
+def main() -> None:
+    st.title("Sparse Autoencoder Playground")
+    text, picture = st.columns([1, 1.4], gap="large")
+    with text:
+        st.markdown(
+            "An **autoencoder** is a small neural network trained to copy its input to its output through a "
+            "layer of hidden units, so it must find a compact code for the data.\n\n"
+            "A **sparse** autoencoder adds a penalty that keeps each hidden unit silent most of the time: "
+            "the KL term pushes every unit's mean activation ρ̂ⱼ towards a small target ρ, weighted by β.\n\n"
+            "Forced to explain each input with a few active units, the units learn reusable parts of the "
+            "data: edge detectors on photographs, pen strokes on handwritten digits."
+        )
+        st.markdown("Pick a preset below, press **Train**, and move ρ and β while it learns.")
+    with picture:
+        if PICTURE.exists():
+            st.image(
+                str(PICTURE),
+                caption="A real run (UFLDL recipe, 400 L-BFGS steps): each tile on the right is the input "
+                "pattern that most excites one hidden unit.",
+            )
+    st.subheader("Presets")
+    presets = list(common.presets().values())
+    for start in range(0, len(presets), 3):
+        for col, preset in zip(st.columns(3), presets[start : start + 3], strict=False):
+            with col:
+                preset_card(preset)
+
+
+main()
