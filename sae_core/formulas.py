@@ -1,0 +1,87 @@
+"""The objective as LaTeX (KaTeX-compatible, for st.latex) with the run's current numbers substituted.
+
+The page shows the formula next to the pictures so the student sees which term each slider moves.
+"""
+
+from __future__ import annotations
+
+from .config import ModelConfig, RunConfig
+from .losses import EPS
+
+
+def tex_number(x: float) -> str:
+    """A number as LaTeX: 0.05 -> '0.05', 1e-4 -> '10^{-4}', 2.5e-5 -> '2.5 \\cdot 10^{-5}'."""
+    if x == 0 or 1e-3 <= abs(x) < 1e4:
+        return f"{x:.3g}"
+    mantissa, exponent = f"{x:.2e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    power = f"10^{{{int(exponent)}}}"
+    return power if mantissa == "1" else rf"{mantissa} \cdot {power}"
+
+
+RECONSTRUCTION = r"\frac{1}{2}\cdot\frac{1}{m}\sum_{i=1}^{m}\bigl\lVert \hat{x}^{(i)} - x^{(i)} \bigr\rVert^2"
+
+
+def _weight_decay(lam: float) -> str:
+    return rf"\frac{{{tex_number(lam)}}}{{2}}\bigl(\lVert W_1 \rVert_F^2 + \lVert W_2 \rVert_F^2\bigr)"
+
+
+def _sparsity(model: ModelConfig) -> str | None:
+    beta = tex_number(model.beta)
+    if model.penalty == "kl":
+        rho = tex_number(model.rho)
+        return rf"{beta}\sum_{{j=1}}^{{{model.hidden}}} \mathrm{{KL}}\bigl({rho} \,\big\|\, \hat\rho_j\bigr)"
+    if model.penalty == "l1":
+        per_sample = rf"\sum_{{j=1}}^{{{model.hidden}}} \bigl|h_j^{{(i)}}\bigr|"
+        return rf"{beta}\cdot\frac{{1}}{{m}}\sum_{{i=1}}^{{m}}" + per_sample
+    return None
+
+
+def _variant_terms(model: ModelConfig) -> list[str]:
+    """Extra terms some variants add to the objective."""
+    if model.variant == "contractive":
+        return [
+            rf"{tex_number(model.contraction)}\,\Bigl\lVert \frac{{\partial h}}{{\partial x}} \Bigr\rVert_F^2"
+        ]
+    if model.variant == "vae":
+        return [r"\mathrm{KL}\bigl(q(z \mid x) \,\big\|\, \mathcal{N}(0, I)\bigr)"]
+    return []
+
+
+def _aligned(lines: list[str]) -> str:
+    """Lines joined in a KaTeX `aligned` block: one term per line keeps the formula inside a page column."""
+    return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
+
+
+def objective_latex(config: RunConfig | ModelConfig) -> str:
+    """J(W, b) for this run with ρ, β, λ (and k for top-k) written in as numbers, one term per line."""
+    model = config.model if isinstance(config, RunConfig) else config
+    terms = [RECONSTRUCTION]
+    if model.weight_decay > 0:
+        terms.append(_weight_decay(model.weight_decay))
+    sparsity = _sparsity(model)
+    if sparsity is not None:
+        terms.append(sparsity)
+    terms += _variant_terms(model)
+    lines = [r"J(W, b) &= " + terms[0]] + [r"&\quad + " + term for term in terms[1:]]
+    if model.penalty == "topk":
+        k = model.k
+        keep = rf"\text{{(keep the {k} largest, zero the rest)}}"
+        lines.append(rf"h &= \mathrm{{top}}_{{{k}}}(W_1 x + b_1) \quad " + keep)
+    if model.variant == "denoising":
+        lines.append(r"&\text{where } \hat{x} \text{ is decoded from a corrupted copy } \tilde{x}")
+    return _aligned(lines)
+
+
+def kl_latex(rho: float) -> str:
+    """The Bernoulli KL divergence, in symbols and with ρ substituted, and the definition of ρ̂ⱼ."""
+    r, one_minus, eps = tex_number(rho), tex_number(1.0 - rho), tex_number(EPS)
+    return _aligned(
+        [
+            r"\mathrm{KL}(\rho \,\|\, \hat\rho_j) &= \rho \log\frac{\rho}{\hat\rho_j}"
+            r" + (1-\rho)\log\frac{1-\rho}{1-\hat\rho_j}",
+            rf"&= {r}\log\frac{{{r}}}{{\hat\rho_j}} + {one_minus}\log\frac{{{one_minus}}}{{1-\hat\rho_j}}",
+            r"\hat\rho_j &= \frac{1}{m}\sum_{i=1}^{m} h_j\bigl(x^{(i)}\bigr)"
+            rf" \quad \text{{(clamped to }} [{eps},\, 1 - {eps}] \text{{)}}",
+        ]
+    )
