@@ -1,0 +1,225 @@
+"""Plotly figures of a training snapshot: pure functions `*_figure(snapshot) -> go.Figure`.
+
+This module draws the loss curves and the pictures (filters, reconstructions); the histograms of unit
+activity, the KL curve and the metric row live in `figures_activity` and are re-exported here, so pages
+only need `from sae_core import figures`. Everything is numpy: images are one montage in one heatmap,
+histograms are binned here and sent as bars, long curves are downsampled.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .figures_activity import (
+    activation_histogram,
+    density_histogram,
+    empty_figure,
+    figure,
+    kl_curve_figure,
+    kl_numpy,
+    metrics_row,
+    rho_hat_histogram,
+)
+from .images import filter_montage, grid_shape, montage
+
+if TYPE_CHECKING:
+    from .training import Snapshot
+
+GREY = [[0.0, "black"], [1.0, "white"]]
+"""Low values black, high values white (plotly's named 'Greys' runs the other way in some versions)."""
+GAP_COLOUR = "#35506b"
+"""Background showing through the NaN gaps between tiles: slate blue, never mistaken for a weight."""
+TERM_COLOURS = {
+    "reconstruction": "#1f77b4",
+    "sparsity": "#d62728",
+    "weight_decay": "#2ca02c",
+    "total": "#222",
+}
+
+__all__ = [
+    "loss_figure",
+    "filters_figure",
+    "reconstructions_figure",
+    "rho_hat_histogram",
+    "activation_histogram",
+    "density_histogram",
+    "kl_curve_figure",
+    "metrics_row",
+    "empty_figure",
+    "kl_numpy",
+    "downsample_indices",
+    "term_label",
+]
+
+
+# ----- loss curves ---------------------------------------------------------------------------------------
+def term_label(term: str, penalty: str) -> str:
+    """Legend name of a loss term as the trainer names it."""
+    if term == "sparsity":
+        return {"kl": "sparsity (β·ΣKL)", "l1": "sparsity (β·L1)"}.get(penalty, "sparsity")
+    return term.replace("_", " ")
+
+
+def downsample_indices(values: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices of at most `max_points` points of a long curve, first and last always kept.
+
+    Min/max bucketing: the interior is cut into equal buckets and each keeps its lowest and its highest
+    point, so spikes (a learning rate that is too high) survive the thinning. values: [T] -> [≤ max_points].
+    """
+    t = len(values)
+    if t <= max_points:
+        return np.arange(t)
+    buckets = max(1, (max_points - 2) // 2)
+    size = math.ceil((t - 2) / buckets)
+    buckets = math.ceil((t - 2) / size)
+    interior = np.full(buckets * size, np.nan)
+    interior[: t - 2] = values[1:-1]
+    rows = interior.reshape(buckets, size)
+    offsets = 1 + np.arange(buckets) * size
+    lows, highs = offsets + np.nanargmin(rows, axis=1), offsets + np.nanargmax(rows, axis=1)
+    return np.unique(np.concatenate([[0], lows, highs, [t - 1]]))
+
+
+def loss_figure(snap: Snapshot, log_y: bool = False, max_points: int = 1000) -> go.Figure:
+    """Every loss term and their total against the step; long histories are downsampled per term."""
+    steps = np.asarray(snap.history_steps)
+    if steps.size == 0 or not snap.history:
+        return empty_figure(
+            "Loss", "Press Train to start", "step", "loss", xaxis={"range": [0, snap.total_steps]}
+        )
+    names = [t for t in snap.history if t != "total"] + (["total"] if "total" in snap.history else [])
+    traces = []
+    for term in names:
+        values = np.asarray(snap.history[term], dtype=np.float64)
+        keep = downsample_indices(values, max_points)
+        line = {"color": TERM_COLOURS.get(term), "width": 2.5 if term == "total" else 1.5}
+        label = term_label(term, snap.config.model.penalty)
+        traces.append(go.Scatter(x=steps[keep], y=values[keep], mode="lines", name=label, line=line))
+    return figure(
+        traces,
+        f"Loss terms (step {snap.step:,} of {snap.total_steps:,})",
+        "step",
+        "loss (log scale)" if log_y else "loss",
+        yaxis={"type": "log"} if log_y else None,
+        showlegend=True,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        hovermode="x unified",
+    )
+
+
+# ----- images -----------------------------------------------------------------------------------------------
+def _unit_map(n: int, shape: tuple[int, int], cols: int | None = None) -> np.ndarray:
+    """[rows·(h+1)+1, cols·(w+1)+1] the unit index under each montage pixel, NaN in the gaps."""
+    h, w = shape
+    rows, cols = grid_shape(n, cols)
+    out = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1), np.nan, dtype=np.float32)
+    tile_rows = np.full(rows * (h + 1) + 1, -1)
+    tile_cols = np.full(cols * (w + 1) + 1, -1)
+    for r in range(rows):
+        tile_rows[1 + r * (h + 1) : 1 + r * (h + 1) + h] = r
+    for c in range(cols):
+        tile_cols[1 + c * (w + 1) : 1 + c * (w + 1) + w] = c
+    unit = tile_rows[:, None] * cols + tile_cols[None, :]
+    inside = (tile_rows[:, None] >= 0) & (tile_cols[None, :] >= 0) & (unit < n)
+    out[inside] = unit[inside]
+    return out
+
+
+IMAGE_X = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks": "", "constrain": "domain"}
+IMAGE_Y = {**IMAGE_X, "autorange": "reversed", "scaleanchor": "x", "scaleratio": 1}
+"""Axes of a picture: square pixels, first row at the top, no ticks or grid."""
+
+
+def _filter_source(snap: Snapshot, which: str) -> tuple[np.ndarray, tuple[int, int], str]:
+    """(weights [units, pixels], tile shape, title) of the filters to draw."""
+    if which not in ("encoder", "decoder"):
+        raise ValueError(f"which must be 'encoder' or 'decoder', got {which!r}")
+    encoder = (snap.encoder_weight, tuple(snap.filter_shape), "Encoder filters W₁, each unit normalised")
+    if which == "encoder":
+        return encoder
+    if snap.decoder_weight is None:
+        w, shape, _ = encoder
+        return w, shape, "Encoder filters W₁ (this model has no linear decoder), each unit normalised"
+    weights = np.asarray(snap.decoder_weight).T
+    h, w = snap.image_shape
+    shape = (h, w) if weights.shape[1] == h * w else tuple(snap.filter_shape)
+    return weights, shape, "Decoder features W₂ᵀ (columns of W₂), each unit normalised"
+
+
+def filters_figure(snap: Snapshot, which: str = "encoder") -> go.Figure:
+    """All filters as one grey montage (UFLDL display: black = −1, mid-grey = 0, white = +1 per tile).
+
+    Hovering a tile names its unit and that unit's mean activation ρ̂.
+    """
+    weights, shape, title = _filter_source(snap, which)
+    n = weights.shape[0]
+    z = filter_montage(weights, shape)
+    units = _unit_map(n, shape)
+    rho_hat = np.asarray(snap.rho_hat, dtype=np.float32)
+    has_rho = rho_hat.shape == (n,)
+    rho_map = np.full(units.shape, np.nan, dtype=np.float32)
+    inside = ~np.isnan(units)
+    if has_rho:
+        rho_map[inside] = rho_hat[units[inside].astype(np.int64)]
+    hover = "unit %{customdata[0]}<br>ρ̂ = %{customdata[1]:.3f}" if has_rho else "unit %{customdata[0]}"
+    tiles = go.Heatmap(
+        z=z,
+        customdata=np.stack([units, rho_map], axis=-1),
+        zmin=-1.0,
+        zmax=1.0,
+        colorscale=GREY,
+        showscale=False,
+        hoverongaps=False,
+        hovertemplate=hover + "<br>weight %{z:.2f}<extra></extra>",
+    )
+    return figure(
+        [tiles],
+        f"{title} ({n} units, {shape[0]}×{shape[1]})",
+        height=int(np.clip(z.shape[0] + 70, 360, 620)),  # about one screen pixel per montage pixel
+        xaxis=IMAGE_X,
+        yaxis=IMAGE_Y,
+        plot_bgcolor=GAP_COLOUR,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+
+
+def reconstructions_figure(snap: Snapshot) -> go.Figure:
+    """Fixed inputs (top row) above their reconstructions (bottom row), with ½‖x̂ − x‖² under each pair."""
+    inputs = np.asarray(snap.show_inputs, dtype=np.float32)
+    recon = np.asarray(snap.show_recon, dtype=np.float32)
+    n = inputs.shape[0]
+    h, w = snap.image_shape
+    z = montage(np.concatenate([inputs, recon]), (h, w), cols=n)
+    errors = 0.5 * ((recon - inputs) ** 2).sum(axis=1)
+    # Data in [0, 1] keep the fixed 0..1 grey scale; standardised data widen it so nothing clips.
+    lo, hi = min(0.0, float(np.nanmin(z))), max(1.0, float(np.nanmax(z)))
+    pixels = go.Heatmap(
+        z=z,
+        zmin=lo,
+        zmax=hi,
+        colorscale=GREY,
+        showscale=False,
+        hoverongaps=False,
+        hovertemplate="value %{z:.2f}<extra></extra>",
+    )
+    xaxis = {**IMAGE_X, "showticklabels": True, "tickmode": "array"}
+    xaxis.update(tickvals=1 + np.arange(n) * (w + 1) + (w - 1) / 2, ticktext=[f"{e:.3g}" for e in errors])
+    yaxis = {**IMAGE_Y, "showticklabels": True, "tickmode": "array", "ticktext": ["input", "reconstruction"]}
+    # Invisible outside ticks push the row labels off the images.
+    yaxis.update(
+        tickvals=[(h - 1) / 2 + 1, (h - 1) / 2 + h + 2], ticks="outside", ticklen=8, tickcolor="rgba(0,0,0,0)"
+    )
+    return figure(
+        [pixels],
+        f"Inputs and reconstructions (step {snap.step:,})",
+        "½‖x̂ − x‖² per image",
+        height=300,
+        xaxis=xaxis,
+        yaxis=yaxis,
+        plot_bgcolor=GAP_COLOUR,
+        margin={"l": 100, "r": 10, "t": 50, "b": 50},
+    )

@@ -1,0 +1,236 @@
+"""Figures of hidden-unit activity: ρ̂ and activation histograms, feature density, the KL curve, metrics.
+
+Also the shared look of every figure (`figure`, `empty_figure`). Histograms are binned with numpy and
+sent as bars, so a figure carries tens of numbers rather than every activation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from .losses import EPS
+from .metrics import ACTIVE_THRESHOLD
+
+if TYPE_CHECKING:
+    from .training import Snapshot
+
+BAR_COLOUR = "#4c78a8"
+DEAD_COLOUR = "#d62728"
+TARGET_COLOUR = "#d62728"
+
+
+# ----- shared look ----------------------------------------------------------------------------------------
+_TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
+"""The template as plain JSON. Setting it the usual way deep-copies and validates it on every figure
+(about 15 ms each, several times that on a busy machine), too slow for a page redrawing eight figures
+twice a second."""
+
+
+def figure(
+    data: Any,
+    title: str,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    height: int = 340,
+    xaxis: dict | None = None,
+    yaxis: dict | None = None,
+    **layout: Any,
+) -> go.Figure:
+    """A figure in the house style: white template, left-aligned title, tight margins, no legend.
+
+    The whole layout is passed at once and validation is off: each `update_*` call and each validated
+    layout costs milliseconds in plotly's Python layer, which a live page redrawing every half second
+    pays many times over. The traces are still validated when they are built with `go.*`.
+    """
+    full = {
+        "template": _TEMPLATE,
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+        "showlegend": False,
+        "bargap": 0.05,
+        "xaxis": {"title": {"text": x_title}, **(xaxis or {})},
+        "yaxis": {"title": {"text": y_title}, **(yaxis or {})},
+        **layout,
+    }
+    return go.Figure(data=data, layout=full, _validate=False)
+
+
+def empty_figure(
+    title: str, text: str, x_title: str | None = None, y_title: str | None = None, **axes: Any
+) -> go.Figure:
+    """A titled figure with a message in the middle, for views that have nothing to draw yet."""
+    note = {"text": text, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper", "showarrow": False}
+    note["font"] = {"size": 16, "color": "#777"}
+    yaxis = {"range": [0, 1], "showticklabels": False}
+    return figure([], title, x_title, y_title, yaxis=yaxis, annotations=[note], **axes)
+
+
+def target_line(x: float, label: str, log_x: bool = False) -> tuple[dict, dict]:
+    """(shape, annotation): a dashed vertical line at x, labelled above the plot where it hides no bar."""
+    shape = {"type": "line", "x0": x, "x1": x, "xref": "x", "y0": 0, "y1": 1, "yref": "paper"}
+    shape["line"] = {"dash": "dash", "color": TARGET_COLOUR, "width": 2}
+    note = {"x": float(np.log10(x)) if log_x else x, "y": 1.0, "yref": "paper", "yanchor": "bottom"}
+    note.update(text=label, showarrow=False, font={"color": TARGET_COLOUR})
+    return shape, note
+
+
+def kl_numpy(rho: float, rho_hat: np.ndarray) -> np.ndarray:
+    """KL(ρ‖ρ̂) = ρ log(ρ/ρ̂) + (1−ρ) log((1−ρ)/(1−ρ̂)), ρ̂ clamped to [EPS, 1−EPS] as in the loss."""
+    q = np.clip(np.asarray(rho_hat, dtype=np.float64), EPS, 1.0 - EPS)
+    return rho * np.log(rho / q) + (1.0 - rho) * np.log((1.0 - rho) / (1.0 - q))
+
+
+def _bars(counts: np.ndarray, edges: np.ndarray, hover: str, colour: str = BAR_COLOUR) -> go.Bar:
+    centres = (edges[:-1] + edges[1:]) / 2
+    return go.Bar(
+        x=centres,
+        y=counts,
+        width=np.diff(edges),
+        marker={"color": colour, "line": {"width": 0}},
+        customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
+        hovertemplate=hover + "<extra></extra>",
+    )
+
+
+def _threshold(snap: Snapshot) -> float:
+    return ACTIVE_THRESHOLD.get(snap.config.model.hidden_activation, 0.1)
+
+
+def _power_of_ten(d: int) -> str:
+    return "1" if d == 0 else "10" + str(d).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+# ----- histograms -----------------------------------------------------------------------------------------
+def rho_hat_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
+    """How many units have each mean activation ρ̂ⱼ; a dashed line marks the target ρ under the KL penalty."""
+    rho_hat = np.asarray(snap.rho_hat, dtype=np.float64)
+    model = snap.config.model
+    kl = model.penalty == "kl"
+    top = max(float(rho_hat.max(initial=0.0)), 2 * model.rho if kl else 0.0, 1e-3) * 1.05
+    counts, edges = np.histogram(rho_hat, bins=bins, range=(0.0, top))
+    bars = _bars(counts, edges, "ρ̂ in [%{customdata[0]:.3f}, %{customdata[1]:.3f})<br>%{y} units")
+    shape, note = target_line(model.rho, f"target ρ = {model.rho:g}")
+    title = f"Mean activation ρ̂ⱼ of each of the {rho_hat.size} units"
+    marks = {"shapes": [shape], "annotations": [note]} if kl else {}
+    return figure([bars], title, "mean activation ρ̂ⱼ", "units", **marks)
+
+
+def activation_histogram(snap: Snapshot, bins: int = 50) -> go.Figure:
+    """Every activation hⱼ(x) over all probe samples and units, counts on a log axis."""
+    acts = np.asarray(snap.activations, dtype=np.float64)
+    if acts.size == 0:
+        return empty_figure("Activations", "No activations yet", "activation hⱼ(x)", "count")
+    lo, hi = float(acts.min()), float(acts.max())
+    counts, edges = np.histogram(acts.ravel(), bins=bins, range=(lo, hi if hi > lo else lo + 1.0))
+    bars = _bars(counts, edges, "h in [%{customdata[0]:.3f}, %{customdata[1]:.3f})<br>%{y:,} values")
+    n, hidden = acts.shape
+    title = f"All activations ({n:,} samples × {hidden} units)"
+    return figure([bars], title, "activation hⱼ(x)", "count (log scale)", yaxis={"type": "log"})
+
+
+def density_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
+    """Feature density: log₁₀ of the fraction of probe samples each unit is active on.
+
+    Dead units (density 0) have no logarithm; they get their own red bar at the left, labelled "dead".
+    """
+    density = np.asarray(snap.density, dtype=np.float64)
+    n_probe = max(1, int(np.shape(snap.activations)[0]))
+    alive = density > 0
+    dead = int((~alive).sum())
+    lo = np.log10(1.0 / n_probe)  # the rarest a live unit can be on the probe set
+    counts, edges = np.histogram(np.log10(density[alive]), bins=bins, range=(lo - 1e-9, 0.0))
+    width = edges[1] - edges[0]
+    dead_x = lo - 2.5 * width
+    live_bars = _bars(counts, edges, "density 10^[%{customdata[0]:.2f}, %{customdata[1]:.2f})<br>%{y} units")
+    dead_bar = go.Bar(
+        x=[dead_x],
+        y=[dead],
+        width=[2 * width],
+        marker={"color": DEAD_COLOUR},
+        hovertemplate="dead (never active)<br>%{y} units<extra></extra>",
+    )
+    decades = np.arange(np.ceil(lo), 1)
+    xaxis = {
+        "tickmode": "array",
+        "tickvals": [dead_x, *decades],
+        "ticktext": ["dead", *[_power_of_ten(int(d)) for d in decades]],
+        "range": [dead_x - 1.5 * width, width],
+    }
+    title = f"Feature density ({dead} of {density.size} units dead)"
+    x_title = f"fraction of samples with hⱼ > {_threshold(snap):g} (log scale)"
+    return figure([live_bars, dead_bar], title, x_title, "units", xaxis=xaxis)
+
+
+# ----- the KL penalty ---------------------------------------------------------------------------------------
+def kl_curve_figure(snap: Snapshot) -> go.Figure:
+    """The curve KL(ρ‖ρ̂) over ρ̂ in (0, 1) with each hidden unit as a dot at (ρ̂ⱼ, KL(ρ‖ρ̂ⱼ))."""
+    model = snap.config.model
+    rho = model.rho
+    q = np.clip(np.asarray(snap.rho_hat, dtype=np.float64), EPS, 1.0 - EPS)
+    dots = kl_numpy(rho, q)
+    grid = np.geomspace(min(1e-4, float(q.min(initial=1.0))), 0.9999, 400)
+    curve = go.Scatter(x=grid, y=kl_numpy(rho, grid), mode="lines", line={"color": "#888"}, hoverinfo="skip")
+    units = go.Scatter(
+        x=q,
+        y=dots,
+        mode="markers",
+        marker={"color": BAR_COLOUR, "size": 7, "opacity": 0.8, "line": {"width": 0.5, "color": "white"}},
+        customdata=np.arange(q.size),
+        hovertemplate="unit %{customdata}<br>ρ̂ = %{x:.4f}<br>KL = %{y:.4f}<extra></extra>",
+    )
+    shape, note = target_line(rho, f"ρ = {rho:g}", log_x=True)
+    remark = "" if model.penalty == "kl" else f" (not in the objective: the penalty is {model.penalty})"
+    title = f"KL(ρ‖ρ̂ⱼ) per unit, total β·ΣKL = {model.beta * dots.sum():.3g}{remark}"
+    # Show the whole of every dot, but not the steep wall near ρ̂ = 1 that would flatten the rest.
+    top = max(float(dots.max(initial=0.0)), float(kl_numpy(rho, np.array([0.5]))[0])) * 1.1
+    return figure(
+        [curve, units],
+        title,
+        "mean activation ρ̂ⱼ (log scale)",
+        "KL(ρ ‖ ρ̂ⱼ)",
+        xaxis={"type": "log", "dtick": 1, "tickformat": "~g"},
+        yaxis={"range": [0, top]},
+        shapes=[shape],
+        annotations=[note],
+    )
+
+
+# ----- numbers -----------------------------------------------------------------------------------------
+def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
+    """(label, value, help) for st.metric: reconstruction error, FVE, mean ρ̂, L0 and dead units."""
+    m = snap.metrics
+    model = snap.config.model
+    hidden = int(np.asarray(snap.rho_hat).size)
+    threshold = _threshold(snap)
+
+    def fmt(key: str, spec: str, scale: float = 1.0) -> str:
+        value = m.get(key)
+        return "–" if value is None or not np.isfinite(value) else format(value * scale, spec)
+
+    mean_rho = float(np.mean(snap.rho_hat)) if hidden else float("nan")
+    rho_text = f"{mean_rho:.3f}" + (f" (ρ = {model.rho:g})" if model.penalty == "kl" else "")
+    dead = int((np.asarray(snap.density) == 0).sum())
+    return [
+        ("Reconstruction error", fmt("recon_error", ".4g"), "½ · mean over probe samples of ‖x̂ − x‖²"),
+        (
+            "Variance explained",
+            fmt("fve", ".1f", 100.0) + (" %" if "fve" in m else ""),
+            "FVE = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖², x̄ the mean input: 100 % is a perfect reconstruction",
+        ),
+        (
+            "Mean ρ̂",
+            rho_text,
+            "Mean activation of the hidden units over the probe set; the KL penalty pulls it to ρ",
+        ),
+        (
+            "L0",
+            f"{fmt('l0', '.1f')} / {hidden}",
+            f"Units active (h > {threshold:g}) per sample, averaged over the probe set",
+        ),
+        ("Dead units", f"{dead} / {hidden}", "Units never active on any probe sample"),
+    ]

@@ -1,0 +1,297 @@
+"""Figures and formulas on a real tiny snapshot, checked against numbers computed here."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from sae_core import figures, formulas
+from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.data import Dataset, load
+from sae_core.training import Trainer
+
+HIDDEN = 7  # a 3×3 grid with two empty tiles, so montage gaps are exercised
+RHO = 0.05
+
+
+@pytest.fixture(scope="module")
+def trainer() -> Trainer:
+    torch.manual_seed(0)
+    cfg = RunConfig(
+        data=DataConfig(dataset="digits", max_samples=400),
+        model=ModelConfig(hidden=HIDDEN, rho=RHO, beta=3.0, weight_decay=1e-4),
+        train=TrainConfig(steps=120, batch_size=64, snapshot_every=120, device="cpu"),
+    )
+    return Trainer(cfg, load(cfg.data))
+
+
+@pytest.fixture(scope="module")
+def ready(trainer: Trainer):
+    return trainer.snapshot("ready")
+
+
+@pytest.fixture(scope="module")
+def snap(trainer: Trainer, ready):
+    return list(trainer.run())[-1]
+
+
+def _all_figures(s) -> list[go.Figure]:
+    return [
+        figures.loss_figure(s),
+        figures.loss_figure(s, log_y=True),
+        figures.filters_figure(s),
+        figures.filters_figure(s, "decoder"),
+        figures.rho_hat_histogram(s),
+        figures.activation_histogram(s),
+        figures.density_histogram(s),
+        figures.reconstructions_figure(s),
+        figures.kl_curve_figure(s),
+    ]
+
+
+def _tile(z: np.ndarray, i: int, shape: tuple[int, int], cols: int) -> np.ndarray:
+    """Tile i of a montage with 1-pixel gaps, located by hand."""
+    h, w = shape
+    r, c = divmod(i, cols)
+    return z[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w]
+
+
+# ----- every figure ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["ready", "snap"])
+def test_every_figure_is_titled_white_sized_and_valid_plotly(which, request):
+    s = request.getfixturevalue(which)
+    for fig in _all_figures(s):
+        assert fig.layout.title.text
+        assert fig.layout.template.layout.paper_bgcolor == "white"
+        assert 250 <= fig.layout.height <= 650
+        # The figures are built with validation off for speed; plotly must still accept every key.
+        go.Figure(fig.to_dict())
+        assert len(fig.data) > 0 or fig.layout.annotations
+
+
+def test_axes_are_labelled_on_charts(snap):
+    for fig in [figures.loss_figure(snap), figures.rho_hat_histogram(snap), figures.kl_curve_figure(snap)]:
+        assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+    assert figures.rho_hat_histogram(snap).layout.xaxis.title.text == "mean activation ρ̂ⱼ"
+    assert figures.rho_hat_histogram(snap).layout.yaxis.title.text == "units"
+    assert figures.loss_figure(snap).layout.xaxis.title.text == "step"
+
+
+# ----- loss -----------------------------------------------------------------------------------------------
+def test_loss_figure_before_training_says_press_train(ready):
+    fig = figures.loss_figure(ready)
+    assert len(fig.data) == 0
+    assert [a.text for a in fig.layout.annotations] == ["Press Train to start"]
+    assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "loss"
+
+
+def test_loss_figure_draws_each_term_with_human_names(snap):
+    fig = figures.loss_figure(snap)
+    assert [t.name for t in fig.data] == ["reconstruction", "sparsity (β·ΣKL)", "weight decay", "total"]
+    total = fig.data[-1]
+    np.testing.assert_array_equal(total.x, snap.history_steps)
+    np.testing.assert_allclose(total.y, snap.history["total"])
+    l1 = dataclasses.replace(snap, config=snap.config.replace(penalty="l1"))
+    assert figures.loss_figure(l1).data[1].name == "sparsity (β·L1)"
+    assert figures.loss_figure(snap, log_y=True).layout.yaxis.type == "log"
+
+
+def test_loss_downsampling_keeps_ends_and_extremes_within_budget(snap):
+    fig = figures.loss_figure(snap, max_points=20)
+    for trace, term in zip(fig.data, ["reconstruction", "sparsity", "weight_decay", "total"], strict=True):
+        values, steps = snap.history[term], snap.history_steps
+        assert len(trace.x) <= 20
+        assert trace.x[0] == steps[0] and trace.x[-1] == steps[-1]
+        assert np.all(np.diff(trace.x) > 0)
+        np.testing.assert_allclose(trace.y, values[np.searchsorted(steps, trace.x)])
+        assert max(trace.y) == values.max() and min(trace.y) == values.min()
+
+
+def test_downsample_indices_keeps_a_spike():
+    values = np.linspace(1.0, 0.0, 10_001)
+    values[4321] = 50.0
+    keep = figures.downsample_indices(values, 100)
+    assert len(keep) <= 100 and keep[0] == 0 and keep[-1] == 10_000 and 4321 in keep
+    np.testing.assert_array_equal(figures.downsample_indices(values[:50], 100), np.arange(50))
+
+
+# ----- filters --------------------------------------------------------------------------------------------
+def test_encoder_filters_are_one_heatmap_of_normalised_tiles(snap):
+    fig = figures.filters_figure(snap)
+    assert len(fig.data) == 1 and fig.data[0].type == "heatmap"
+    heat = fig.data[0]
+    z = np.asarray(heat.z, dtype=np.float64)
+    w = snap.encoder_weight
+    for i in range(HIDDEN):
+        expected = w[i] / np.linalg.norm(w[i])
+        expected = expected / np.abs(expected).max()
+        np.testing.assert_allclose(_tile(z, i, (8, 8), cols=3), expected.reshape(8, 8), atol=1e-6)
+    assert np.isnan(_tile(z, 7, (8, 8), cols=3)).all() and np.isnan(_tile(z, 8, (8, 8), cols=3)).all()
+    assert np.isnan(z[0]).all() and np.isnan(z[:, 0]).all()
+    assert (heat.zmin, heat.zmax) == (-1.0, 1.0)
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.xaxis.showticklabels is False
+    assert "Encoder filters W₁" in fig.layout.title.text
+
+
+def test_filter_hover_maps_each_pixel_to_its_unit_and_rho_hat(snap):
+    heat = figures.filters_figure(snap).data[0]
+    custom = np.asarray(heat.customdata, dtype=np.float64)
+    z = np.asarray(heat.z)
+    assert custom.shape == (*z.shape, 2)
+    for i in range(HIDDEN):
+        np.testing.assert_array_equal(_tile(custom[..., 0], i, (8, 8), 3), i)
+        np.testing.assert_allclose(_tile(custom[..., 1], i, (8, 8), 3), snap.rho_hat[i], rtol=1e-6)
+    np.testing.assert_array_equal(np.isnan(custom[..., 0]), np.isnan(z))
+    assert "unit %{customdata[0]}" in heat.hovertemplate and "ρ̂" in heat.hovertemplate
+
+
+def test_decoder_filters_draw_decoder_columns_and_fall_back_without_a_decoder(snap):
+    heat = figures.filters_figure(snap, "decoder").data[0]
+    column = snap.decoder_weight[:, 4]
+    expected = column / np.linalg.norm(column)
+    expected = expected / np.abs(expected).max()
+    np.testing.assert_allclose(_tile(np.asarray(heat.z), 4, (8, 8), 3), expected.reshape(8, 8), atol=1e-6)
+    no_decoder = dataclasses.replace(snap, decoder_weight=None)
+    fig = figures.filters_figure(no_decoder, "decoder")
+    assert "no linear decoder" in fig.layout.title.text
+    np.testing.assert_array_equal(fig.data[0].z, figures.filters_figure(snap).data[0].z)
+    with pytest.raises(ValueError, match="which"):
+        figures.filters_figure(snap, "middle")
+
+
+def test_filters_of_196_units_28x28_build_one_montage_heatmap():
+    w = np.random.default_rng(0).normal(size=(196, 784)).astype(np.float32)
+    cfg = RunConfig(model=ModelConfig(hidden=196))
+    x = torch.rand(20, 784, generator=torch.Generator().manual_seed(0))
+    s = Trainer(cfg, Dataset("random", x, None, None, None, (28, 28)), device="cpu").snapshot("ready")
+    fig = figures.filters_figure(dataclasses.replace(s, encoder_weight=w))
+    assert len(fig.data) == 1
+    assert np.asarray(fig.data[0].z).shape == (14 * 29 + 1, 14 * 29 + 1)
+
+
+# ----- histograms -----------------------------------------------------------------------------------------
+def test_rho_hat_histogram_counts_every_unit_and_marks_the_target(snap):
+    fig = figures.rho_hat_histogram(snap)
+    bars = fig.data[0]
+    assert bars.type == "bar" and sum(bars.y) == HIDDEN
+    for x, width, count in zip(bars.x, bars.width, bars.y, strict=True):
+        inside = (snap.rho_hat >= x - width / 2 - 1e-12) & (snap.rho_hat < x + width / 2 - 1e-12)
+        assert count == inside.sum()
+    (line,) = fig.layout.shapes
+    assert line.x0 == line.x1 == RHO and line.line.dash == "dash"
+    assert any(a.text == f"target ρ = {RHO:g}" for a in fig.layout.annotations)
+    l1 = dataclasses.replace(snap, config=snap.config.replace(penalty="l1"))
+    assert not figures.rho_hat_histogram(l1).layout.shapes
+
+
+def test_activation_histogram_counts_every_activation_on_a_log_axis(snap):
+    fig = figures.activation_histogram(snap)
+    assert sum(fig.data[0].y) == snap.activations.size
+    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+
+
+def test_density_histogram_counts_dead_units_in_their_own_bar(snap):
+    n_probe = snap.activations.shape[0]
+    density = np.array([0.0, 0.0, 1.0 / n_probe, 0.01, 0.1, 0.5, 1.0])
+    fig = figures.density_histogram(dataclasses.replace(snap, density=density))
+    live, dead = fig.data
+    assert list(dead.y) == [2] and sum(live.y) == 5
+    # Each live unit sits in the bar whose log10 range holds it.
+    for d in density[2:]:
+        k = np.flatnonzero(
+            (live.x - live.width / 2 <= np.log10(d) + 1e-9) & (np.log10(d) <= live.x + live.width / 2)
+        )
+        assert live.y[k].sum() >= 1
+    ticks = dict(zip(fig.layout.xaxis.ticktext, fig.layout.xaxis.tickvals, strict=True))
+    assert ticks["dead"] == dead.x[0] and ticks["1"] == 0.0
+    assert "2 of 7 units dead" in fig.layout.title.text
+
+
+# ----- reconstructions ------------------------------------------------------------------------------------
+def test_reconstructions_show_inputs_above_reconstructions_with_errors(snap):
+    fig = figures.reconstructions_figure(snap)
+    z = np.asarray(fig.data[0].z)
+    n = snap.show_inputs.shape[0]
+    assert z.shape == (2 * 9 + 1, n * 9 + 1)
+    for i in range(n):
+        np.testing.assert_allclose(_tile(z, i, (8, 8), n), snap.show_inputs[i].reshape(8, 8), atol=1e-6)
+        np.testing.assert_allclose(_tile(z, n + i, (8, 8), n), snap.show_recon[i].reshape(8, 8), atol=1e-6)
+    errors = 0.5 * ((snap.show_recon.astype(np.float64) - snap.show_inputs) ** 2).sum(axis=1)
+    assert [float(t) for t in fig.layout.xaxis.ticktext] == pytest.approx(errors.tolist(), rel=2e-3)
+    assert list(fig.layout.yaxis.ticktext) == ["input", "reconstruction"]
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (0.0, 1.0)
+
+
+# ----- KL curve -------------------------------------------------------------------------------------------
+def test_kl_curve_dots_sit_on_the_formula_and_the_line_marks_rho(snap):
+    fig = figures.kl_curve_figure(snap)
+    curve, dots = fig.data
+    q = np.clip(snap.rho_hat.astype(np.float64), 1e-6, 1 - 1e-6)
+    expected = RHO * np.log(RHO / q) + (1 - RHO) * np.log((1 - RHO) / (1 - q))
+    np.testing.assert_allclose(dots.x, q)
+    np.testing.assert_allclose(dots.y, expected, rtol=1e-10)
+    grid = np.asarray(curve.x)
+    assert grid.min() <= 1e-4 and grid.max() >= 0.999 and len(grid) >= 200
+    assert abs(grid[np.argmin(curve.y)] - RHO) / RHO < 0.05  # KL(ρ‖ρ̂) is smallest (zero) at ρ̂ = ρ
+    assert fig.layout.shapes[0].x0 == RHO and fig.layout.xaxis.type == "log"
+    assert "β·ΣKL" in fig.layout.title.text
+
+
+def test_kl_numpy_is_zero_at_rho_and_finite_at_the_ends():
+    assert figures.kl_numpy(0.1, np.array([0.1]))[0] == pytest.approx(0.0, abs=1e-15)
+    assert np.isfinite(figures.kl_numpy(0.1, np.array([0.0, 1.0]))).all()
+
+
+# ----- metrics --------------------------------------------------------------------------------------------
+def test_metrics_row_reports_the_snapshot_numbers(snap):
+    row = figures.metrics_row(snap)
+    labels = [label for label, _, _ in row]
+    assert labels == ["Reconstruction error", "Variance explained", "Mean ρ̂", "L0", "Dead units"]
+    values = {label: value for label, value, _ in row}
+    assert values["Variance explained"] == f"{snap.metrics['fve'] * 100:.1f} %"
+    assert values["Reconstruction error"] == f"{snap.metrics['recon_error']:.4g}"
+    assert values["Mean ρ̂"] == f"{snap.rho_hat.mean():.3f} (ρ = {RHO:g})"
+    assert values["L0"] == f"{snap.metrics['l0']:.1f} / {HIDDEN}"
+    dead = dataclasses.replace(snap, density=np.array([0, 0, 0, 0.2, 0.3, 0.1, 1.0]))
+    assert dict((lab, v) for lab, v, _ in figures.metrics_row(dead))["Dead units"] == f"3 / {HIDDEN}"
+    assert all(isinstance(h, str) and h for _, _, h in row)
+
+
+# ----- formulas -------------------------------------------------------------------------------------------
+def _balanced(tex: str) -> bool:
+    depth = 0
+    for ch in re.sub(r"\\[{}]", "", tex):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def test_objective_latex_substitutes_the_current_numbers():
+    cfg = RunConfig(model=ModelConfig(hidden=25, rho=0.01, beta=3.0, weight_decay=1e-4))
+    tex = formulas.objective_latex(cfg)
+    assert r"\mathrm{KL}\bigl(0.01" in tex and "3\\sum_{j=1}^{25}" in tex
+    assert r"\frac{10^{-4}}{2}" in tex and r"\lVert W_1" in tex
+    assert _balanced(tex)
+    l1 = formulas.objective_latex(cfg.replace(penalty="l1", beta=0.5))
+    assert "KL" not in l1 and "0.5\\cdot" in l1 and "|h_j" in l1 and _balanced(l1)
+    topk = formulas.objective_latex(cfg.replace(penalty="topk", k=4))
+    assert "keep the 4 largest" in topk and _balanced(topk)
+    plain = formulas.objective_latex(cfg.replace(penalty="none", weight_decay=0.0))
+    assert "KL" not in plain and "W_1" not in plain and _balanced(plain)
+    assert formulas.objective_latex(cfg.model) == tex
+
+
+def test_kl_latex_and_number_formatting():
+    tex = formulas.kl_latex(0.05)
+    assert r"0.05\log\frac{0.05}{\hat\rho_j}" in tex and r"0.95\log\frac{0.95}" in tex and _balanced(tex)
+    assert formulas.tex_number(3e-3) == "0.003"
+    assert formulas.tex_number(2.5e-5) == r"2.5 \cdot 10^{-5}"
+    assert formulas.tex_number(1e-4) == "10^{-4}"
+    assert formulas.tex_number(0.05) == "0.05"
