@@ -54,10 +54,17 @@ def loss_terms(model: nn.Module, x: torch.Tensor, out: AEOutput, cfg: ModelConfi
     """Named terms of the objective plus their sum under "total".
 
     x: [batch, n_inputs] the clean input; out: the model's forward on it. A model may add its own
-    terms (the VAE's prior KL, the contractive penalty) through an `extra_terms(x, out, cfg)` method.
+    terms (the VAE's prior KL, the contractive penalty) through an `extra_terms(x, out, cfg)` method,
+    may name the codes the sparsity penalty sees through `sparsity_codes(out)` (None: no penalty), and may
+    replace the reconstruction term through `reconstruction_term(recon, x)`.
     """
-    terms = {"reconstruction": reconstruction_loss(out.recon, x)}
-    sparsity = sparsity_term(out.hidden, cfg)
+    if hasattr(model, "reconstruction_term"):  # the VAE's Bernoulli likelihood
+        terms = {"reconstruction": model.reconstruction_term(out.recon, x)}
+    else:
+        terms = {"reconstruction": reconstruction_loss(out.recon, x)}
+    # A model may say which tensor the penalty acts on (conv: one row per position) or that none does (None).
+    codes = model.sparsity_codes(out) if hasattr(model, "sparsity_codes") else out.hidden
+    sparsity = None if codes is None else sparsity_term(codes, cfg)
     if sparsity is not None:
         terms["sparsity"] = sparsity
     if hasattr(model, "extra_terms"):
