@@ -6,7 +6,9 @@ The protocol the trainer and the views rely on:
 - `filters() -> [units, h·w]` first-layer weights drawn as tiles;
   `filter_shape` (h, w) when a tile is not the image shape;
 - optional `dictionary() -> [n_inputs, units]`, `decayed_weights() -> list`, `activation` (str),
-  `extra_terms(x, out, cfg) -> dict` (more loss terms), `snapshot_extras(x_show) -> dict` (more pictures).
+  `extra_terms(x, out, cfg) -> dict` (more loss terms), `snapshot_extras(x_show) -> dict` (more pictures),
+  `sparsity_codes(out)` (the tensor the sparsity penalty acts on; None for no penalty),
+  `reconstruction_term(recon, x) -> scalar` (replaces ½·mean‖x̂ − x‖², e.g. a Bernoulli likelihood).
 """
 
 from __future__ import annotations
@@ -130,3 +132,8 @@ def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> nn.M
     if cfg.variant not in BUILDERS:
         raise ValueError(f"variant {cfg.variant!r} is not available yet; choose one of {', '.join(BUILDERS)}")
     return BUILDERS[cfg.variant](cfg, n_inputs, image_shape)
+
+
+# The other variants live in sae_core.variants, which adds its builders to BUILDERS on import. The import
+# sits at the end because those modules import AEOutput, keep_topk and BUILDERS from this one.
+from . import variants as _variants  # noqa: E402, F401

@@ -1,0 +1,79 @@
+"""Deep (stacked) autoencoder: several encoder layers, a sparse code layer, a mirrored decoder.
+
+x [batch, n_inputs] -> layers[0] -> ... -> layers[-1] -> code [batch, hidden] -> layers[-1] -> ... -> x̂.
+The sparsity penalty (kl, l1 or top-k) acts on the code layer only, whose activation follows the config.
+Every other layer is ReLU: with sigmoid layers all the way (the classic stacked autoencoder) and the
+default β = 3, Adam drove the code to ρ for every input and the decoder to the mean image within a few
+hundred steps on digits 8×8 (FVE ≈ 0); with ReLU layers the same run reconstructs (FVE ≈ 0.2 to 0.5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models import ACTIVATIONS, AEOutput, keep_topk
+
+
+class DeepAutoencoder(nn.Module):
+    """Parameters: encoder.{i} and decoder.{i} are nn.Linear layers, in the order the data meets them."""
+
+    def __init__(
+        self,
+        n_inputs: int,
+        layers: tuple[int, ...],
+        hidden: int,
+        activation: str = "sigmoid",
+        output: str = "sigmoid",
+        k: int | None = None,
+    ) -> None:
+        super().__init__()
+        sizes = [n_inputs, *layers, hidden]
+        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False))
+        back = sizes[::-1]
+        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(back, back[1:], strict=False))
+        self.activation, self.output, self.k = activation, output, k
+        self._act = ACTIVATIONS[activation]
+
+    def encode_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Activations of each encoder layer: [[batch, layers[0]], ..., [batch, hidden]] (last: the code)."""
+        outs = []
+        for i, layer in enumerate(self.encoder):
+            last = i == len(self.encoder) - 1
+            x = self._act(layer(x)) if last else torch.relu(layer(x))
+            outs.append(x)
+        if self.k is not None:
+            outs[-1] = keep_topk(outs[-1], self.k)
+        return outs
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [batch, n_inputs] -> code: [batch, hidden]."""
+        return self.encode_layers(x)[-1]
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """h: [batch, hidden] -> x̂: [batch, n_inputs]."""
+        for layer in self.decoder[:-1]:
+            h = torch.relu(layer(h))
+        out = self.decoder[-1](h)
+        return torch.sigmoid(out) if self.output == "sigmoid" else out
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        h = self.encode(x)
+        return AEOutput(recon=self.decode(h), hidden=h)
+
+    def decayed_weights(self) -> list[torch.Tensor]:
+        return [layer.weight for layer in (*self.encoder, *self.decoder)]
+
+    def filters(self) -> torch.Tensor:
+        """[layers[0], n_inputs] the first layer's weights (the only ones that live in pixel space)."""
+        return self.encoder[0].weight
+
+    @torch.no_grad()
+    def snapshot_extras(self, x_show: torch.Tensor) -> dict[str, torch.Tensor]:
+        """ "layer{i}_activations": [batch, size of layer i], i = 1 .. len(layers) + 1 (the last is the code),
+        for the per-layer activation histograms."""
+        was_training = self.training
+        self.eval()
+        outs = self.encode_layers(x_show)
+        self.train(was_training)
+        return {f"layer{i}_activations": h for i, h in enumerate(outs, start=1)}
