@@ -5,6 +5,10 @@ Objective (UFLDL): ½·mean‖x̂ − x‖² + (λ/2)·Σ‖W‖² + β·Σⱼ K
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -13,6 +17,12 @@ from .models import AEOutput
 
 EPS = 1e-6
 """ρ̂ is clamped to [EPS, 1 − EPS] so KL(ρ‖ρ̂) stays finite when a unit is fully off or saturated."""
+
+
+def add_all(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """t₁ + t₂ + … (at least one). Unlike builtin sum it does not start from 0, so the graph has no
+    `0 + t₁` node: one op fewer forward and backward per step, and the same value to the last bit."""
+    return functools.reduce(operator.add, tensors)
 
 
 def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -38,7 +48,7 @@ def l1_sparsity(hidden: torch.Tensor, beta: float) -> torch.Tensor:
 
 def weight_decay(weights: list[torch.Tensor], lam: float) -> torch.Tensor:
     """(λ/2) · Σ ‖W‖²_F over the given matrices."""
-    return 0.5 * lam * sum(w.pow(2).sum() for w in weights)
+    return 0.5 * lam * add_all(w.pow(2).sum() for w in weights)
 
 
 def sparsity_term(hidden: torch.Tensor, cfg: ModelConfig) -> torch.Tensor | None:
@@ -71,5 +81,5 @@ def loss_terms(model: nn.Module, x: torch.Tensor, out: AEOutput, cfg: ModelConfi
         terms.update(model.extra_terms(x, out, cfg))
     if cfg.weight_decay > 0:
         terms["weight_decay"] = weight_decay(model.decayed_weights(), cfg.weight_decay)
-    terms["total"] = sum(terms.values())
+    terms["total"] = add_all(terms.values())
     return terms
