@@ -282,7 +282,7 @@ class Trainer:
             rho_hat=stats["rho_hat"].cpu().numpy(),
             density=stats["density"].cpu().numpy(),
             activations=codes.cpu().numpy(),
-            show_inputs=self.show.cpu().numpy(),
+            show_inputs=self.show.cpu().numpy().copy(),  # on the CPU .cpu() returns self.show itself
             show_recon=show_recon.cpu().numpy(),
             metrics=metrics.summary(self.probe, recon, codes, threshold),
             config=self.config,
