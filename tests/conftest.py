@@ -1,0 +1,36 @@
+"""Shared fixtures: small, seeded datasets built directly from scikit-learn (no sae_core.data involved)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sae_core.data import Dataset
+
+# The suite's models are tiny: intra-op threads only add hand-offs between cores, and on a busy 2-core
+# machine (CI, or several test runs at once) they made the training tests over ten times slower.
+torch.set_num_threads(1)
+
+
+def make_digits(n_train: int = 300, n_test: int = 60, seed: int = 0) -> Dataset:
+    """scikit-learn's 8×8 digits scaled to [0, 1], a seeded random subset split into train and test."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.data / 16.0).float()
+    y = torch.from_numpy(bunch.target).long()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    train, test = order[:n_train], order[n_train : n_train + n_test]
+    return Dataset("digits", x[train], x[test], y[train], y[test], (8, 8))
+
+
+@pytest.fixture(scope="session")
+def tiny_digits() -> Dataset:
+    """300 training and 60 test digits, [N, 64] float32 in [0, 1]."""
+    return make_digits()
+
+
+@pytest.fixture(scope="session")
+def digits_full_train() -> Dataset:
+    """1500 training digits: enough for the sparsity target to be reached on the data, still fast."""
+    return make_digits(n_train=1500, n_test=100)

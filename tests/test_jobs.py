@@ -1,0 +1,171 @@
+"""TrainingJob: the background thread behind the page's buttons. Every wait polls with a deadline."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from sae_core.config import RunConfig
+from sae_core.jobs import BusyError, TrainingJob
+
+DEADLINE_S = 20.0
+
+
+def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
+    end = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.005)
+
+
+def job_config(**flat) -> RunConfig:
+    """Tiny and long: the thread never reaches the end of the run by itself during a test."""
+    base = {"hidden": 4, "steps": 1_000_000, "batch_size": 16, "device": "cpu"}
+    return RunConfig.from_flat({**base, **flat})
+
+
+@pytest.fixture
+def make_job(tiny_digits):
+    jobs: list[TrainingJob] = []
+
+    def make(**kwargs) -> TrainingJob:
+        flat = kwargs.pop("flat", {})
+        job = TrainingJob(job_config(**flat), tiny_digits, device="cpu", snapshot_interval=0.02, **kwargs)
+        jobs.append(job)
+        return job
+
+    yield make
+    for job in jobs:  # no thread outlives its test
+        job.stop()
+        assert job._thread is None or not job._thread.is_alive()
+
+
+def test_start_trains_in_the_background(make_job):
+    job = make_job()
+    assert job.status == "ready" and job.step_count == 0 and job.latest().status == "ready"
+    job.start()
+    assert job.running and job.status == "running"
+    wait_until(lambda: job.latest().step > 0, "a snapshot with steps is published")
+    assert job.latest().status == "running"
+
+
+def test_pause_holds_the_step_count_and_resume_continues_from_it(make_job):
+    job = make_job()
+    job.start()
+    wait_until(lambda: job.step_count >= 5, "five steps are taken")
+    job.pause()
+    assert not job.running and job.status == "paused"
+    held = job.step_count
+    assert job.latest().step == held and job.latest().status == "paused"
+    # Not a synchronisation: a window in which an unpaused thread would take hundreds of steps.
+    time.sleep(0.3)
+    assert job.step_count == held
+    job.resume()
+    wait_until(lambda: job.step_count > held + 3, "training goes on after resume")
+    job.pause()
+    history = list(job.trainer.history_steps)
+    assert history == list(range(1, job.step_count + 1))  # one run, not restarted from 0
+
+
+def test_step_once_adds_exactly_one_step(make_job):
+    job = make_job()
+    snap = job.step_once()
+    assert job.step_count == 1 and snap.step == 1
+    job.start()
+    wait_until(lambda: job.step_count >= 3, "three steps are taken")
+    snap = job.step_once()  # pauses the thread first
+    assert not job.running
+    assert snap.step == job.step_count
+    before = job.step_count
+    assert job.step_once().step == before + 1 == job.step_count
+
+
+def test_stop_ends_the_thread_and_keeps_the_model(make_job):
+    job = make_job()
+    job.start()
+    wait_until(lambda: job.step_count >= 2, "two steps are taken")
+    model = job.trainer.model
+    job.stop()
+    assert not job._thread.is_alive()
+    assert job.status == "stopped" and job.latest().status == "stopped"
+    steps = job.step_count
+    job.step_once()  # a stopped job's model can still be stepped
+    assert job.trainer.model is model and job.step_count == steps + 1
+
+
+def test_set_live_while_running_applies_without_losing_steps(make_job):
+    job = make_job(flat={"rho": 0.05})
+    job.start()
+    wait_until(lambda: job.step_count >= 3, "three steps are taken")
+    before = job.step_count
+    job.set_live(rho=0.2, lr=0.003)
+    wait_until(lambda: job.latest().config.model.rho == 0.2, "the new ρ reaches a snapshot")
+    assert job.config.model.rho == 0.2 and job.config.train.lr == 0.003
+    assert job.running and job.step_count >= before
+    with pytest.raises(ValueError, match="rho must be"):
+        job.set_live(rho=0.0)
+    job.pause()
+    assert job.config.model.rho == 0.2
+
+
+def test_set_live_while_paused_is_visible_at_once(make_job):
+    job = make_job()
+    job.set_live(beta=0.5)
+    assert job.config.model.beta == 0.5 and job.latest().config.model.beta == 0.5
+
+
+def test_idle_job_pauses_itself_with_a_message(make_job):
+    slots = threading.BoundedSemaphore(1)
+    job = make_job(idle_timeout=0.2, slots=slots)
+    job.start()
+    # Poll `status`, not latest(): reading a snapshot is what counts as someone watching.
+    wait_until(lambda: job.status == "paused", "the unwatched job pauses itself")
+    wait_until(lambda: not job.running, "the thread stops stepping")
+    # Once paused, reading snapshots no longer matters; the paused snapshot follows the status change.
+    wait_until(lambda: job.latest().status == "paused", "the paused snapshot is published")
+    assert "Paused" in job.latest().message
+    held = job.step_count
+    time.sleep(0.3)  # not a synchronisation: a window in which a running job would take many steps
+    assert job.step_count == held
+    wait_until(lambda: slots.acquire(blocking=False), "the job gives its slot back")
+    slots.release()
+
+
+def test_a_second_job_is_refused_while_the_only_slot_is_taken(make_job):
+    slots = threading.BoundedSemaphore(1)
+    first, second = make_job(slots=slots), make_job(slots=slots)
+    first.start()
+    with pytest.raises(BusyError, match="busy"):
+        second.start()
+    assert second.status == "ready" and not second.running
+    first.pause()
+    second.start()
+    wait_until(lambda: second.step_count > 0, "the second job trains")
+    with pytest.raises(BusyError):
+        first.resume()
+    second.stop()  # BoundedSemaphore raises if a slot were given back twice
+    first.resume()
+    assert first.running
+
+
+def test_a_diverging_job_ends_with_status_diverged(make_job):
+    job = make_job(flat={"optimizer": "sgd", "lr": 1e4, "output": "linear"})
+    job.start()
+    wait_until(lambda: job.status == "diverged", "the job diverges")
+    wait_until(lambda: job.latest().status == "diverged", "the diverged snapshot is published")
+    assert "smaller learning rate" in job.latest().message
+    wait_until(lambda: not job.running, "the thread stops stepping")
+
+
+def test_a_job_that_reaches_its_step_limit_is_done(make_job):
+    job = make_job(flat={"steps": 30})
+    job.start()
+    wait_until(lambda: job.status == "done", "the run reaches its last step")
+    assert job.step_count == 30
+    wait_until(lambda: job.latest().status == "done", "the final snapshot is published")
+    job.start()  # starting a finished run does nothing
+    assert job.status == "done" and job.step_count == 30

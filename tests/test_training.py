@@ -1,0 +1,264 @@
+"""The trainer: known answers (bars, sparsity target), determinism, live changes, divergence, snapshots."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sae_core import data, metrics
+from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.losses import loss_terms
+from sae_core.training import PROBE_SIZE, SHOW_SIZE, Snapshot, Trainer
+
+
+def run_config(**flat) -> RunConfig:
+    """A tiny CPU run: 8 hidden units, 20 steps, unless the caller says otherwise."""
+    base = {"hidden": 8, "steps": 20, "batch_size": 32, "device": "cpu", "snapshot_every": 10}
+    return RunConfig.from_flat({**base, **flat})
+
+
+def finish(trainer: Trainer, steps: int | None = None) -> list[Snapshot]:
+    return list(trainer.run(steps))
+
+
+def np_kl(rho: float, rho_hat: np.ndarray) -> np.ndarray:
+    return rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))
+
+
+# ----- known answers ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_kl_autoencoder_recovers_the_sixteen_bars():
+    """Földiák's bars: every image is an OR of independent bars, so the 16 bars are the true features.
+
+    ρ = 0.125 equals the probability that a bar is present, so a unit that codes one bar meets its target.
+    Why raw cosine works: with a sigmoid output the "all pixels off" level is carried by the decoder bias
+    (large and negative), and a unit that codes a bar only has to push its 8 pixels up; weight decay pulls
+    the column's other 56 entries to about 0. So column j ≈ c·bar and cos(column, bar) ≈ 1 (0.99+ seen).
+    Full-batch Adam at lr 0.1 finds all 16 bars for each of 12 seeds tried within 1500-2000 steps;
+    minibatches and smaller steps leave some units coding two bars for much longer.
+    """
+    data_cfg = DataConfig(dataset="bars", n_bars=1000)
+    dataset = data.load(data_cfg)
+    cfg = RunConfig(
+        data=data_cfg,
+        model=ModelConfig(hidden=16, penalty="kl", rho=0.125, beta=3.0, weight_decay=1e-4, output="sigmoid"),
+        train=TrainConfig(
+            optimizer="adam", lr=0.1, batch_size=0, steps=2000, seed=0, device="cpu", snapshot_every=2000
+        ),
+    )
+    trainer = Trainer(cfg, dataset, device="cpu")
+    finish(trainer)
+    columns = trainer.model.decoder.weight.detach().numpy()  # [64, 16], column j = feature of unit j
+    bars = dataset.ground_truth.numpy()  # [16, 64]
+    cosine = (bars / np.linalg.norm(bars, axis=1, keepdims=True)) @ (
+        columns / np.linalg.norm(columns, axis=0, keepdims=True)
+    )
+    matched = int((cosine.max(axis=1) >= 0.9).sum())
+    assert matched >= 14, np.round(cosine.max(axis=1), 3)
+
+
+def test_kl_penalty_pulls_mean_activation_to_rho(digits_full_train):
+    rho = 0.05
+    cfg = run_config(
+        hidden=25,
+        rho=rho,
+        beta=3.0,
+        weight_decay=1e-4,
+        lr=0.02,
+        steps=300,
+        batch_size=128,
+        snapshot_every=300,
+    )
+    trainer = Trainer(cfg, digits_full_train, device="cpu")
+    _, before = metrics.forward_all(trainer.model, digits_full_train.train)
+    assert before.mean().item() > 0.3  # sigmoid units start near 0.5: the target is not met by accident
+    finish(trainer)
+    _, codes = metrics.forward_all(trainer.model, digits_full_train.train)
+    rho_hat = codes.mean(dim=0).numpy()
+    assert abs(rho_hat.mean() - rho) < 0.25 * rho, rho_hat.mean()
+    assert (np.abs(rho_hat - rho) < 0.5 * rho).all(), rho_hat
+
+
+def test_lbfgs_full_batch_halves_the_objective_in_fifty_iterations(tiny_digits):
+    cfg = run_config(hidden=16, optimizer="lbfgs", lr=1.0, steps=50, snapshot_every=50, weight_decay=1e-4)
+    trainer = Trainer(cfg, tiny_digits, device="cpu")
+    assert trainer.batch_size == len(tiny_digits.train)  # lbfgs always uses the whole training set
+
+    def objective() -> float:
+        with torch.no_grad():
+            return loss_terms(trainer.model, trainer.x, trainer.model(trainer.x), cfg.model)["total"].item()
+
+    initial = objective()
+    finish(trainer)
+    final = objective()
+    assert final < initial / 2, (initial, final)
+    history = np.asarray(trainer.history["total"])
+    assert history[0] == pytest.approx(initial, rel=1e-5)
+    # Line search: an L-BFGS iteration never accepts a worse objective on the same (full) batch.
+    assert (np.diff(history) <= 1e-6 * history[:-1]).all()
+
+
+@pytest.mark.parametrize(("epochs", "batch_size"), [(2.5, 64), (1.0, 300), (0.1, 7), (3.0, 0), (1.0, 10_000)])
+def test_epochs_set_total_steps_to_ceil_of_epochs_times_n_over_batch(tiny_digits, epochs, batch_size):
+    n = len(tiny_digits.train)
+    trainer = Trainer(run_config(epochs=epochs, batch_size=batch_size), tiny_digits, device="cpu")
+    batch = n if batch_size in (0, 10_000) else batch_size  # 0 = full batch; larger than N = full batch
+    assert trainer.total_steps == math.ceil(epochs * n / batch)
+
+
+def test_run_stops_at_total_steps_with_a_done_snapshot(tiny_digits):
+    trainer = Trainer(run_config(epochs=0.5, batch_size=50, snapshot_every=2), tiny_digits, device="cpu")
+    snaps = finish(trainer)
+    assert trainer.step_count == trainer.total_steps == 3
+    assert [s.step for s in snaps] == [2, 3]
+    assert [s.status for s in snaps] == ["running", "done"]
+    assert snaps[-1].progress == 1.0
+    assert list(snaps[-1].history_steps) == [1, 2, 3]
+
+
+# ----- determinism --------------------------------------------------------------------------------
+
+
+def trained_weights(dataset, seed: int) -> dict[str, torch.Tensor]:
+    trainer = Trainer(run_config(seed=seed, steps=15), dataset, device="cpu")
+    finish(trainer)
+    return trainer.model.state_dict()
+
+
+def test_same_seed_gives_identical_weights_and_another_seed_does_not(tiny_digits):
+    a, b, c = (trained_weights(tiny_digits, s) for s in (3, 3, 4))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["encoder.weight"], c["encoder.weight"])
+
+
+# ----- live changes -------------------------------------------------------------------------------
+
+
+def test_set_live_applies_at_the_next_step_and_the_loss_uses_the_new_values(tiny_digits):
+    cfg = run_config(rho=0.05, beta=3.0, batch_size=0, lr=0.01)  # full batch: the step's batch is known
+    trainer = Trainer(cfg, tiny_digits, device="cpu")
+    finish(trainer, steps=2)
+    trainer.set_live(rho=0.2, beta=0.5, lr=0.003)
+    assert trainer.config.model.rho == 0.05  # not before the next step
+    with torch.no_grad():
+        h = trainer.model.encode(trainer.x).double().numpy()
+    trainer.step()
+    trainer.sync()
+    assert (trainer.config.model.rho, trainer.config.model.beta, trainer.config.train.lr) == (0.2, 0.5, 0.003)
+    assert all(group["lr"] == 0.003 for group in trainer.optimizer.param_groups)
+    expected = 0.5 * np_kl(0.2, h.mean(axis=0)).sum()
+    assert trainer.history["sparsity"][-1] == pytest.approx(expected, rel=1e-4)
+
+
+def test_set_live_of_a_structural_field_raises(tiny_digits):
+    trainer = Trainer(run_config(), tiny_digits, device="cpu")
+    for change in ({"hidden": 10}, {"penalty": "l1"}, {"dataset": "bars"}, {"optimizer": "sgd"}):
+        with pytest.raises(ValueError, match="cannot change while training"):
+            trainer.set_live(**change)
+    trainer.step()
+    assert trainer.config == run_config()
+
+
+@pytest.mark.parametrize("change", [{"rho": 1.5}, {"beta": -1.0}, {"lr": 0.0}, {"weight_decay": -0.1}])
+def test_set_live_with_a_bad_value_raises_and_leaves_the_config_unchanged(tiny_digits, change):
+    trainer = Trainer(run_config(), tiny_digits, device="cpu")
+    trainer.set_live(beta=2.0)  # a good pending change survives a later bad one
+    (name,) = change
+    with pytest.raises(ValueError, match=f"{name} must be"):
+        trainer.set_live(**change)
+    trainer.step()
+    assert trainer.config == run_config(beta=2.0)
+
+
+# ----- divergence ---------------------------------------------------------------------------------
+
+
+def diverging_config(**flat) -> RunConfig:
+    """Linear output and a huge SGD step: the reconstruction overflows within a few steps."""
+    return run_config(optimizer="sgd", lr=1e4, output="linear", steps=200, snapshot_every=1, **flat)
+
+
+@pytest.mark.parametrize("lr", [1e4, 1e20])  # overflows after a few steps / at the second step
+def test_divergence_ends_the_run_with_a_diverged_snapshot_and_last_good_weights(tiny_digits, lr):
+    trainer = Trainer(diverging_config().replace(lr=lr), tiny_digits, device="cpu")
+    initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    snaps = finish(trainer)
+    last = snaps[-1]
+    assert last.status == "diverged" and len(snaps) < 200
+    assert all(s.status == "running" for s in snaps[:-1])
+    assert "Training diverged at step" in last.message
+    assert "reconstruction" in last.message
+    assert "smaller learning rate" in last.message
+    state = trainer.model.state_dict()
+    assert all(torch.isfinite(v).all() for v in state.values())
+    # The restored weights are those of the snapshot taken at the step they go back to (or the initial ones).
+    restored = trainer.step_count
+    diverged_at = int(last.message.split("step ")[1].split(":")[0])
+    assert last.step == restored < diverged_at
+    assert f"restored to step {restored}" in last.message
+    good = {s.step: s.encoder_weight for s in snaps[:-1]}.get(restored, initial["encoder.weight"].numpy())
+    np.testing.assert_array_equal(state["encoder.weight"].numpy(), good)
+    assert list(trainer.history_steps) == list(last.history_steps) == list(range(1, restored + 1))
+
+
+def test_after_divergence_a_smaller_learning_rate_lets_training_go_on(tiny_digits):
+    """What the divergence message advises must work: the restored weights have a finite objective."""
+    # Reconstruction overflow after a few steps, at the second step; weight decay overflow.
+    for output, lr in (("linear", 1e4), ("linear", 1e20), ("sigmoid", 1e6)):
+        cfg = run_config(optimizer="sgd", lr=lr, output=output, steps=200, snapshot_every=1)
+        trainer = Trainer(cfg, tiny_digits, device="cpu")
+        assert finish(trainer)[-1].status == "diverged"
+        restored = trainer.step_count
+        trainer.set_live(lr=1e-3)
+        snaps = finish(trainer, steps=5)
+        assert [s.status for s in snaps] == ["running"] * 4 + ["done"], (output, snaps[-1].message)
+        assert trainer.step_count == restored + 5
+        assert np.isfinite(trainer.history["total"]).all()
+
+
+# ----- snapshots ----------------------------------------------------------------------------------
+
+
+def test_snapshot_is_frozen_and_its_arrays_are_copies(tiny_digits):
+    trainer = Trainer(run_config(steps=3, snapshot_every=3), tiny_digits, device="cpu")
+    snap = finish(trainer)[-1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.step = 7  # type: ignore[misc]
+    arrays = {f.name: getattr(snap, f.name) for f in dataclasses.fields(snap)}
+    arrays = {k: v.copy() for k, v in arrays.items() if isinstance(v, np.ndarray)}
+    with torch.no_grad():  # change the model and the trainer's inputs in place
+        for p in trainer.model.parameters():
+            p.add_(1.0)
+        trainer.show.add_(1.0)
+        trainer.probe.add_(1.0)
+    for name, before in arrays.items():
+        np.testing.assert_array_equal(getattr(snap, name), before, err_msg=name)
+    # ...and the other way round: drawing code that edits a snapshot's array leaves the trainer alone.
+    show = trainer.show.clone()
+    snap.show_inputs[:] = -5.0
+    assert torch.equal(trainer.show, show)
+
+
+def test_snapshot_shapes_are_the_documented_ones(tiny_digits):
+    n, d, hidden = len(tiny_digits.train), 64, 8
+    trainer = Trainer(run_config(steps=4, snapshot_every=2), tiny_digits, device="cpu")
+    snap = finish(trainer)[-1]
+    assert snap.encoder_weight.shape == (hidden, d)
+    assert snap.decoder_weight.shape == (d, hidden)
+    assert snap.rho_hat.shape == snap.density.shape == (hidden,)
+    assert snap.activations.shape == (min(n, PROBE_SIZE), hidden)
+    assert snap.show_inputs.shape == snap.show_recon.shape == (SHOW_SIZE, d)
+    assert snap.history_steps.shape == (4,)
+    assert set(snap.history) == {"reconstruction", "sparsity", "weight_decay", "total"}
+    assert all(v.shape == (4,) for v in snap.history.values())
+    assert snap.losses == {k: v[-1] for k, v in snap.history.items()}
+    assert snap.image_shape == (8, 8) and snap.config == trainer.config
+    np.testing.assert_allclose(snap.rho_hat, snap.activations.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(snap.density, (snap.activations > 0.1).mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(snap.encoder_weight, trainer.model.encoder.weight.detach().numpy())
