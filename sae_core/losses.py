@@ -79,7 +79,11 @@ def loss_terms(model: nn.Module, x: torch.Tensor, out: AEOutput, cfg: ModelConfi
         terms["sparsity"] = sparsity
     if hasattr(model, "extra_terms"):
         terms.update(model.extra_terms(x, out, cfg))
+    # Always present (a constant 0 when λ = 0) so the set of terms, and so the loss history's columns,
+    # stays the same when λ is moved to or from 0 during a run.
     if cfg.weight_decay > 0:
         terms["weight_decay"] = weight_decay(model.decayed_weights(), cfg.weight_decay)
+    else:
+        terms["weight_decay"] = out.recon.new_zeros(())
     terms["total"] = add_all(terms.values())
     return terms
