@@ -97,10 +97,12 @@ def test_weight_decay_is_half_lambda_times_squared_weights_and_ignores_biases():
     assert term == pytest.approx(0.03 / 2 * (np.sum(w1**2) + np.sum(w2**2)), rel=1e-12)
 
 
-def test_zero_weight_decay_adds_no_term():
+def test_zero_weight_decay_keeps_a_constant_zero_term():
     model, cfg = tiny_model("kl", weight_decay=0.0)
     x = torch.rand(3, 6, dtype=torch.float64)
-    assert "weight_decay" not in losses.loss_terms(model, x, model(x), cfg)
+    terms = losses.loss_terms(model, x, model(x), cfg)
+    assert terms["weight_decay"].item() == 0.0 and not terms["weight_decay"].requires_grad
+    assert terms["total"].item() == pytest.approx((terms["reconstruction"] + terms["sparsity"]).item())
 
 
 @pytest.mark.parametrize(

@@ -156,6 +156,19 @@ def test_set_live_applies_at_the_next_step_and_the_loss_uses_the_new_values(tiny
     assert trainer.history["sparsity"][-1] == pytest.approx(expected, rel=1e-4)
 
 
+def test_moving_weight_decay_to_zero_and_back_mid_run_keeps_the_history_aligned(tiny_digits):
+    trainer = Trainer(run_config(weight_decay=1e-3, steps=30), tiny_digits, device="cpu")
+    finish(trainer, steps=10)
+    trainer.set_live(weight_decay=0.0)
+    finish(trainer, steps=10)
+    trainer.set_live(weight_decay=1e-3)
+    snap = list(trainer.run())[-1]
+    assert snap.step == 30
+    assert all(len(values) == 30 for values in snap.history.values())
+    decay = snap.history["weight_decay"]
+    assert np.all(decay[10:20] == 0.0) and np.all(decay[:10] > 0) and np.all(decay[20:] > 0)
+
+
 def test_set_live_of_a_structural_field_raises(tiny_digits):
     trainer = Trainer(run_config(), tiny_digits, device="cpu")
     for change in ({"hidden": 10}, {"penalty": "l1"}, {"dataset": "bars"}, {"optimizer": "sgd"}):
