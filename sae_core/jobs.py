@@ -183,6 +183,9 @@ class TrainingJob:
         self._holds_slot = True
 
     def _release_slot(self) -> None:
-        if self._slots is not None and self._holds_slot:
-            self._holds_slot = False
-            self._slots.release()
+        # pause() and the thread can both get here; the lock makes the check-and-release atomic so a
+        # BoundedSemaphore is never released twice.
+        with self._lock:
+            if self._slots is not None and self._holds_slot:
+                self._holds_slot = False
+                self._slots.release()
