@@ -1,7 +1,9 @@
 """Sparse Autoencoder Playground: the Streamlit entry point (`streamlit run app.py`).
 
 Sets up the page, reads settings from the URL once per session, draws the shared sidebar and runs the
-page the user picked. Pages live in pages/; the library in sae_core/ knows nothing of Streamlit.
+page the user picked. Pages live in app_pages/, not pages/: Streamlit runs a folder named pages/ as an
+old-style multipage app (skipping this file) until st.navigation has run once in the server process.
+The library in sae_core/ knows nothing of Streamlit.
 """
 
 from __future__ import annotations
@@ -12,18 +14,21 @@ from pathlib import Path
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # `pages.common` and `sae_core` import from here under any runner
+if str(ROOT) not in sys.path:  # `app_pages.common` and `sae_core` import from here under any runner
     sys.path.insert(0, str(ROOT))
 
-from pages import common  # noqa: E402
+from app_pages import common  # noqa: E402
 from sae_core.training import resolve_device  # noqa: E402
 
-st.set_page_config(page_title="Sparse Autoencoder Playground", page_icon="🧩", layout="wide")
+st.set_page_config(
+    page_title="Sparse Autoencoder Playground", page_icon=":material/grid_view:", layout="wide"
+)
 
-home = st.Page("pages/home.py", title="Home", icon="🏠", default=True)
-train = st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train")
+home = st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)
+train = st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
 page = st.navigation([home, train])
 
+common.configure_torch()
 common.read_query_params()
 
 with st.sidebar:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import common
+from app_pages import common
 from sae_core import data
 
 PICTURE = Path(__file__).resolve().parent.parent / "assets" / "home-picture.png"
-TRAIN_PAGE = "pages/train.py"
+TRAIN_PAGE = "app_pages/train.py"
+# When a preset's dataset is missing, the card offers the same recipe on this dataset instead.
 ALTERNATIVE = {"mnist": "fashion-mnist"}
-"""When a preset's dataset is missing, the card offers the same recipe on this dataset instead."""
 
 
 def open_preset(name: str, dataset: str | None = None) -> None:
@@ -33,7 +33,8 @@ def preset_card(preset) -> None:
             if st.button("Open in Train", key=f"preset_{preset.name}", type="primary", width="stretch"):
                 open_preset(preset.name)
             return
-        st.warning(f"{data.DATASETS[preset.dataset].title} is not installed here ({where}).", icon="📦")
+        title = data.DATASETS[preset.dataset].title
+        st.warning(f"{title} is not installed here ({where}).", icon=":material/inventory_2:")
         st.caption(_how_to_get(preset.dataset))
         alternative = ALTERNATIVE.get(preset.dataset)
         if alternative and data.availability(alternative)[0]:

@@ -1,6 +1,6 @@
 """Train page: the controls, the buttons and the live views of one training run.
 
-The run is a `TrainingJob` in st.session_state["job"] (see pages/common.py). Widget callbacks change
+The run is a `TrainingJob` in st.session_state["job"] (see app_pages/common.py). Widget callbacks change
 its settings or press its buttons; the views are drawn from its latest snapshot in a fragment that
 reruns twice a second while it trains and stays frozen on the last picture when it does not.
 """
@@ -16,13 +16,14 @@ from typing import get_args
 
 import streamlit as st
 
-from pages import common
+from app_pages import common
 from sae_core import data, figures, formulas
 from sae_core.config import FIELD_DOCS, LIVE_FIELDS, Optimizer, Penalty
 from sae_core.jobs import BusyError, TrainingJob
 from sae_core.models import BUILDERS
 
 REFRESH_S = 0.5
+FILTERS_HEIGHT = 560  # pixels: big enough for a projector even when the montage is small (25 units of 8×8)
 RHO_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 PENALTY_NAMES = {
     "kl": "KL divergence (sigmoid units)",
@@ -99,7 +100,7 @@ def on_discard_previous() -> None:
 def _error_under(key: str) -> None:
     message = common.errors().get(key)
     if message:
-        st.error(f"Not applied: {message}", icon="⚠️")
+        st.error(f"Not applied: {message}", icon=":material/block:")
 
 
 def _widget(kind, label: str, key: str, **kwargs) -> None:
@@ -262,7 +263,7 @@ def draw_progress(snap, running: bool) -> None:
     )
     st.progress(snap.progress, text=text)
     if snap.status == "diverged":
-        st.error(snap.message or "Training diverged.", icon="💥")
+        st.error(snap.message or "Training diverged.", icon=":material/error:")
     elif snap.message and snap.status == "paused":
         st.info(snap.message)
 
@@ -274,7 +275,7 @@ def draw_metrics(snap) -> None:
 
 
 def draw_views(snap) -> None:
-    left, right = st.columns([1.1, 1])
+    left, right = st.columns([1.15, 1], gap="large")
     with left:
         which = st.segmented_control(
             "Filters",
@@ -287,23 +288,32 @@ def draw_views(snap) -> None:
                 "decoder": "Decoder W₂ (what a unit draws)",
             }.get,
         )
-        st.plotly_chart(figures.filters_figure(snap, which or "encoder"), key="filters_chart")
+        filters = figures.filters_figure(snap, which or "encoder")
+        filters.layout.height = max(filters.layout.height or 0, FILTERS_HEIGHT)
+        st.plotly_chart(filters, key="filters_chart")
     with right:
+        draw_objective()
         st.plotly_chart(figures.rho_hat_histogram(snap), key="rho_hat_chart")
-    loss, acts, density, recon, kl = st.tabs(
-        ["Loss curves", "Activation values", "Unit density", "Reconstructions", "KL per unit"]
-    )
-    with loss:
-        log_y = st.toggle("Log-scale loss", key="loss_log_y", value=True)
-        st.plotly_chart(figures.loss_figure(snap, log_y=log_y), key="loss_chart")
-    with acts:
-        st.plotly_chart(figures.activation_histogram(snap), key="activation_chart")
-    with density:
-        st.plotly_chart(figures.density_histogram(snap), key="density_chart")
-    with recon:
-        st.plotly_chart(figures.reconstructions_figure(snap), key="reconstructions_chart")
-    with kl:
-        st.plotly_chart(figures.kl_curve_figure(snap), key="kl_chart")
+    # Lazy tabs: only the open tab's chart is built on each refresh (half the work of drawing all five).
+    tabs = st.tabs(list(TAB_CHARTS), key="view_tab", on_change="rerun")
+    for tab, (make_figure, key) in zip(tabs, TAB_CHARTS.values(), strict=True):
+        if tab.open:
+            with tab:
+                if make_figure is figures.loss_figure:
+                    log_y = st.toggle("Log-scale loss", key="loss_log_y", value=True)
+                    st.plotly_chart(figures.loss_figure(snap, log_y=log_y), key=key)
+                else:
+                    st.plotly_chart(make_figure(snap), key=key)
+
+
+# Tab label -> (figure function, chart key).
+TAB_CHARTS = {
+    "Loss curves": (figures.loss_figure, "loss_chart"),
+    "Activation values": (figures.activation_histogram, "activation_chart"),
+    "Unit density": (figures.density_histogram, "density_chart"),
+    "Reconstructions": (figures.reconstructions_figure, "recon_chart"),
+    "KL per unit": (figures.kl_curve_figure, "kl_chart"),
+}
 
 
 def draw_objective() -> None:
@@ -367,7 +377,7 @@ def main() -> None:
     finally:
         notice = st.session_state.pop(common.NOTICE, None)
         if notice:
-            notice_box.info(notice, icon="ℹ️")
+            notice_box.info(notice, icon=":material/info:")
 
 
 def _main_body() -> None:
@@ -380,7 +390,7 @@ def _main_body() -> None:
         job = common.sync_job(cfg)
     except (data.DataUnavailableError, data.UploadError, ValueError) as err:
         ok, where = data.availability(cfg.data.dataset) if cfg.data.dataset in data.DATASETS else (False, "")
-        st.error(f"Cannot build this run: {err}", icon="🚫")
+        st.error(f"Cannot build this run: {err}", icon=":material/cloud_off:")
         if not ok:
             st.caption(f"{cfg.data.dataset}: {where}")
         draw_previous()
@@ -388,8 +398,7 @@ def _main_body() -> None:
     draw_buttons(job)
     busy = st.session_state.pop(BUSY, None)
     if busy:
-        st.warning(f"⏳ {busy}")
-    draw_objective()
+        st.warning(busy, icon=":material/hourglass_top:")
     st.session_state[WAS_RUNNING] = job.running
     live_views_fragment(job)()
     draw_previous()
