@@ -1,8 +1,8 @@
 """Sparse Autoencoder Playground: the Streamlit entry point (`streamlit run app.py`).
 
 Sets up the page, reads settings from the URL once per session, draws the shared sidebar and runs the
-page the user picked. Pages live in app_pages/, not pages/: Streamlit runs a folder named pages/ as an
-old-style multipage app (skipping this file) until st.navigation has run once in the server process.
+page the user picked. Pages live in pages/ (see common.leave_old_multipage_mode for the one quirk that
+comes with that folder name).
 The library in sae_core/ knows nothing of Streamlit.
 """
 
@@ -14,18 +14,19 @@ from pathlib import Path
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # `app_pages.common` and `sae_core` import from here under any runner
+if str(ROOT) not in sys.path:  # `pages.common` and `sae_core` import from here under any runner
     sys.path.insert(0, str(ROOT))
 
-from app_pages import common  # noqa: E402
+from pages import common  # noqa: E402
 from sae_core.training import resolve_device  # noqa: E402
 
+common.leave_old_multipage_mode(rerun=False)  # st.navigation below takes over
 st.set_page_config(
     page_title="Sparse Autoencoder Playground", page_icon=":material/grid_view:", layout="wide"
 )
 
-home = st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)
-train = st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
+home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
+train = st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
 page = st.navigation([home, train])
 
 common.configure_torch()

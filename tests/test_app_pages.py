@@ -1,7 +1,7 @@
 """The pages, driven as a user would with streamlit.testing.v1.AppTest.
 
 Each test starts its own session; jobs are stopped at the end so no thread or training slot leaks.
-The job lives in st.session_state["job"] (app_pages/common.py: JOB). Configs are tiny: 8×8 digits, 4 units.
+The job lives in st.session_state["job"] (pages/common.py: JOB). Configs are tiny: 8×8 digits, 4 units.
 """
 
 from __future__ import annotations
@@ -30,11 +30,32 @@ def _stop_jobs(at: AppTest) -> None:
 
 
 @pytest.fixture
-def apps():
+def past_first_navigation(monkeypatch):
+    """Run AppTests as a live server runs once its first visit has gone through app.py.
+
+    A server leaves Streamlit's old pages/-folder mode for good at its first st.navigation call
+    (pages/common.leave_old_multipage_mode). AppTest resets that process-wide flag before every run,
+    which would replay the first-visit path on each click; this undoes only that reset.
+    test_first_visit_of_a_fresh_server_goes_through_app_py covers the first-visit path itself.
+    """
+    from streamlit.runtime import pages_manager
+
+    real_init = pages_manager.PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        if pages_manager.PagesManager.uses_pages_directory is None:
+            pages_manager.PagesManager.uses_pages_directory = False
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def apps(past_first_navigation):
     """Make AppTests and stop their jobs afterwards, whatever the test did."""
     made: list[AppTest] = []
 
-    def make(query: dict[str, str] | None = None, page: str | None = "app_pages/train.py") -> AppTest:
+    def make(query: dict[str, str] | None = None, page: str | None = "pages/train.py") -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
         at.query_params.update(query or {})
         made.append(at)
@@ -171,7 +192,7 @@ def test_structural_change_rebuilds_and_says_so(apps):
 
 
 def test_busy_server_shows_a_message_instead_of_training(apps):
-    from app_pages import common
+    from pages import common
 
     at = apps(TINY)
     slots = common.training_slots()
@@ -205,3 +226,19 @@ def test_unavailable_dataset_says_how_to_get_it(apps):
     at = apps({"dataset": "kmnist"})
     _no_exceptions(at)
     assert any("kmnist" in e.value for e in at.error)
+
+
+def test_first_visit_of_a_fresh_server_goes_through_app_py():
+    """No shim: every run starts in Streamlit's old pages/ mode, as a fresh server's first visit does.
+    The Train page must still come up inside app.py's navigation (wide layout, sidebar device line)."""
+    at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+    at.query_params.update({**TINY, "rho": "0.2"})
+    at.run()
+    at.switch_page("pages/train.py").run()
+    try:
+        _no_exceptions(at)
+        assert any("Training on" in c.value for c in at.sidebar.caption)
+        assert at.session_state["settings"]["rho"] == pytest.approx(0.2)
+        assert at.selectbox(key="dataset").value == "digits"
+    finally:
+        _stop_jobs(at)

@@ -1,6 +1,6 @@
 """Train page: the controls, the buttons and the live views of one training run.
 
-The run is a `TrainingJob` in st.session_state["job"] (see app_pages/common.py). Widget callbacks change
+The run is a `TrainingJob` in st.session_state["job"] (see pages/common.py). Widget callbacks change
 its settings or press its buttons; the views are drawn from its latest snapshot in a fragment that
 reruns twice a second while it trains and stays frozen on the last picture when it does not.
 """
@@ -16,11 +16,13 @@ from typing import get_args
 
 import streamlit as st
 
-from app_pages import common
+from pages import common
 from sae_core import data, figures, formulas
 from sae_core.config import FIELD_DOCS, LIVE_FIELDS, Optimizer, Penalty
 from sae_core.jobs import BusyError, TrainingJob
 from sae_core.models import BUILDERS
+
+common.leave_old_multipage_mode()
 
 REFRESH_S = 0.5
 FILTERS_HEIGHT = 560  # pixels: big enough for a projector even when the montage is small (25 units of 8×8)

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import common
+from pages import common
 from sae_core import data
 
+common.leave_old_multipage_mode()
+
 PICTURE = Path(__file__).resolve().parent.parent / "assets" / "home-picture.png"
-TRAIN_PAGE = "app_pages/train.py"
+TRAIN_PAGE = "pages/train.py"
 # When a preset's dataset is missing, the card offers the same recipe on this dataset instead.
 ALTERNATIVE = {"mnist": "fashion-mnist"}
 
