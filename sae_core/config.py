@@ -204,8 +204,9 @@ class TrainConfig:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-LIVE_FIELDS = frozenset({"rho", "beta", "weight_decay", "lr"})
-"""Fields that a running trainer picks up at its next step without a rebuild."""
+LIVE_FIELDS = frozenset({"rho", "beta", "weight_decay", "lr", "steps", "epochs"})
+"""Fields that a running trainer picks up at its next step without a rebuild: the objective's weights,
+the learning rate, and the run's length (so a finished run can be trained further)."""
 
 
 @dataclass(frozen=True)

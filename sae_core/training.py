@@ -294,10 +294,12 @@ class Trainer:
 
     def run(self, steps: int | None = None) -> Iterator[Snapshot]:
         """Train up to `steps` more steps (default: until total_steps), yielding a snapshot every
-        `snapshot_every` steps and a final one. A divergence ends the run with a 'diverged' snapshot."""
-        end = self.total_steps if steps is None else self.step_count + steps
+        `snapshot_every` steps and a final one. A divergence ends the run with a 'diverged' snapshot.
+        A live change of the run's length (set_live(steps=...)) moves the end of a default run."""
+        self._apply_pending()
+        fixed_end = None if steps is None else self.step_count + steps
         every = self.config.train.snapshot_every
-        while self.step_count < end:
+        while self.step_count < (end := self.total_steps if fixed_end is None else fixed_end):
             t0 = time.perf_counter()
             try:
                 for _ in range(min(every - self.step_count % every, end - self.step_count)):

@@ -169,6 +169,18 @@ def test_moving_weight_decay_to_zero_and_back_mid_run_keeps_the_history_aligned(
     assert np.all(decay[10:20] == 0.0) and np.all(decay[:10] > 0) and np.all(decay[20:] > 0)
 
 
+def test_a_finished_run_goes_on_when_its_length_is_raised(tiny_digits):
+    trainer = Trainer(run_config(steps=20), tiny_digits, device="cpu")
+    first = finish(trainer)[-1]
+    weights = trainer.model.encoder.weight.detach().clone()
+    assert (first.step, first.status) == (20, "done")
+    trainer.set_live(steps=35)
+    snaps = finish(trainer)
+    assert snaps[-1].step == 35 and snaps[-1].total_steps == 35 and snaps[-1].status == "done"
+    assert len(snaps[-1].history_steps) == 35  # went on from step 20, not from a fresh model
+    assert not torch.equal(weights, trainer.model.encoder.weight)
+
+
 def test_set_live_of_a_structural_field_raises(tiny_digits):
     trainer = Trainer(run_config(), tiny_digits, device="cpu")
     for change in ({"hidden": 10}, {"penalty": "l1"}, {"dataset": "bars"}, {"optimizer": "sgd"}):
