@@ -1,0 +1,251 @@
+"""Driving the real app in headless Chromium: start the server, read the Train page, move its controls.
+
+Shared by tests/test_browser.py and the live benchmarks (benchmarks/live_latency.py,
+benchmarks/live_throughput.py). Selectors rely on what Streamlit puts in the DOM: the CSS class
+`st-key-<key>` on every keyed element, and `data-testid` attributes (`stProgress`, `stException`,
+`stSliderThumbValue`). The Train page's progress line reads "<status> · step 1,234 / 3,000 · …".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1400, "height": 1000}
+
+PROGRESS = '[data-testid="stProgress"]'
+EXCEPTION = '[data-testid="stException"]'
+FILTERS_PLOT = ".st-key-filters_chart .js-plotly-plot"
+RHO_INPUT = '.st-key-rho input[type="range"]'
+RHO_VALUE = '.st-key-rho [data-testid="stSliderThumbValue"]'
+_TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+_PROGRESS_RE = re.compile(r"^\s*(\w+)\s*·\s*step\s*([\d,]+)\s*/\s*([\d,]+)")
+
+T = TypeVar("T")
+
+
+# ----- the server ---------------------------------------------------------------------------------------
+def free_port() -> int:
+    """A TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def streamlit_app(deadline_s: float = 90.0, port: int | None = None) -> Iterator[str]:
+    """Run `streamlit run app.py` offline on a free port; yield its URL once /_stcore/health answers.
+
+    The server runs in its own process group and is terminated (then killed, if it lingers) on exit,
+    whatever happened inside the `with`. Its output goes to a temporary log quoted in startup errors.
+    """
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    cmd += ["--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    env = {**os.environ, "SAE_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + deadline_s
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                tail = log.read()[-3000:]
+                why = (
+                    f"exited with {proc.returncode}"
+                    if proc.poll() is not None
+                    else f"no health in {deadline_s}s"
+                )
+                raise RuntimeError(f"streamlit server {why}; log {log.name}:\n{tail}")
+            time.sleep(0.2)  # polling interval of the health check, not synchronisation
+        yield url
+    finally:
+        _terminate(proc)
+        log.close()
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+    except ProcessLookupError:
+        pass
+
+
+# ----- the browser --------------------------------------------------------------------------------------
+def launch_chromium(playwright: Any):
+    """Debian's Chromium through Playwright (never a downloaded browser)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def wait_until(read: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.1) -> T:
+    """Call read() until it returns something truthy; return it, or raise TimeoutError after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = read()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what} (last reading: {last!r})")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The Train page's progress line, parsed."""
+
+    status: str
+    """ready | training | paused | finished | stopped | diverged"""
+    step: int
+    total: int
+
+
+def parse_progress(text: str) -> Progress | None:
+    match = _PROGRESS_RE.match(text)
+    if match is None:
+        return None
+    status, step, total = match.groups()
+    return Progress(status, int(step.replace(",", "")), int(total.replace(",", "")))
+
+
+def progress(page) -> Progress | None:
+    """The progress line now on the page, or None while it is not drawn."""
+    text = page.evaluate(f"() => document.querySelector('{PROGRESS}')?.innerText ?? null")
+    return parse_progress(text) if text else None
+
+
+def filters_signature(page) -> str | None:
+    """The filter montage's heatmap values as JSON (None before the chart is drawn): changes iff it does."""
+    return page.evaluate(
+        f"""() => {{
+            const gd = document.querySelector('{FILTERS_PLOT}');
+            return gd && gd.data && gd.data.length ? JSON.stringify(gd.data[0].z) : null;
+        }}"""
+    )
+
+
+def exception_texts(page) -> list[str]:
+    """Texts of Streamlit exception boxes, plus any element that shows a Python traceback."""
+    boxes = page.locator(EXCEPTION).all_inner_texts()
+    body = page.evaluate("() => document.body.innerText")
+    if "Traceback (most recent call last)" in body and not boxes:
+        boxes.append(body[body.index("Traceback") :][:2000])
+    return boxes
+
+
+def click_button(page, key: str) -> None:
+    """Click the button with widget key `key` (st-key-<key>)."""
+    # A button with a tooltip is drawn twice (a 0×0 copy sits beside the visible one): pick the visible one.
+    page.locator(f".st-key-{key} button:visible").click()
+
+
+def open_home(page, url: str, timeout_s: float = 90.0) -> None:
+    """Open the Home page and wait until its preset cards are drawn."""
+    page.goto(url)
+    page.locator("h1", has_text="Sparse Autoencoder Playground").wait_for(timeout=timeout_s * 1000)
+    page.locator(".st-key-preset_quick-digits button:visible").wait_for(timeout=timeout_s * 1000)
+
+
+def warm_up(browser, url: str, timeout_s: float = 90.0) -> None:
+    """Load Home once in a throwaway page: the server's first script run imports torch and fills its
+    caches, which would otherwise land inside whatever a test or a benchmark times first."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        open_home(context.new_page(), url, timeout_s)
+    finally:
+        context.close()
+
+
+def open_train(page, url: str, query: str = "", timeout_s: float = 90.0) -> Progress:
+    """Open the Train page and wait for its progress line; returns it."""
+    page.goto(f"{url}/train{('?' + query) if query else ''}")
+    page.locator(".st-key-train button:visible").wait_for(timeout=timeout_s * 1000)
+    return wait_until(lambda: progress(page), timeout_s, "the progress line")
+
+
+def rho_shown(page) -> str:
+    return page.locator(RHO_VALUE).inner_text().strip()
+
+
+def move_rho(page, presses: int = 1) -> None:
+    """Move the ρ select_slider by `presses` options with the keyboard (negative: to the left)."""
+    thumb = page.locator(RHO_INPUT)
+    thumb.focus()
+    key = "ArrowRight" if presses > 0 else "ArrowLeft"
+    for _ in range(abs(presses)):
+        page.keyboard.press(key)
+
+
+def select_option(page, key: str, option: str, timeout_s: float = 30.0) -> None:
+    """Pick `option` in the selectbox keyed `key` and wait until the box shows it."""
+    box = page.locator(f".st-key-{key} input")
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_until(lambda: box.input_value() == option, timeout_s, f"{key} to show {option!r}")
+
+
+def selectbox_options(page, key: str) -> list[str]:
+    """The options a selectbox offers (opens its list, reads it, closes it again)."""
+    page.locator(f".st-key-{key} input").click()
+    options = page.get_by_role("option")
+    options.first.wait_for(timeout=15_000)
+    texts = [t.strip() for t in options.all_inner_texts()]
+    page.keyboard.press("Escape")
+    options.first.wait_for(state="hidden", timeout=15_000)
+    return texts
+
+
+def screenshot(page, name: str, max_height: int = 4000) -> Path:
+    """Save a PNG of the whole page under artifacts/ (gitignored) and return its path.
+
+    Streamlit scrolls inside its main section, so a "full page" screenshot stops at the viewport: the
+    viewport is stretched to the content's height for the picture, then put back.
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    size = page.viewport_size or VIEWPORT
+    height = page.evaluate(
+        "() => Math.max(document.body.scrollHeight,"
+        " ...[...document.querySelectorAll('[data-testid=\"stMain\"]')].map(e => e.scrollHeight))"
+    )
+    page.set_viewport_size(
+        {"width": size["width"], "height": int(min(max(height, size["height"]), max_height))}
+    )
+    try:
+        page.evaluate(_TWO_FRAMES)  # let the charts lay themselves out at the new size
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
+    return path
