@@ -1,0 +1,146 @@
+"""Latency from pressing Train to the first updated view, measured in a real headless Chromium.
+
+Starts `streamlit run app.py` (offline), opens the Train page on the quick digits preset in a fresh
+browser session per repeat, and installs a MutationObserver before the click. The click time is the
+page's performance.now() in a capture-phase click listener; the observer stamps the first moment the
+filter montage's heatmap data differ from what was shown before the click, and the first moment the
+progress line shows a step above 0. Target: the filters change within 1 s of the click.
+
+    PYTHONPATH=. python benchmarks/live_latency.py [--repeats 7] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+
+import torch
+
+from benchmarks.common import machine_info
+from tests.browser_helpers import (
+    CHROMIUM,
+    FILTERS_PLOT,
+    PROGRESS,
+    VIEWPORT,
+    click_button,
+    launch_chromium,
+    open_train,
+    progress,
+    streamlit_app,
+    wait_until,
+    warm_up,
+)
+
+TARGET_S = 1.0
+DEADLINE_S = 90.0
+
+# Stamps window.__latency.{click, rerun, filters, step} (ms, performance.now()): rerun is when the page
+# shows the Train button disabled (the click's full script rerun has arrived). The observer compares the
+# heatmap's z data, not DOM churn, so a redraw of the same picture does not count as an update.
+OBSERVER_JS = f"""() => {{
+    const signature = () => {{
+        const gd = document.querySelector('{FILTERS_PLOT}');
+        return gd && gd.data && gd.data.length ? JSON.stringify(gd.data[0].z) : null;
+    }};
+    const step = () => {{
+        const m = /step\\s*([\\d,]+)/.exec(document.querySelector('{PROGRESS}')?.innerText ?? '');
+        return m ? parseInt(m[1].replace(/,/g, ''), 10) : null;
+    }};
+    const trainDisabled = () => !!document.querySelector('.st-key-train button')?.disabled;
+    const lat = {{click: null, rerun: null, filters: null, step: null, baseline: signature()}};
+    window.__latency = lat;
+    document.addEventListener('click', (event) => {{
+        if (lat.click === null && event.target.closest('.st-key-train')) lat.click = performance.now();
+    }}, true);
+    const check = () => {{
+        if (lat.click === null) return;
+        const now = performance.now();
+        if (lat.rerun === null && trainDisabled()) lat.rerun = now;
+        if (lat.filters === null && signature() !== lat.baseline) lat.filters = now;
+        if (lat.step === null && (step() ?? 0) > 0) lat.step = now;
+        if (lat.filters !== null && lat.step !== null) observer.disconnect();
+    }};
+    const observer = new MutationObserver(check);
+    const options = {{subtree: true, childList: true, attributes: true, characterData: true}};
+    observer.observe(document.body, options);
+}}"""
+
+
+def measure_once(browser, url: str) -> dict[str, float]:
+    """One fresh session: open Train, press Train; seconds from the click to each first update."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        ready = open_train(page, url, timeout_s=DEADLINE_S)
+        if (ready.status, ready.step) != ("ready", 0):
+            raise RuntimeError(f"expected a fresh run, found {ready}")
+        wait_until(lambda: page.evaluate(f"() => !!document.querySelector('{FILTERS_PLOT}')"), 60, "filters")
+        page.evaluate(OBSERVER_JS)
+        click_button(page, "train")
+        page.wait_for_function(
+            "() => ['rerun', 'filters', 'step'].every((k) => window.__latency[k] !== null)",
+            timeout=DEADLINE_S * 1000,
+        )
+        lat = page.evaluate("() => window.__latency")
+        click_button(page, "pause")  # stop this session's thread before the next repeat
+        wait_until(lambda: (p := progress(page)) and p.status != "training", 60, "the run to pause")
+        return {name: (lat[name] - lat["click"]) / 1000 for name in ("rerun", "filters", "step")}
+    finally:
+        context.close()
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7, help="fresh sessions to time (default 7)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"needs Chromium at {CHROMIUM}", file=sys.stderr)
+        return 2
+
+    from playwright.sync_api import sync_playwright
+
+    runs = []
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        with streamlit_app(deadline_s=DEADLINE_S) as url:
+            warm_up(browser, url, DEADLINE_S)
+            measure_once(browser, url)  # untimed: the first Train also loads the data and builds caches
+            for i in range(args.repeats):
+                runs.append(measure_once(browser, url))
+                print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.3f} s" for k, v in runs[-1].items()))
+        browser.close()
+
+    result = {
+        "benchmark": "live_latency",
+        "what": "seconds from the Train click to the first changed filter montage / step count in Chromium",
+        "preset": "quick-digits (digits 64 -> 25, batch 128, Adam)",
+        "target_s": TARGET_S,
+        "filters_s": summary([r["filters"] for r in runs]),
+        "step_s": summary([r["step"] for r in runs]),
+        "rerun_s": summary([r["rerun"] for r in runs]),
+        "runs": runs,
+        "machine": machine_info(torch.device("cpu")),
+    }
+    f, s = result["filters_s"], result["step_s"]
+    print(
+        f"click -> filters changed: median {f['median']:.3f} s (min {f['min']:.3f}, max {f['max']:.3f}); "
+        f"click -> step > 0: median {s['median']:.3f} s; "
+        f"click -> buttons redrawn: median {result['rerun_s']['median']:.3f} s; "
+        f"target <= {TARGET_S:g} s: "
+        f"{'met' if f['median'] <= TARGET_S else 'NOT met'}"
+    )
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(result, out, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
