@@ -40,6 +40,17 @@ WIDGET_KEYS = (
     "seed",
 )
 """Config fields that the Train page has a widget for; the widget's key is the field name."""
+VARIANT_WIDGET_KEYS = (
+    "layers",
+    "kernels",
+    "kernel_size",
+    "corruption",
+    "noise_level",
+    "latent",
+    "contraction",
+    "tied",
+)
+"""Fields with a widget only while their variant is chosen (pages/variant_views.py draws them)."""
 
 # st.session_state keys
 SETTINGS = "settings"
@@ -133,7 +144,7 @@ def apply_preset(name: str) -> None:
     """Replace every setting by the preset's; widgets pick the new values up when next drawn."""
     st.session_state[SETTINGS] = {**base_settings(), **presets()[name].flat}
     st.session_state[ERRORS] = {}
-    for key in WIDGET_KEYS:
+    for key in WIDGET_KEYS + VARIANT_WIDGET_KEYS:
         st.session_state.pop(key, None)
     st.session_state[NOTICE] = f"Loaded the preset “{presets()[name].title}”."
 
@@ -152,7 +163,7 @@ def read_query_params() -> None:
     for key, value in params.items():
         if key in FIELD_SECTION:
             apply_setting(key, value)
-    for key in WIDGET_KEYS:
+    for key in WIDGET_KEYS + VARIANT_WIDGET_KEYS:
         st.session_state.pop(key, None)
     if unknown:
         st.session_state[NOTICE] = f"Ignored unknown URL parameter(s): {', '.join(unknown)}."

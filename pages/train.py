@@ -16,7 +16,7 @@ from typing import get_args
 
 import streamlit as st
 
-from pages import common
+from pages import common, variant_views
 from sae_core import data, figures, formulas
 from sae_core.config import FIELD_DOCS, LIVE_FIELDS, Optimizer, Penalty
 from sae_core.jobs import BusyError, TrainingJob
@@ -136,7 +136,14 @@ def draw_controls() -> None:
             )
             _error_under("upload")
         st.subheader("Model")
-        _widget(st.selectbox, "Variant", "variant", options=list(BUILDERS))
+        _widget(
+            st.selectbox,
+            "Variant",
+            "variant",
+            options=list(BUILDERS),
+            format_func=variant_views.variant_label,
+        )
+        variant_views.draw_controls(st.session_state["variant"])
         _widget(st.number_input, "Hidden units", "hidden", min_value=1, step=1)
         _widget(
             st.selectbox,
@@ -322,7 +329,7 @@ def draw_objective() -> None:
     cfg = common.current_config()
     with st.container(border=True):
         st.latex(formulas.objective_latex(cfg))
-        if cfg.model.penalty == "kl":
+        if cfg.model.penalty == "kl" and cfg.model.variant not in variant_views.NO_PENALTY:
             st.latex(formulas.kl_latex(cfg.model.rho))
 
 
@@ -363,6 +370,7 @@ def live_views_fragment(job: TrainingJob):
         draw_progress(snap, running)
         draw_metrics(snap)
         draw_views(snap)
+        variant_views.draw_views(snap, job)
         if st.session_state.get(WAS_RUNNING) and not running:
             st.session_state[WAS_RUNNING] = False
             st.rerun()  # the run ended on its own: redraw the buttons (and stop this timer)
