@@ -53,6 +53,7 @@ __all__ = [
     "kl_numpy",
     "downsample_indices",
     "term_label",
+    "log_axis",
 ]
 
 
@@ -84,6 +85,23 @@ def downsample_indices(values: np.ndarray, max_points: int) -> np.ndarray:
     return np.unique(np.concatenate([[0], lows, highs, [t - 1]]))
 
 
+def log_axis(traces: list[go.Scatter]) -> dict:
+    """A log y axis that stays readable: over two or more decades, labels only at powers of ten.
+
+    Plotly's default labels the 2 and 5 of every decade too, which over four decades of loss reads as
+    "5 2 10 5 2 1 5 2 0.1". Then the axis gets one label per decade and unlabelled minor ticks at 2..9.
+    Over a narrow range decade labels would leave one label or none, so Plotly's own ticks (1.5, 2, 2.5, ...)
+    stay.
+    """
+    ys = np.concatenate([np.asarray(t.y, dtype=np.float64) for t in traces]) if traces else np.array([])
+    ys = ys[np.isfinite(ys) & (ys > 0)]
+    decades = float(np.log10(ys.max() / ys.min())) if ys.size else 0.0
+    if decades < 2.0:
+        return {"type": "log"}
+    minor = {"dtick": "D1", "ticks": "outside", "ticklen": 3, "showgrid": False}
+    return {"type": "log", "dtick": 1, "tickformat": "~g", "ticks": "outside", "ticklen": 6, "minor": minor}
+
+
 def loss_figure(snap: Snapshot, log_y: bool = False, max_points: int = 1000) -> go.Figure:
     """Every loss term and their total against the step; long histories are downsampled per term."""
     steps = np.asarray(snap.history_steps)
@@ -104,7 +122,7 @@ def loss_figure(snap: Snapshot, log_y: bool = False, max_points: int = 1000) -> 
         f"Loss terms (step {snap.step:,} of {snap.total_steps:,})",
         "step",
         "loss (log scale)" if log_y else "loss",
-        yaxis={"type": "log"} if log_y else None,
+        yaxis=log_axis(traces) if log_y else None,
         showlegend=True,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
         hovermode="x unified",

@@ -49,7 +49,12 @@ def _variant_terms(model: ModelConfig) -> list[str]:
 
 
 def _aligned(lines: list[str]) -> str:
-    """Lines joined in a KaTeX `aligned` block: one term per line keeps the formula inside a page column."""
+    """Lines joined in a KaTeX `aligned` block.
+
+    One term or one note per line, notes of at most 34 characters: every line must fit the Train page's
+    ~430 px formula column at KaTeX's default size (the widest renders about 345 px in Chromium), or
+    KaTeX clips it at the column's right edge.
+    """
     return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
 
 
@@ -66,10 +71,10 @@ def objective_latex(config: RunConfig | ModelConfig) -> str:
     lines = [r"J(W, b) &= " + terms[0]] + [r"&\quad + " + term for term in terms[1:]]
     if model.penalty == "topk":
         k = model.k
-        keep = rf"\text{{(keep the {k} largest, zero the rest)}}"
-        lines.append(rf"h &= \mathrm{{top}}_{{{k}}}(W_1 x + b_1) \quad " + keep)
+        lines.append(rf"h &= \mathrm{{top}}_{{{k}}}(W_1 x + b_1)")
+        lines.append(rf"&\quad \text{{keep the {k} largest, zero the rest}}")
     if model.variant == "denoising":
-        lines.append(r"&\text{where } \hat{x} \text{ is decoded from a corrupted copy } \tilde{x}")
+        lines += [r"&\text{where } \hat{x} \text{ is decoded}", r"&\text{from a corrupted copy } \tilde{x}"]
     return _aligned(lines)
 
 
@@ -81,7 +86,7 @@ def kl_latex(rho: float) -> str:
             r"\mathrm{KL}(\rho \,\|\, \hat\rho_j) &= \rho \log\frac{\rho}{\hat\rho_j}"
             r" + (1-\rho)\log\frac{1-\rho}{1-\hat\rho_j}",
             rf"&= {r}\log\frac{{{r}}}{{\hat\rho_j}} + {one_minus}\log\frac{{{one_minus}}}{{1-\hat\rho_j}}",
-            r"\hat\rho_j &= \frac{1}{m}\sum_{i=1}^{m} h_j\bigl(x^{(i)}\bigr)"
-            rf" \quad \text{{(clamped to }} [{eps},\, 1 - {eps}] \text{{)}}",
+            r"\hat\rho_j &= \frac{1}{m}\sum_{i=1}^{m} h_j\bigl(x^{(i)}\bigr)",
+            rf"&\quad \text{{clamped to }} [{eps},\, 1 - {eps}]",
         ]
     )

@@ -102,7 +102,7 @@ def test_train_page_trains_live_and_rho_changes_apply_without_restarting(page, a
     rho_after = wait_until(lambda: (r := rho_shown(page)) != rho_before and r, DEADLINE_S, "ρ to move")
     assert float(rho_after) > float(rho_before)
     # The metric row reads ρ from the job's latest snapshot: this shows the running job took the new ρ.
-    rho_label = f"(ρ = {float(rho_after):g})"
+    rho_label = f"ρ = {float(rho_after):g})"  # the "Mean ρ̂ (target ρ = …)" label
     wait_until(lambda: rho_label in _metrics_text(page), DEADLINE_S, f"the metrics to show {rho_label}")
     moved = progress(page)
     assert moved.status == "training", moved

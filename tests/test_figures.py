@@ -101,6 +101,27 @@ def test_loss_figure_draws_each_term_with_human_names(snap):
     assert figures.loss_figure(snap, log_y=True).layout.yaxis.type == "log"
 
 
+def test_log_loss_axis_labels_only_decades_over_a_wide_range(snap):
+    values = np.concatenate([np.asarray(v, dtype=np.float64) for v in snap.history.values()])
+    assert np.log10(values.max() / values[values > 0].min()) >= 2  # weight decay sits decades below the rest
+    y = figures.loss_figure(snap, log_y=True).layout.yaxis
+    # dtick 1 on a log axis: one tick per power of ten, written 0.01, 0.1, 1, 10; the 2..9 ticks are minor
+    # and unlabelled (Plotly's default labels the 2s and 5s too, crowding the axis).
+    assert (y.type, y.dtick, y.tickformat) == ("log", 1, "~g")
+    assert y.minor.dtick == "D1" and y.minor.ticks == "outside" and y.minor.showgrid is False
+    assert figures.loss_figure(snap).layout.yaxis.dtick is None
+
+
+def test_log_loss_axis_keeps_plotly_ticks_within_one_decade(snap):
+    recon = np.asarray(snap.history["reconstruction"])[20:]
+    assert np.log10(recon.max() / recon.min()) < 2
+    narrow = dataclasses.replace(
+        snap, history={"reconstruction": recon}, history_steps=snap.history_steps[20:]
+    )
+    y = figures.loss_figure(narrow, log_y=True).layout.yaxis
+    assert y.type == "log" and y.dtick is None and y.minor.dtick is None
+
+
 def test_loss_downsampling_keeps_ends_and_extremes_within_budget(snap):
     fig = figures.loss_figure(snap, max_points=20)
     for trace, term in zip(fig.data, ["reconstruction", "sparsity", "weight_decay", "total"], strict=True):
@@ -252,11 +273,16 @@ def test_kl_numpy_is_zero_at_rho_and_finite_at_the_ends():
 def test_metrics_row_reports_the_snapshot_numbers(snap):
     row = figures.metrics_row(snap)
     labels = [label for label, _, _ in row]
-    assert labels == ["Reconstruction error", "Variance explained", "Mean ρ̂", "L0", "Dead units"]
+    mean_label = f"Mean ρ̂ (target ρ = {RHO:g})"
+    assert labels == ["Reconstruction error", "Variance explained", mean_label, "L0", "Dead units"]
     values = {label: value for label, value, _ in row}
     assert values["Variance explained"] == f"{snap.metrics['fve'] * 100:.1f} %"
     assert values["Reconstruction error"] == f"{snap.metrics['recon_error']:.4g}"
-    assert values["Mean ρ̂"] == f"{snap.rho_hat.mean():.3f} (ρ = {RHO:g})"
+    # The value is the bare number: st.metric's large font clipped "0.104 (ρ = 0.1)" in a fifth of the page.
+    assert values[mean_label] == f"{snap.rho_hat.mean():.3f}"
+    assert max(len(v) for v in values.values()) <= 10
+    l1 = dataclasses.replace(snap, config=snap.config.replace(penalty="l1"))
+    assert figures.metrics_row(l1)[2][:2] == ("Mean ρ̂", f"{snap.rho_hat.mean():.3f}")
     assert values["L0"] == f"{snap.metrics['l0']:.1f} / {HIDDEN}"
     dead = dataclasses.replace(snap, density=np.array([0, 0, 0, 0.2, 0.3, 0.1, 1.0]))
     assert dict((lab, v) for lab, v, _ in figures.metrics_row(dead))["Dead units"] == f"3 / {HIDDEN}"
@@ -273,6 +299,26 @@ def _balanced(tex: str) -> bool:
     return depth == 0
 
 
+MAX_NOTE = 34
+"""Characters of \\text a line may hold: "keep the 4 largest, zero the rest" renders about 345 px wide in
+Chromium, inside the ~430 px column where the Train page shows the formulas."""
+
+
+def _lines(tex: str) -> list[str]:
+    assert tex.startswith(r"\begin{aligned}") and tex.endswith(r"\end{aligned}")
+    return tex.removeprefix(r"\begin{aligned}").removesuffix(r"\end{aligned}").split(r" \\ ")
+
+
+def _fits_a_column(tex: str) -> bool:
+    """A line is a formula or a short note, never both: the long mixed lines are the ones KaTeX clipped."""
+    for line in _lines(tex):
+        notes = re.findall(r"\\text\{([^}]*)\}", line)
+        rest = re.sub(r"\\text\{[^}]*\}|\\hat\{x\}|\\tilde\{x\}|\\quad|&|\s", "", line)
+        if notes and (len("".join(notes)) > MAX_NOTE or len(re.sub(r"\[[^]]*\]", "", rest)) > 0):
+            return False
+    return True
+
+
 def test_objective_latex_substitutes_the_current_numbers():
     cfg = RunConfig(model=ModelConfig(hidden=25, rho=0.01, beta=3.0, weight_decay=1e-4))
     tex = formulas.objective_latex(cfg)
@@ -282,15 +328,36 @@ def test_objective_latex_substitutes_the_current_numbers():
     l1 = formulas.objective_latex(cfg.replace(penalty="l1", beta=0.5))
     assert "KL" not in l1 and "0.5\\cdot" in l1 and "|h_j" in l1 and _balanced(l1)
     topk = formulas.objective_latex(cfg.replace(penalty="topk", k=4))
-    assert "keep the 4 largest" in topk and _balanced(topk)
+    assert _lines(topk)[-2:] == [
+        r"h &= \mathrm{top}_{4}(W_1 x + b_1)",
+        r"&\quad \text{keep the 4 largest, zero the rest}",
+    ]
+    assert _balanced(topk)
     plain = formulas.objective_latex(cfg.replace(penalty="none", weight_decay=0.0))
     assert "KL" not in plain and "W_1" not in plain and _balanced(plain)
     assert formulas.objective_latex(cfg.model) == tex
 
 
+@pytest.mark.parametrize("variant", ["sparse", "denoising", "contractive", "vae", "ksparse"])
+@pytest.mark.parametrize("penalty", ["kl", "l1", "topk"])
+def test_every_objective_line_fits_the_page_column(variant, penalty):
+    model = ModelConfig(
+        hidden=196, rho=0.1, beta=3.0, weight_decay=3e-3, k=25, variant=variant, penalty=penalty
+    )
+    tex = formulas.objective_latex(model)
+    assert _fits_a_column(tex) and _balanced(tex)
+    if variant == "denoising":
+        assert _lines(tex)[-2:] == [
+            r"&\text{where } \hat{x} \text{ is decoded}",
+            r"&\text{from a corrupted copy } \tilde{x}",
+        ]
+
+
 def test_kl_latex_and_number_formatting():
     tex = formulas.kl_latex(0.05)
     assert r"0.05\log\frac{0.05}{\hat\rho_j}" in tex and r"0.95\log\frac{0.95}" in tex and _balanced(tex)
+    # The clamp note has a line of its own, with EPS = 1e-6 written in.
+    assert _lines(tex)[-1] == r"&\quad \text{clamped to } [10^{-6},\, 1 - 10^{-6}]" and _fits_a_column(tex)
     assert formulas.tex_number(3e-3) == "0.003"
     assert formulas.tex_number(2.5e-5) == r"2.5 \cdot 10^{-5}"
     assert formulas.tex_number(1e-4) == "10^{-4}"
