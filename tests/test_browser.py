@@ -29,6 +29,8 @@ from browser_helpers import (
     warm_up,
 )
 
+from pages.variant_views import VARIANT_NAMES
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
@@ -39,7 +41,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 
 DEADLINE_S = 90  # generous: 2 CPU cores shared with other jobs; the first page load imports torch
 LONG_RUN = "steps=100000"
-PREFERRED_VARIANT = "denoising"
+PREFERRED_VARIANT = "denoising"  # a config value; the select shows VARIANT_NAMES[value]
 
 
 @pytest.fixture(scope="module")
@@ -123,16 +125,20 @@ def test_home_page_renders_presets_without_errors(page, app_url):
 
 def test_a_non_default_variant_trains_live(page, app_url):
     open_train(page, app_url, LONG_RUN, timeout_s=DEADLINE_S)
-    others = [v for v in selectbox_options(page, "variant") if v != "sparse"]
+    others = [v for v in selectbox_options(page, "variant") if v != VARIANT_NAMES["sparse"]]
     if not others:
-        pytest.skip("the Variant select offers only 'sparse'")
-    variant = PREFERRED_VARIANT if PREFERRED_VARIANT in others else others[0]
-    select_option(page, "variant", variant)
+        pytest.skip("the Variant select offers only the sparse autoencoder")
+    label = VARIANT_NAMES[PREFERRED_VARIANT]
+    label = label if label in others else others[0]
+    variant = next(v for v, name in VARIANT_NAMES.items() if name == label)
+    select_option(page, "variant", label)
     # The change rebuilds the model; the app says so in a notice above the buttons.
     page.get_by_text("Changed variant").wait_for()
 
     _train_until_filters_change(page)
-    assert page.locator(".st-key-variant input").input_value() == variant
+    assert page.locator(".st-key-variant input").input_value() == label
+    if variant == "denoising":  # its own view: corrupted / clean / reconstruction rows
+        page.locator(".st-key-denoising_chart").first.wait_for(timeout=DEADLINE_S * 1000)
 
     assert exception_texts(page) == []
     _pause(page)
@@ -140,8 +146,9 @@ def test_a_non_default_variant_trains_live(page, app_url):
 
 
 def test_a_link_to_train_opened_first_on_a_fresh_server_applies_its_settings(page):
-    # Regression: while the pages sat in a folder named pages/, Streamlit ran a fresh server's first
-    # /train request as an old-style multipage app, skipping app.py and with it the URL's settings.
+    # Regression: with a folder named pages/, Streamlit runs a fresh server's first /train request as
+    # an old-style multipage app, skipping app.py and the URL's settings, unless
+    # pages/common.leave_old_multipage_mode switches it over.
     with streamlit_app(deadline_s=DEADLINE_S) as url:
         shown = open_train(page, url, "rho=0.1&steps=100000", timeout_s=DEADLINE_S)
         assert shown.total == 100_000
