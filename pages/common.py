@@ -193,6 +193,16 @@ def current_job() -> TrainingJob | None:
     return st.session_state.get(JOB)
 
 
+def change_setting(key: str) -> None:
+    """A control's on_change: validate and store its value, and hand a live field (LIVE_FIELDS: ρ, β,
+    λ, lr, the run's length, λ_c) to the running job at once; other fields rebuild on the next run."""
+    if not apply_setting(key, st.session_state[key]):
+        return
+    job = current_job()
+    if key in LIVE_FIELDS and job is not None:
+        job.set_live(**{key: settings()[key]})
+
+
 def build_job(cfg: RunConfig) -> TrainingJob:
     """A fresh job on the (cached) dataset; raises DataUnavailableError / UploadError / ValueError."""
     dataset = load_dataset(cfg.data)

@@ -18,7 +18,7 @@ import streamlit as st
 
 from pages import common, variant_views
 from sae_core import data, figures, formulas
-from sae_core.config import FIELD_DOCS, LIVE_FIELDS, Optimizer, Penalty
+from sae_core.config import FIELD_DOCS, Optimizer, Penalty
 from sae_core.jobs import BusyError, TrainingJob
 from sae_core.models import BUILDERS
 
@@ -40,12 +40,8 @@ UPLOAD_DIR = Path(tempfile.gettempdir()) / "sae-playground-uploads"
 
 # ----- callbacks ------------------------------------------------------------------------------------------
 def on_setting(key: str) -> None:
-    """A control changed: validate, store, and hand live values (ρ, β, λ, lr) to the running job."""
-    if not common.apply_setting(key, st.session_state[key]):
-        return
-    job = common.current_job()
-    if key in LIVE_FIELDS and job is not None:
-        job.set_live(**{key: common.settings()[key]})
+    """A control changed: see common.change_setting."""
+    common.change_setting(key)
 
 
 def on_upload() -> None:

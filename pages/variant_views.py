@@ -3,8 +3,8 @@
 Not a page itself: pages/train.py calls `draw_controls` in the sidebar's Model section, right under the
 Variant select, and `draw_views` in its live fragment. Controls follow the page's rules: the widget key
 is the config field's name, the tooltip is the field's docstring, a change goes through
-`common.apply_setting` (a refused value gets its message under the control) and, since none of these
-fields is live, the page rebuilds the model on its next run. The figures are pure functions in
+`common.change_setting` (a refused value gets its message under the control); λ_c applies live, the
+other fields rebuild the model on the page's next run. The figures are pure functions in
 `sae_core.figures_variants`.
 """
 
@@ -67,12 +67,8 @@ def widget_value(key: str, value: Any) -> Any:
     return value
 
 
-def _on_change(key: str) -> None:
-    common.apply_setting(key, st.session_state[key])
-
-
 def _control(kind, label: str, key: str, **kwargs) -> None:
-    kind(label, key=key, help=FIELD_DOCS.get(key), on_change=_on_change, args=(key,), **kwargs)
+    kind(label, key=key, help=FIELD_DOCS.get(key), on_change=common.change_setting, args=(key,), **kwargs)
     message = common.errors().get(key)
     if message:
         st.error(f"Not applied: {message}", icon=":material/block:")

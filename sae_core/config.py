@@ -204,9 +204,10 @@ class TrainConfig:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-LIVE_FIELDS = frozenset({"rho", "beta", "weight_decay", "lr", "steps", "epochs"})
-"""Fields that a running trainer picks up at its next step without a rebuild: the objective's weights,
-the learning rate, and the run's length (so a finished run can be trained further)."""
+LIVE_FIELDS = frozenset({"rho", "beta", "weight_decay", "lr", "steps", "epochs", "contraction"})
+"""Fields that a running trainer picks up at its next step without a rebuild: the objective's weights
+(the contractive λ_c among them), the learning rate, and the run's length (so a finished run can be
+trained further)."""
 
 
 @dataclass(frozen=True)
