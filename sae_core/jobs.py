@@ -24,7 +24,9 @@ class TrainingJob:
 
     slots: a server-wide semaphore; a job holds one slot while it trains. idle_timeout: seconds
     without a `latest()` call after which the job pauses itself (its browser tab has gone).
-    max_steps: hard cap on steps, whatever the config says.
+    max_steps: hard cap on steps, whatever the config says. first_snapshot_s: length of the first
+    stepping section after each start, so that the page sees the model move within a moment of the
+    click instead of after a whole snapshot_interval.
     """
 
     def __init__(
@@ -33,12 +35,16 @@ class TrainingJob:
         dataset: Dataset,
         *,
         snapshot_interval: float = 0.25,
+        first_snapshot_s: float = 0.02,
         idle_timeout: float = 30.0,
         slots: threading.Semaphore | None = None,
         device: str | None = None,
     ) -> None:
         self.trainer = Trainer(config, dataset, device=device)
         self.snapshot_interval = snapshot_interval
+        self.first_snapshot_s = first_snapshot_s
+        self._first_section = False  # set by start(): the next stepping section is a short one
+        self._published = threading.Condition(threading.Lock())  # notified by _publish
         self.idle_timeout = idle_timeout
         self._slots = slots
         self._holds_slot = False
@@ -78,6 +84,7 @@ class TrainingJob:
             return
         self._acquire_slot()
         self._last_read = time.monotonic()
+        self._first_section = True
         self._halt.clear()
         self._running.set()
         self.status = "running"
@@ -140,7 +147,9 @@ class TrainingJob:
                 self._publish()
                 self._release_slot()
                 continue
-            deadline = time.perf_counter() + self.snapshot_interval
+            section = self.first_snapshot_s if self._first_section else self.snapshot_interval
+            self._first_section = False
+            deadline = time.perf_counter() + section
             with self._lock:
                 t0 = time.perf_counter()
                 try:
@@ -169,6 +178,17 @@ class TrainingJob:
                 if self.status != "diverged"
                 else (self.trainer.snapshot("diverged", self.trainer.message))
             )
+        with self._published:
+            self._published.notify_all()
+
+    def wait_for_step(self, step: int, timeout: float) -> Snapshot:
+        """Block until a snapshot past `step` is published, the job stops running, or `timeout` s pass;
+        return the latest snapshot. Lets a Train click draw the first trained picture in its own rerun."""
+        deadline = time.monotonic() + timeout
+        with self._published:
+            while self._latest.step <= step and self.running and (left := deadline - time.monotonic()) > 0:
+                self._published.wait(left)
+        return self.latest()
 
     def _wait_idle(self) -> None:
         """Block until the thread has left its stepping section (it holds the lock there)."""

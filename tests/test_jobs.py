@@ -34,7 +34,9 @@ def make_job(tiny_digits):
 
     def make(**kwargs) -> TrainingJob:
         flat = kwargs.pop("flat", {})
-        job = TrainingJob(job_config(**flat), tiny_digits, device="cpu", snapshot_interval=0.02, **kwargs)
+        job = TrainingJob(
+            job_config(**flat), tiny_digits, device="cpu", **{"snapshot_interval": 0.02, **kwargs}
+        )
         jobs.append(job)
         return job
 
@@ -51,6 +53,20 @@ def test_start_trains_in_the_background(make_job):
     assert job.running and job.status == "running"
     wait_until(lambda: job.latest().step > 0, "a snapshot with steps is published")
     assert job.latest().status == "running"
+
+
+def test_each_start_publishes_a_snapshot_after_a_short_first_section(make_job):
+    # A minute-long snapshot interval: a trained snapshot while running can only come from the short
+    # first section that start() asks for (what lets a Train click show a changed picture at once).
+    job = make_job(snapshot_interval=60.0, first_snapshot_s=0.01)
+    job.start()
+    snap = job.wait_for_step(0, timeout=DEADLINE_S)
+    assert snap.step > 0 and snap.status == "running" and job.running
+    job.pause()
+    held = job.step_count
+    job.resume()
+    snap = job.wait_for_step(held, timeout=DEADLINE_S)
+    assert snap.step > held and snap.status == "running" and job.running
 
 
 def test_pause_holds_the_step_count_and_resume_continues_from_it(make_job):
