@@ -25,6 +25,7 @@ from sae_core.models import BUILDERS
 common.leave_old_multipage_mode()
 
 REFRESH_S = 0.5
+FIRST_PICTURE_WAIT_S = 0.2  # longest a Train click waits for the job's first snapshot
 FILTERS_HEIGHT = 560  # pixels: big enough for a projector even when the montage is small (25 units of 8×8)
 RHO_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 PENALTY_NAMES = {
@@ -68,10 +69,16 @@ def on_upload() -> None:
 
 def on_train() -> None:
     st.session_state.pop(BUSY, None)
+    job = common.current_job()
+    step = job.step_count
     try:
-        common.current_job().start()
+        job.start()
     except BusyError as err:
         st.session_state[BUSY] = str(err)
+        return
+    # The job publishes after its first few steps (~20 ms): waiting for that lets this click's own rerun
+    # draw the first trained picture, instead of the next fragment tick half a second later.
+    job.wait_for_step(step, timeout=FIRST_PICTURE_WAIT_S)
 
 
 def on_pause() -> None:
