@@ -20,19 +20,31 @@ def tex_number(x: float) -> str:
 
 
 RECONSTRUCTION = r"\frac{1}{2}\cdot\frac{1}{m}\sum_{i=1}^{m}\bigl\lVert \hat{x}^{(i)} - x^{(i)} \bigr\rVert^2"
+BERNOULLI = r"-\frac{1}{m}\sum_{i=1}^{m}\log p\bigl(x^{(i)} \mid z^{(i)}\bigr)"
+"""The VAE's reconstruction term with a sigmoid output: Bernoulli negative log-likelihood."""
+
+IGNORES_PENALTY = ("vae", "ksparse")
+"""Variants whose objective has no sparsity penalty: the VAE's code is Gaussian, k-sparse keeps the top k."""
 
 
-def _weight_decay(lam: float) -> str:
-    return rf"\frac{{{tex_number(lam)}}}{{2}}\bigl(\lVert W_1 \rVert_F^2 + \lVert W_2 \rVert_F^2\bigr)"
+def _weight_decay(model: ModelConfig) -> str:
+    lam = tex_number(model.weight_decay)
+    if model.variant in ("deep", "vae"):  # every layer's weights are decayed, not just two
+        return rf"\frac{{{lam}}}{{2}}\sum_{{l}} \lVert W_l \rVert_F^2"
+    return rf"\frac{{{lam}}}{{2}}\bigl(\lVert W_1 \rVert_F^2 + \lVert W_2 \rVert_F^2\bigr)"
 
 
 def _sparsity(model: ModelConfig) -> str | None:
+    if model.variant in IGNORES_PENALTY:
+        return None
     beta = tex_number(model.beta)
+    # The convolutional variant's penalty acts per kernel map (ρ̂ₖ averages over samples and positions).
+    units, j = (model.kernels, "k") if model.variant == "conv" else (model.hidden, "j")
     if model.penalty == "kl":
         rho = tex_number(model.rho)
-        return rf"{beta}\sum_{{j=1}}^{{{model.hidden}}} \mathrm{{KL}}\bigl({rho} \,\big\|\, \hat\rho_j\bigr)"
+        return rf"{beta}\sum_{{{j}=1}}^{{{units}}} \mathrm{{KL}}\bigl({rho} \,\big\|\, \hat\rho_{j}\bigr)"
     if model.penalty == "l1":
-        per_sample = rf"\sum_{{j=1}}^{{{model.hidden}}} \bigl|h_j^{{(i)}}\bigr|"
+        per_sample = rf"\sum_{{{j}=1}}^{{{units}}} \bigl|h_{j}^{{(i)}}\bigr|"
         return rf"{beta}\cdot\frac{{1}}{{m}}\sum_{{i=1}}^{{m}}" + per_sample
     return None
 
@@ -61,15 +73,15 @@ def _aligned(lines: list[str]) -> str:
 def objective_latex(config: RunConfig | ModelConfig) -> str:
     """J(W, b) for this run with ρ, β, λ (and k for top-k) written in as numbers, one term per line."""
     model = config.model if isinstance(config, RunConfig) else config
-    terms = [RECONSTRUCTION]
+    terms = [BERNOULLI if model.variant == "vae" and model.output == "sigmoid" else RECONSTRUCTION]
     if model.weight_decay > 0:
-        terms.append(_weight_decay(model.weight_decay))
+        terms.append(_weight_decay(model))
     sparsity = _sparsity(model)
     if sparsity is not None:
         terms.append(sparsity)
     terms += _variant_terms(model)
     lines = [r"J(W, b) &= " + terms[0]] + [r"&\quad + " + term for term in terms[1:]]
-    if model.penalty == "topk":
+    if model.uses_topk and model.variant != "vae":
         k = model.k
         lines.append(rf"h &= \mathrm{{top}}_{{{k}}}(W_1 x + b_1)")
         lines.append(rf"&\quad \text{{keep the {k} largest, zero the rest}}")

@@ -353,6 +353,20 @@ def test_every_objective_line_fits_the_page_column(variant, penalty):
         ]
 
 
+def test_objective_latex_writes_what_each_variant_trains():
+    base = ModelConfig(hidden=25, rho=0.05, beta=3.0, weight_decay=1e-4, kernels=8, k=5)
+    tex = {
+        v: formulas.objective_latex(dataclasses.replace(base, variant=v))
+        for v in ["vae", "ksparse", "conv", "deep"]
+    }
+    # VAE and k-sparse have no β·ΣKL(ρ‖ρ̂) term: their models skip the penalty.
+    assert "hat\\rho" not in tex["vae"] and "hat\\rho" not in tex["ksparse"]
+    assert r"\log p\bigl(x^{(i)} \mid z^{(i)}\bigr)" in tex["vae"] and r"\mathcal{N}(0, I)" in tex["vae"]
+    assert r"\mathrm{top}_{5}" in tex["ksparse"]  # top-k even though the penalty field says kl
+    assert r"\sum_{k=1}^{8} \mathrm{KL}" in tex["conv"]  # one ρ̂ per kernel map, not per hidden unit
+    assert r"\sum_{l} \lVert W_l \rVert_F^2" in tex["deep"]  # every layer is decayed
+
+
 def test_kl_latex_and_number_formatting():
     tex = formulas.kl_latex(0.05)
     assert r"0.05\log\frac{0.05}{\hat\rho_j}" in tex and r"0.95\log\frac{0.95}" in tex and _balanced(tex)
