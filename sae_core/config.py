@@ -152,6 +152,12 @@ class ModelConfig:
             _fail("contraction", ">= 0", self.contraction)
 
     @property
+    def effective_penalty(self) -> str:
+        """The penalty the objective really contains: the VAE has none (its code is Gaussian), k-sparse
+        is top-k by construction; every other variant uses `penalty`."""
+        return {"vae": "none", "ksparse": "topk"}.get(self.variant, self.penalty)
+
+    @property
     def uses_topk(self) -> bool:
         """Whether k matters: the top-k penalty or the k-sparse variant."""
         return self.penalty == "topk" or self.variant == "ksparse"

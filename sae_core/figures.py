@@ -115,7 +115,7 @@ def loss_figure(snap: Snapshot, log_y: bool = False, max_points: int = 1000) -> 
         values = np.asarray(snap.history[term], dtype=np.float64)
         keep = downsample_indices(values, max_points)
         line = {"color": TERM_COLOURS.get(term), "width": 2.5 if term == "total" else 1.5}
-        label = term_label(term, snap.config.model.penalty)
+        label = term_label(term, snap.config.model.effective_penalty)
         traces.append(go.Scatter(x=steps[keep], y=values[keep], mode="lines", name=label, line=line))
     return figure(
         traces,

@@ -110,7 +110,7 @@ def rho_hat_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
     """How many units have each mean activation ρ̂ⱼ; a dashed line marks the target ρ under the KL penalty."""
     rho_hat = np.asarray(snap.rho_hat, dtype=np.float64)
     model = snap.config.model
-    kl = model.penalty == "kl"
+    kl = model.effective_penalty == "kl"
     top = max(float(rho_hat.max(initial=0.0)), 2 * model.rho if kl else 0.0, 1e-3) * 1.05
     counts, edges = np.histogram(rho_hat, bins=bins, range=(0.0, top))
     bars = _bars(counts, edges, "ρ̂ in [%{customdata[0]:.3f}, %{customdata[1]:.3f})<br>%{y} units")
@@ -184,7 +184,8 @@ def kl_curve_figure(snap: Snapshot) -> go.Figure:
         hovertemplate="unit %{customdata}<br>ρ̂ = %{x:.4f}<br>KL = %{y:.4f}<extra></extra>",
     )
     shape, note = target_line(rho, f"ρ = {rho:g}", log_x=True)
-    remark = "" if model.penalty == "kl" else f" (not in the objective: the penalty is {model.penalty})"
+    penalty = model.effective_penalty
+    remark = "" if penalty == "kl" else f" (not in the objective: the penalty is {penalty})"
     title = f"KL(ρ‖ρ̂ⱼ) per unit, total β·ΣKL = {model.beta * dots.sum():.3g}{remark}"
     # Show the whole of every dot, but not the steep wall near ρ̂ = 1 that would flatten the rest.
     top = max(float(dots.max(initial=0.0)), float(kl_numpy(rho, np.array([0.5]))[0])) * 1.1
@@ -214,7 +215,7 @@ def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
 
     mean_rho = float(np.mean(snap.rho_hat)) if hidden else float("nan")
     # The value stays short: st.metric's big font clips "0.104 (ρ = 0.1)" in a fifth of the page.
-    rho_label = "Mean ρ̂" + (f" (target ρ = {model.rho:g})" if model.penalty == "kl" else "")
+    rho_label = "Mean ρ̂" + (f" (target ρ = {model.rho:g})" if model.effective_penalty == "kl" else "")
     dead = int((np.asarray(snap.density) == 0).sum())
     return [
         ("Reconstruction error", fmt("recon_error", ".4g"), "½ · mean over probe samples of ‖x̂ − x‖²"),

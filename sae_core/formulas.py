@@ -23,9 +23,6 @@ RECONSTRUCTION = r"\frac{1}{2}\cdot\frac{1}{m}\sum_{i=1}^{m}\bigl\lVert \hat{x}^
 BERNOULLI = r"-\frac{1}{m}\sum_{i=1}^{m}\log p\bigl(x^{(i)} \mid z^{(i)}\bigr)"
 """The VAE's reconstruction term with a sigmoid output: Bernoulli negative log-likelihood."""
 
-IGNORES_PENALTY = ("vae", "ksparse")
-"""Variants whose objective has no sparsity penalty: the VAE's code is Gaussian, k-sparse keeps the top k."""
-
 
 def _weight_decay(model: ModelConfig) -> str:
     lam = tex_number(model.weight_decay)
@@ -35,15 +32,13 @@ def _weight_decay(model: ModelConfig) -> str:
 
 
 def _sparsity(model: ModelConfig) -> str | None:
-    if model.variant in IGNORES_PENALTY:
-        return None
     beta = tex_number(model.beta)
     # The convolutional variant's penalty acts per kernel map (ρ̂ₖ averages over samples and positions).
     units, j = (model.kernels, "k") if model.variant == "conv" else (model.hidden, "j")
-    if model.penalty == "kl":
+    if model.effective_penalty == "kl":
         rho = tex_number(model.rho)
         return rf"{beta}\sum_{{{j}=1}}^{{{units}}} \mathrm{{KL}}\bigl({rho} \,\big\|\, \hat\rho_{j}\bigr)"
-    if model.penalty == "l1":
+    if model.effective_penalty == "l1":
         per_sample = rf"\sum_{{{j}=1}}^{{{units}}} \bigl|h_{j}^{{(i)}}\bigr|"
         return rf"{beta}\cdot\frac{{1}}{{m}}\sum_{{i=1}}^{{m}}" + per_sample
     return None

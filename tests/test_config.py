@@ -193,5 +193,13 @@ def test_replace_returns_a_validated_copy_and_leaves_the_original_alone():
         cfg.replace(rho=2.0)
 
 
-def test_live_fields_are_the_objective_weights_and_the_learning_rate():
-    assert LIVE_FIELDS == {"rho", "beta", "weight_decay", "lr"}
+def test_live_fields_are_the_objective_weights_the_learning_rate_and_the_run_length():
+    assert LIVE_FIELDS == {"rho", "beta", "weight_decay", "lr", "steps", "epochs", "contraction"}
+
+
+@pytest.mark.parametrize(
+    ("variant", "penalty", "effective"),
+    [("sparse", "l1", "l1"), ("vae", "kl", "none"), ("ksparse", "kl", "topk"), ("conv", "kl", "kl")],
+)
+def test_effective_penalty_is_what_the_objective_contains(variant, penalty, effective):
+    assert ModelConfig(variant=variant, penalty=penalty).effective_penalty == effective
