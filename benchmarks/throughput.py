@@ -263,7 +263,16 @@ def main(argv: list[str] | None = None) -> int:
         "--scale", type=int, default=1, help="multiply the steps per run (a GPU needs longer runs to time)"
     )
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--variants", nargs="?", const="all", default=None, help="time the variants (throughput_variants.py)"
+    )
+    args, unknown = parser.parse_known_args(argv)
+    if args.variants is not None:  # all flags handed over: throughput_variants.py has a few of its own
+        from benchmarks.throughput_variants import main as variants_main
+
+        return variants_main(sys.argv[1:] if argv is None else argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
