@@ -57,6 +57,19 @@ __all__ = [
 ]
 
 
+def grey_heatmap(z: np.ndarray, lo: float, hi: float, hover: str = "value %{z:.2f}") -> go.Heatmap:
+    """One grey image trace: lo is black, hi is white, gaps (NaN) show the background."""
+    return go.Heatmap(
+        z=z,
+        zmin=lo,
+        zmax=hi,
+        colorscale=GREY,
+        showscale=False,
+        hoverongaps=False,
+        hovertemplate=hover + "<extra></extra>",
+    )
+
+
 # ----- loss curves ---------------------------------------------------------------------------------------
 def term_label(term: str, penalty: str) -> str:
     """Legend name of a loss term as the trainer names it."""
@@ -215,15 +228,7 @@ def reconstructions_figure(snap: Snapshot) -> go.Figure:
     errors = 0.5 * ((recon - inputs) ** 2).sum(axis=1)
     # Data in [0, 1] keep the fixed 0..1 grey scale; standardised data widen it so nothing clips.
     lo, hi = min(0.0, float(np.nanmin(z))), max(1.0, float(np.nanmax(z)))
-    pixels = go.Heatmap(
-        z=z,
-        zmin=lo,
-        zmax=hi,
-        colorscale=GREY,
-        showscale=False,
-        hoverongaps=False,
-        hovertemplate="value %{z:.2f}<extra></extra>",
-    )
+    pixels = grey_heatmap(z, lo, hi)
     xaxis = {**IMAGE_X, "showticklabels": True, "tickmode": "array"}
     xaxis.update(tickvals=1 + np.arange(n) * (w + 1) + (w - 1) / 2, ticktext=[f"{e:.3g}" for e in errors])
     yaxis = {**IMAGE_Y, "showticklabels": True, "tickmode": "array", "ticktext": ["input", "reconstruction"]}

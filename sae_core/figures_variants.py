@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import GAP_COLOUR, GREY, IMAGE_X, IMAGE_Y
+from .figures import GAP_COLOUR, IMAGE_X, IMAGE_Y, grey_heatmap
 from .figures_activity import BAR_COLOUR, _bars, empty_figure, figure, target_line
 from .images import filter_montage, montage
 from .variants.conv import kernel_rho_hat
@@ -39,18 +39,6 @@ LABEL_COLOURS = (
     "#17becf",
 )
 """One colour per class label (plotly's ten-colour cycle), so digit 3 is always red."""
-
-
-def _grey_heatmap(z: np.ndarray, lo: float, hi: float, hover: str = "value %{z:.2f}") -> go.Heatmap:
-    return go.Heatmap(
-        z=z,
-        zmin=lo,
-        zmax=hi,
-        colorscale=GREY,
-        showscale=False,
-        hoverongaps=False,
-        hovertemplate=hover + "<extra></extra>",
-    )
 
 
 def _image_figure(z: np.ndarray, title: str, x_title: str | None = None, **layout) -> go.Figure:
@@ -149,9 +137,9 @@ def feature_maps_figure(snap: Snapshot, index: int = 0) -> go.Figure:
     # fixed 0..1 scale would draw all black.
     lo, hi = min(0.0, float(maps[index].min())), max(float(maps[index].max()), 1e-6)
     in_lo, in_hi = _data_range(z_input[~np.isnan(z_input)])
-    picture = _grey_heatmap(z_input, in_lo, in_hi, "pixel %{z:.2f}")
+    picture = grey_heatmap(z_input, in_lo, in_hi, "pixel %{z:.2f}")
     units = _kernel_map(kernels, (mh, mw))
-    response = _grey_heatmap(z_maps, lo, hi, "kernel %{customdata}<br>activation %{z:.3f}")
+    response = grey_heatmap(z_maps, lo, hi, "kernel %{customdata}<br>activation %{z:.3f}")
     response.update(customdata=units, xaxis="x2", yaxis="y2")
     # The input takes a share of the width matching its size next to the montage, both at the same scale.
     share = float(np.clip(z_input.shape[1] / (z_input.shape[1] + z_maps.shape[1]), 0.15, 0.45))
@@ -190,7 +178,7 @@ def decoder_kernels_figure(snap: Snapshot) -> go.Figure:
     return _image_figure(
         z,
         f"{title}: what each kernel paints ({kernels.shape[0]} of {shape[0]}×{shape[1]}, each normalised)",
-        data=[_grey_heatmap(z, -1.0, 1.0, "weight %{z:.2f}")],
+        data=[grey_heatmap(z, -1.0, 1.0, "weight %{z:.2f}")],
     )
 
 
@@ -268,7 +256,7 @@ def denoising_figure(snap: Snapshot) -> go.Figure:
         z,
         f"{title}: {_corruption_text(model.corruption, model.noise_level)} (step {snap.step:,})",
         "½‖x̂ − x‖² per image, x̂ decoded from the corrupted input",
-        data=[_grey_heatmap(z, lo, hi)],
+        data=[grey_heatmap(z, lo, hi)],
         xaxis=xaxis,
         yaxis=yaxis,
         height=360,
@@ -297,7 +285,7 @@ def prior_samples_figure(snap: Snapshot) -> go.Figure:
     return _image_figure(
         z,
         f"{title}: x̂ = decoder(z), z ~ N(0, I), {samples.shape[0]} fixed draws (step {snap.step:,})",
-        data=[_grey_heatmap(z, lo, hi)],
+        data=[grey_heatmap(z, lo, hi)],
     )
 
 
@@ -323,7 +311,7 @@ def latent_grid_figure(snap: Snapshot) -> go.Figure:
         z,
         f"{title}: decoder(z₁, z₂) on a {side}×{side} grid of N(0, 1) quantiles (step {snap.step:,})",
         "z₁",
-        data=[_grey_heatmap(z, lo, hi)],
+        data=[grey_heatmap(z, lo, hi)],
         xaxis=xaxis,
         yaxis=yaxis,
         height=560,
