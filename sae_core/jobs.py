@@ -24,7 +24,8 @@ class TrainingJob:
 
     slots: a server-wide semaphore; a job holds one slot while it trains. idle_timeout: seconds
     without a `latest()` call after which the job pauses itself (its browser tab has gone).
-    max_steps: hard cap on steps, whatever the config says. first_snapshot_s: length of the first
+    The run's length (config steps / epochs, live) is its step limit: the thread ends its stepping there
+    with status "done". first_snapshot_s: length of the first
     stepping section after each start, so that the page sees the model move within a moment of the
     click instead of after a whole snapshot_interval.
     """
