@@ -6,11 +6,11 @@ The job lives in st.session_state["job"] (pages/common.py: JOB). Configs are tin
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
 from sae_core import data
@@ -22,32 +22,11 @@ POLL_DEADLINE = 60
 TINY = {"dataset": "digits", "hidden": "4", "steps": "100000", "batch_size": "32"}
 
 
-def _stop_jobs(at: AppTest) -> None:
-    for key in ("job", "previous_job"):
-        job = at.session_state[key] if key in at.session_state else None
-        if job is not None:
-            job.stop()
-
-
 @pytest.fixture
 def past_first_navigation(monkeypatch):
-    """Run AppTests as a live server runs once its first visit has gone through app.py.
-
-    A server leaves Streamlit's old pages/-folder mode for good at its first st.navigation call
-    (pages/common.leave_old_multipage_mode). AppTest resets that process-wide flag before every run,
-    which would replay the first-visit path on each click; this undoes only that reset.
-    test_first_visit_of_a_fresh_server_goes_through_app_py covers the first-visit path itself.
-    """
-    from streamlit.runtime import pages_manager
-
-    real_init = pages_manager.PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        if pages_manager.PagesManager.uses_pages_directory is None:
-            pages_manager.PagesManager.uses_pages_directory = False
-        real_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+    """See apptest_helpers.pin_navigation_mode; test_first_visit_of_a_fresh_server_goes_through_app_py
+    covers the first-visit path itself."""
+    pin_navigation_mode(monkeypatch)
 
 
 @pytest.fixture
@@ -66,18 +45,11 @@ def apps(past_first_navigation):
 
     yield make
     for at in made:
-        _stop_jobs(at)
+        stop_jobs(at)
 
 
 def _poll(at: AppTest, done, what: str) -> None:
-    """Rerun the page (as the fragment timer would) until done() or the deadline."""
-    deadline = time.monotonic() + POLL_DEADLINE
-    while time.monotonic() < deadline:
-        at.run()
-        if done():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    poll(at, done, what, POLL_DEADLINE)
 
 
 def _no_exceptions(at: AppTest) -> None:
@@ -241,4 +213,4 @@ def test_first_visit_of_a_fresh_server_goes_through_app_py():
         assert at.session_state["settings"]["rho"] == pytest.approx(0.2)
         assert at.selectbox(key="dataset").value == "digits"
     finally:
-        _stop_jobs(at)
+        stop_jobs(at)

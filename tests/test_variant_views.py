@@ -6,12 +6,12 @@ Everything is tiny: 8×8 digits, a handful of units, conv with 4 kernels of 3×3
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
 from sae_core import figures_variants as fv
@@ -169,16 +169,7 @@ def test_missing_extras_give_a_message_not_an_error():
 def apps(monkeypatch):
     """AppTests of the Train page that run as a live server does after its first visit (see
     test_app_pages.past_first_navigation); their jobs are stopped afterwards, whatever the test did."""
-    from streamlit.runtime import pages_manager
-
-    real_init = pages_manager.PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        if pages_manager.PagesManager.uses_pages_directory is None:
-            pages_manager.PagesManager.uses_pages_directory = False
-        real_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+    pin_navigation_mode(monkeypatch)
     made: list[AppTest] = []
 
     def make(query: dict[str, str]) -> AppTest:
@@ -191,20 +182,11 @@ def apps(monkeypatch):
 
     yield make
     for at in made:
-        for key in ("job", "previous_job"):
-            job = at.session_state[key] if key in at.session_state else None
-            if job is not None:
-                job.stop()
+        stop_jobs(at)
 
 
 def _poll(at: AppTest, done, what: str) -> None:
-    deadline = time.monotonic() + POLL_DEADLINE
-    while time.monotonic() < deadline:
-        at.run()
-        if done():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    poll(at, done, what, POLL_DEADLINE)
 
 
 def _chart_keys(at: AppTest) -> set[str]:

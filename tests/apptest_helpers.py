@@ -1,0 +1,45 @@
+"""Helpers shared by the AppTest suites (test_app_pages, test_variant_views)."""
+
+from __future__ import annotations
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+
+def pin_navigation_mode(monkeypatch) -> None:
+    """Run AppTests as a live server runs once its first visit has gone through app.py.
+
+    A server leaves Streamlit's old pages/-folder mode for good at its first st.navigation call
+    (pages/common.leave_old_multipage_mode). AppTest resets that process-wide flag before every run,
+    which would replay the first-visit path on each click; this undoes only that reset.
+    """
+    from streamlit.runtime import pages_manager
+
+    real_init = pages_manager.PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        if pages_manager.PagesManager.uses_pages_directory is None:
+            pages_manager.PagesManager.uses_pages_directory = False
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+
+
+def stop_jobs(at: AppTest) -> None:
+    """Stop the session's current and previous training jobs, so no thread or slot outlives a test."""
+    for key in ("job", "previous_job"):
+        job = at.session_state[key] if key in at.session_state else None
+        if job is not None:
+            job.stop()
+
+
+def poll(at: AppTest, done, what: str, deadline_s: float) -> None:
+    """Rerun the page (as the fragment timer would) until done() or the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        at.run()
+        if done():
+            return
+        time.sleep(0.05)  # a pause between polls, not synchronisation: done() decides
+    raise AssertionError(f"timed out waiting for {what}")
