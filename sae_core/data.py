@@ -3,38 +3,28 @@
 Four datasets work with no network at all: scikit-learn's bundled 8×8 `digits`, `natural-patches`
 cut from scikit-learn's bundled photographs (preprocessed as in the UFLDL sparse autoencoder
 exercise), Földiák's `bars` with known ground-truth features, and the user's `upload`.
-MNIST, Fashion-MNIST, KMNIST and CIFAR-10 go through torchvision's own dataset classes, reading
-torchvision's folder layout from a data directory; Debian's `dataset-fashion-mnist` package is
-found too. A download is tried only when the files are missing and a host answers within seconds.
+MNIST, Fashion-MNIST, KMNIST and CIFAR-10 go through torchvision's own dataset classes: finding
+their files on disk (Debian's `dataset-fashion-mnist` package too) and downloading them only when
+missing and a host answers within seconds is `sae_core.torchvision_data`'s job.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import math
 import os
-import shutil
-import socket
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
+from sae_core import torchvision_data
 from sae_core.config import DataConfig
-from sae_core.uploads import UploadError, load_upload_bytes, load_upload_path
+from sae_core.torchvision_data import DataUnavailableError
+from sae_core.uploads import LUMINANCE, UploadError, load_upload_bytes, load_upload_path
 
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-"""Where Debian's dataset-fashion-mnist package puts the four IDX .gz files."""
-OFFLINE_DATASETS = ("digits", "natural-patches", "bars", "upload")
-CONNECT_TIMEOUT_S = 3.0
-"""Longest wait for a download host before declaring ourselves offline."""
 TEST_FRACTION = 0.1
-LUMINANCE = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as PIL's convert("L")
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is elementwise, not a bool
@@ -96,10 +86,6 @@ _INFOS = (
     ("upload", "Your own data", "A .npy/.npz array or a .zip of PNG/JPEG images.", (0, 0), True),
 )
 DATASETS: dict[str, DatasetInfo] = {row[0]: DatasetInfo(*row) for row in _INFOS}
-
-
-class DataUnavailableError(RuntimeError):
-    """The dataset's files are not on disk and could not be downloaded."""
 
 
 def default_data_dir() -> Path:
@@ -224,28 +210,11 @@ def _load_upload(cfg: DataConfig) -> Dataset:
     return Dataset("upload", x, None, None, None, shape)
 
 
-# ---- torchvision datasets --------------------------------------------------------------------
-
-
-def _tv_class(name: str) -> type:
-    from torchvision import datasets
-
-    classes = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST", "cifar10": "CIFAR10"}
-    return getattr(datasets, classes[name])
-
-
-def _tv_folder(name: str, root: Path) -> tuple[Path, list[str]]:
-    """The folder torchvision reads under `root` and the file names it needs there."""
-    cls = _tv_class(name)
-    if name == "cifar10":
-        return root / cls.base_folder, [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    return root / cls.__name__ / "raw", [f.removesuffix(".gz") for f, _ in cls.resources]
+# ---- torchvision datasets (files and downloads: sae_core.torchvision_data) ----------------------
 
 
 def _load_torchvision(cfg: DataConfig) -> Dataset:
-    root = _ensure_files(cfg.dataset, Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir())
-    x_train, y_train = _read_split(cfg.dataset, str(root), train=True)
-    x_test, y_test = _read_split(cfg.dataset, str(root), train=False)
+    x_train, y_train, x_test, y_test = torchvision_data.read(cfg.dataset, _data_root(cfg.data_dir))
     shape = (x_train.shape[1], x_train.shape[2])
 
     def flat(x: torch.Tensor) -> torch.Tensor:
@@ -253,94 +222,6 @@ def _load_torchvision(cfg: DataConfig) -> Dataset:
 
     x_train, y_train = _truncate(flat(x_train), y_train, cfg)
     return Dataset(cfg.dataset, x_train, flat(x_test), y_train, y_test.clone(), shape)
-
-
-@functools.lru_cache(maxsize=8)
-def _read_split(name: str, root: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode once per process: (images [N, H, W] uint8 grey, labels [N] int64) via torchvision's class."""
-    ds = _tv_class(name)(root, train=train, download=False)
-    labels = torch.as_tensor(ds.targets, dtype=torch.long)
-    if name == "cifar10":  # [N, 32, 32, 3] RGB -> grey, rounded like PIL's convert("L")
-        return torch.from_numpy(np.rint(ds.data @ LUMINANCE).astype(np.uint8)), labels
-    return ds.data, labels
-
-
-def _ensure_files(name: str, root: Path) -> Path:
-    """Return a root from which torchvision can read `name`, unpacking or downloading if needed."""
-    folder, files = _tv_folder(name, root)
-    if all((folder / f).is_file() for f in files):
-        return root
-    if name != "cifar10" and all((folder / f"{f}.gz").is_file() for f in files):
-        return _gunzip_into(folder, files, name, root)  # a user copied the .gz files torchvision downloads
-    if name == "fashion-mnist" and all((DEBIAN_FASHION_MNIST / f"{f}.gz").is_file() for f in files):
-        return _gunzip_into(DEBIAN_FASHION_MNIST, files, name, root)
-    _try_download(name, root)
-    return root
-
-
-def _gunzip_into(source: Path, files: list[str], name: str, root: Path) -> Path:
-    """Unpack source/<f>.gz into torchvision's layout under root (or a temp root if root is read-only)."""
-    for target_root in (root, Path(tempfile.gettempdir()) / "sae-playground"):
-        folder, _ = _tv_folder(name, target_root)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            for f in files:
-                if not (folder / f).is_file():
-                    # Write then rename, so a concurrent reader never sees half a file.
-                    partial = folder / f"{f}.{os.getpid()}.{threading.get_ident()}.part"
-                    with gzip.open(source / f"{f}.gz", "rb") as src, open(partial, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    partial.replace(folder / f)
-            return target_root
-        except PermissionError:
-            continue
-        except (OSError, EOFError) as e:
-            raise DataUnavailableError(f"cannot unpack {source}: {e}") from None
-    raise DataUnavailableError(_missing_message(name, root, "no writable folder to unpack into"))
-
-
-def _try_download(name: str, root: Path) -> None:
-    """Let torchvision download, but only if a host answers quickly: offline, fail in seconds, not minutes.
-
-    A quick TCP connect (DNS included, in a thread so a hanging resolver cannot stall us) decides;
-    $SAE_OFFLINE=1 skips even that. A global socket timeout would be simpler but would also
-    shorten timeouts in every other thread of the web server.
-    """
-    cls = _tv_class(name)
-    url = cls.url if name == "cifar10" else cls.mirrors[0]
-    if os.environ.get("SAE_OFFLINE") == "1" or not _host_answers(urlparse(url).hostname or "", 443):
-        raise DataUnavailableError(_missing_message(name, root, "offline"))
-    try:
-        for train in (True, False):
-            cls(str(root), train=train, download=True)
-    except Exception as e:  # urllib, tarfile and torchvision raise many kinds
-        raise DataUnavailableError(_missing_message(name, root, f"download failed: {e}")) from None
-
-
-def _host_answers(host: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> bool:
-    answered = threading.Event()
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            answered.set()
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return answered.is_set()
-
-
-def _missing_message(name: str, root: Path, why: str) -> str:
-    folder, files = _tv_folder(name, root)
-    apt = " or run `apt-get install dataset-fashion-mnist`" if name == "fashion-mnist" else ""
-    return (
-        f"{name} is not available ({why}): put torchvision's files ({', '.join(files)}; .gz accepted) "
-        f"in {folder}{apt}, or point data_dir / $SAE_DATA_DIR at a folder holding them. "
-        f"Datasets that work offline: {', '.join(OFFLINE_DATASETS)}."
-    )
 
 
 def availability(name: str, data_dir: str | None = None) -> tuple[bool, str]:
@@ -355,16 +236,14 @@ def availability(name: str, data_dir: str | None = None) -> tuple[bool, str]:
     }
     if name in offline:
         return True, offline[name]
-    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
-    folder, files = _tv_folder(name, root)
-    if all((folder / f).is_file() or (folder / f"{f}.gz").is_file() for f in files):
-        return True, f"found in {folder}"
-    if name == "fashion-mnist" and all((DEBIAN_FASHION_MNIST / f"{f}.gz").is_file() for f in files):
-        return True, f"found Debian's dataset-fashion-mnist in {DEBIAN_FASHION_MNIST}"
-    return False, f"not in {folder}; needs a download (internet) or the files placed there"
+    return torchvision_data.on_disk(name, _data_root(data_dir))
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+
+def _data_root(data_dir: str | None) -> Path:
+    return Path(data_dir).expanduser() if data_dir else default_data_dir()
 
 
 def _rng(seed: int) -> torch.Generator:

@@ -1,7 +1,8 @@
-"""Named starting points (the UFLDL exercises, quick demos) read from `assets/presets.json`.
+"""Named starting points (the UFLDL exercises, quick demos) read from `presets.json` next to this module.
 
 Each preset is a title, a one-paragraph blurb and a flat config mapping (`RunConfig.from_flat`), so the
-app's preset cards, the CLI and tests all share one file. No Streamlit here.
+app's preset cards, the CLI and tests all share one file. It is package data (pyproject.toml), so an
+installed wheel has it too. No Streamlit here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from .config import RunConfig
 
-PRESETS_FILE = Path(__file__).resolve().parent.parent / "assets" / "presets.json"
+PRESETS_FILE = Path(__file__).resolve().with_name("presets.json")
 DEFAULT_PRESET = "quick-digits"
 """The offline default: small, trains in seconds on a CPU."""
 

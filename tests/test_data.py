@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sae_core import data
+from sae_core import data, torchvision_data
 from sae_core.config import DataConfig
 from sae_core.data import DataUnavailableError, UploadError, load, load_upload_bytes
 
@@ -161,6 +161,7 @@ def test_datasets_table_is_ordered_and_marks_offline_ones():
     ]  # fmt: skip
     offline = [n for n, i in data.DATASETS.items() if i.offline]
     assert offline == ["digits", "natural-patches", "bars", "upload"]
+    assert tuple(offline) == torchvision_data.OFFLINE_DATASETS  # the names a missing-files error suggests
 
 
 # ---- torchvision path ------------------------------------------------------------------------
@@ -216,12 +217,14 @@ def test_missing_files_raise_an_error_naming_the_folder_and_offline_datasets(tmp
 
 
 def test_missing_fashion_mnist_suggests_the_debian_package(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
+    monkeypatch.setattr(torchvision_data, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
     with pytest.raises(DataUnavailableError, match="apt-get install dataset-fashion-mnist"):
         load(DataConfig(dataset="fashion-mnist", data_dir=str(tmp_path)))
 
 
-@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.exists(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not torchvision_data.DEBIAN_FASHION_MNIST.exists(), reason="dataset-fashion-mnist not installed"
+)
 def test_debian_fashion_mnist_is_read_through_torchvision(tmp_path):
     d = load(DataConfig(dataset="fashion-mnist", data_dir=str(tmp_path)))
     assert d.train.shape == (60000, 784) and d.test.shape == (10000, 784)
