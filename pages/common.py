@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from pages.navigation_guard import leave_old_multipage_mode  # noqa: F401 (re-exported)
 from sae_core import data
 from sae_core.config import FIELD_SECTION, LIVE_FIELDS, DataConfig, RunConfig
 from sae_core.jobs import TrainingJob
@@ -238,20 +239,3 @@ def sync_job(cfg: RunConfig) -> TrainingJob:
     if live:
         job.set_live(**live)
     return job
-
-
-def leave_old_multipage_mode(rerun: bool = True) -> None:
-    """Make sure app.py's st.navigation runs, even on the first visit after the server started.
-
-    Streamlit treats a folder named pages/ next to the main script as an old-style multipage app
-    until the first st.navigation call in the server process: on that first visit it would run a page
-    file straight from the URL (/train) without app.py, or list every file of pages/ in the sidebar.
-    Switching the process to st.navigation mode and rerunning sends the visit through app.py, which
-    keeps the design's pages/ folder and the deep links working from the first request on.
-    """
-    from streamlit.runtime.pages_manager import PagesManager  # the flag Streamlit itself consults
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if rerun:
-            st.rerun()
