@@ -18,6 +18,7 @@ from pages.navigation_guard import leave_old_multipage_mode  # noqa: F401 (re-ex
 from sae_core import data
 from sae_core.config import FIELD_SECTION, LIVE_FIELDS, DataConfig, RunConfig
 from sae_core.jobs import TrainingJob
+from sae_core.models import REGISTRY
 from sae_core.presets import DEFAULT_PRESET, load_presets
 
 MAX_TRAINING_JOBS = 4
@@ -41,17 +42,10 @@ WIDGET_KEYS = (
     "seed",
 )
 """Config fields that the Train page has a widget for; the widget's key is the field name."""
-VARIANT_WIDGET_KEYS = (
-    "layers",
-    "kernels",
-    "kernel_size",
-    "corruption",
-    "noise_level",
-    "latent",
-    "contraction",
-    "tied",
+VARIANT_WIDGET_KEYS = tuple(
+    dict.fromkeys(key for spec in REGISTRY.values() for key in spec.fields if key not in WIDGET_KEYS)
 )
-"""Fields with a widget only while their variant is chosen (pages/variant_views.py draws them)."""
+"""Fields with a widget only while their variant is chosen: every variant spec's own controls."""
 
 # st.session_state keys
 SETTINGS = "settings"
@@ -129,16 +123,17 @@ def current_config() -> RunConfig:
     return RunConfig.from_flat(settings())
 
 
-def apply_setting(key: str, value: Any) -> bool:
-    """Validate and store one field; on a bad value remember the message and keep the old setting."""
+def apply_setting(key: str, value: Any) -> RunConfig | None:
+    """Validate and store one field; on a bad value remember the message, keep the old setting and
+    return None. Returns the validated config otherwise (the one place a control's value is checked)."""
     try:
         cfg = RunConfig.from_flat({**settings(), key: value})
     except ValueError as err:
         errors()[key] = str(err)
-        return False
+        return None
     errors().pop(key, None)
     settings()[key] = cfg.flat()[key]  # the coerced value ("0.1" -> 0.1)
-    return True
+    return cfg
 
 
 def apply_preset(name: str) -> None:
@@ -197,11 +192,10 @@ def current_job() -> TrainingJob | None:
 def change_setting(key: str) -> None:
     """A control's on_change: validate and store its value, and hand a live field (LIVE_FIELDS: ρ, β,
     λ, lr, the run's length, λ_c) to the running job at once; other fields rebuild on the next run."""
-    if not apply_setting(key, st.session_state[key]):
-        return
+    cfg = apply_setting(key, st.session_state[key])
     job = current_job()
-    if key in LIVE_FIELDS and job is not None:
-        job.set_live(**{key: settings()[key]})
+    if cfg is not None and key in LIVE_FIELDS and job is not None:
+        job.set_config(cfg)
 
 
 def build_job(cfg: RunConfig) -> TrainingJob:
@@ -235,7 +229,6 @@ def sync_job(cfg: RunConfig) -> TrainingJob:
         job = build_job(cfg)
         st.session_state[JOB] = job
         return job
-    live = {k: v for k, v in cfg.flat().items() if k in LIVE_FIELDS and job.config.flat()[k] != v}
-    if live:
-        job.set_live(**live)
+    if cfg != job.config:  # only live fields differ (a slider moved, or a URL / preset set them)
+        job.set_config(cfg)
     return job

@@ -21,6 +21,7 @@ import torch
 from . import config as config_module
 from . import data, export, gradcheck, images, metrics
 from .config import FIELD_DOCS, FIELD_SECTION, RunConfig, field_type
+from .models import REGISTRY, VARIANTS
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -120,10 +121,17 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 def _flag_help(name: str, default: Any) -> str:
     doc = FIELD_DOCS.get(name, "")
     text = doc if "(default:" in doc else f"{doc} (default: {default})"
+    owners = [s.name for s in REGISTRY.values() if name in s.fields]
+    if name == "variant":  # each variant's one-line note, from its spec
+        text += "".join(f" {s.name}: {s.note}" for s in REGISTRY.values())
+    elif owners and name not in ("k",):
+        text += f" [{', '.join(owners)} only]"
     return text.replace("%", "%%")  # argparse formats help with %
 
 
 def _choices(name: str) -> tuple[str, ...]:
+    if name == "variant":
+        return VARIANTS
     alias = getattr(config_module, str(field_type(name)), None)
     return typing.get_args(alias) if typing.get_origin(alias) is typing.Literal else ()
 

@@ -1,213 +1,31 @@
-"""Run configuration: frozen dataclasses, validated on construction.
+"""Run configuration: one `RunConfig` of three validated sections (sae_core.config_sections), and its
+serialisation.
 
-One source of truth for the CLI flags, the app's widgets, URL query parameters and
-the `config.json` saved next to a model. Field names are unique across the three
-sections so that a run can also be written as one flat mapping (`RunConfig.flat()`).
+One source of truth for the CLI flags, the app's widgets, URL query parameters and the `config.json`
+saved next to a model: a run can be written as nested dicts (JSON) or as one flat mapping
+(`RunConfig.flat()`), and strings from flags or URLs are coerced to each field's type.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, get_args
+from typing import Any
 
-Penalty = Literal["kl", "l1", "topk", "none"]
-Variant = Literal["sparse", "deep", "conv", "denoising", "vae", "contractive", "ksparse"]
-Activation = Literal["auto", "sigmoid", "relu", "linear"]
-Output = Literal["sigmoid", "linear"]
-Optimizer = Literal["adam", "sgd", "lbfgs"]
-DeviceName = Literal["auto", "cpu", "cuda", "mps"]
-Corruption = Literal["gaussian", "mask", "salt_pepper"]
-
-
-def _fail(name: str, rule: str, value: Any) -> None:
-    raise ValueError(f"{name} must be {rule}, got {value!r}")
-
-
-def _check_choice(obj: Any) -> None:
-    """Every Literal-typed field holds one of its allowed values."""
-    hints = {f.name: f.type for f in fields(obj)}
-    for name, hint in hints.items():
-        allowed = _LITERALS.get(hint if isinstance(hint, str) else getattr(hint, "__name__", ""))
-        if allowed is not None and getattr(obj, name) not in allowed:
-            _fail(name, "one of " + ", ".join(allowed), getattr(obj, name))
-
-
-_LITERALS = {
-    "Penalty": get_args(Penalty),
-    "Variant": get_args(Variant),
-    "Activation": get_args(Activation),
-    "Output": get_args(Output),
-    "Optimizer": get_args(Optimizer),
-    "DeviceName": get_args(DeviceName),
-    "Corruption": get_args(Corruption),
-}
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data to train on and how to prepare it."""
-
-    dataset: str = "digits"
-    """Dataset name; `python -m sae_core datasets` lists them."""
-    data_dir: str | None = None
-    """Folder with torchvision-layout datasets (default: $SAE_DATA_DIR or ~/.cache/sae-playground)."""
-    upload: str | None = None
-    """Path of an uploaded .npy/.npz/.zip file, used when dataset is 'upload'."""
-    patch_size: int = 8
-    """Side of the square natural-image patches, in pixels."""
-    n_patches: int = 10000
-    """How many natural-image patches to sample."""
-    bar_prob: float = 0.125
-    """Probability that each of the 16 bars is present in a bars image."""
-    n_bars: int = 4000
-    """How many bars images to generate."""
-    max_samples: int | None = None
-    """Keep at most this many training samples (None keeps all)."""
-    data_seed: int = 0
-    """Seed for generated data and patch sampling."""
-
-    def __post_init__(self) -> None:
-        if not self.dataset:
-            _fail("dataset", "a dataset name", self.dataset)
-        if not 2 <= self.patch_size <= 64:
-            _fail("patch_size", "in [2, 64]", self.patch_size)
-        if self.n_patches < 1:
-            _fail("n_patches", ">= 1", self.n_patches)
-        if not 0.0 < self.bar_prob < 1.0:
-            _fail("bar_prob", "in (0, 1)", self.bar_prob)
-        if self.n_bars < 1:
-            _fail("n_bars", ">= 1", self.n_bars)
-        if self.max_samples is not None and self.max_samples < 1:
-            _fail("max_samples", ">= 1 or None", self.max_samples)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The autoencoder and its objective."""
-
-    variant: Variant = "sparse"
-    """Autoencoder family: sparse (one hidden layer) or one of the other variants."""
-    hidden: int = 25
-    """Number of hidden units (the code size)."""
-    penalty: Penalty = "kl"
-    """Sparsity penalty on the hidden code: kl, l1, topk or none."""
-    rho: float = 0.05
-    """Target mean activation ρ of each hidden unit (KL penalty)."""
-    beta: float = 3.0
-    """Weight β of the sparsity penalty."""
-    weight_decay: float = 1e-4
-    """Weight decay λ: adds (λ/2)·(‖W₁‖² + ‖W₂‖²) to the objective (biases excluded)."""
-    k: int = 5
-    """Active units kept per sample by the top-k penalty."""
-    activation: Activation = "auto"
-    """Hidden activation; auto picks sigmoid for kl/none, relu for l1, linear for topk."""
-    output: Output = "sigmoid"
-    """Decoder output: sigmoid for data in [0, 1], linear for standardized data."""
-    layers: tuple[int, ...] = (128, 64)
-    """Deep variant: sizes of the encoder layers before the code layer."""
-    kernels: int = 16
-    """Convolutional variant: number of kernels."""
-    kernel_size: int = 5
-    """Convolutional variant: side of each square kernel."""
-    corruption: Corruption = "gaussian"
-    """Denoising variant: how inputs are corrupted."""
-    noise_level: float = 0.3
-    """Denoising variant: Gaussian σ, or the fraction of pixels masked / flipped."""
-    latent: int = 2
-    """Variational variant: size of the latent code."""
-    contraction: float = 0.1
-    """Contractive variant: weight λ_c of ‖∂h/∂x‖²_F."""
-    tied: bool = False
-    """k-sparse variant: decoder uses the transposed encoder weights."""
-
-    def __post_init__(self) -> None:
-        _check_choice(self)
-        if self.hidden < 1:
-            _fail("hidden", ">= 1", self.hidden)
-        if not (0.0 < self.rho < 1.0) or math.isnan(self.rho):
-            _fail("rho", "in (0, 1)", self.rho)
-        if not self.beta >= 0.0 or math.isinf(self.beta):
-            _fail("beta", ">= 0 and finite", self.beta)
-        if not self.weight_decay >= 0.0 or math.isinf(self.weight_decay):
-            _fail("weight_decay", ">= 0 and finite", self.weight_decay)
-        if self.k < 1 or (self.uses_topk and self.k > self.hidden):
-            _fail("k", f"in [1, hidden={self.hidden}]", self.k)
-        if self.penalty == "kl" and self.hidden_activation != "sigmoid":
-            # KL(ρ‖ρ̂) compares Bernoulli means, so ρ̂ must be a mean of values in (0, 1).
-            _fail("activation", "sigmoid (or auto) with the kl penalty", self.activation)
-        if any(n < 1 for n in self.layers):
-            _fail("layers", "positive sizes", self.layers)
-        if self.kernels < 1:
-            _fail("kernels", ">= 1", self.kernels)
-        if not 1 <= self.kernel_size <= 15 or self.kernel_size % 2 == 0:
-            _fail("kernel_size", "odd and in [1, 15]", self.kernel_size)
-        if not 0.0 <= self.noise_level <= (10.0 if self.corruption == "gaussian" else 1.0):
-            _fail("noise_level", "in [0, 1] (or [0, 10] for gaussian σ)", self.noise_level)
-        if self.latent < 1:
-            _fail("latent", ">= 1", self.latent)
-        if not self.contraction >= 0.0:
-            _fail("contraction", ">= 0", self.contraction)
-
-    @property
-    def effective_penalty(self) -> str:
-        """The penalty the objective really contains: the VAE has none (its code is Gaussian), k-sparse
-        is top-k by construction; every other variant uses `penalty`."""
-        return {"vae": "none", "ksparse": "topk"}.get(self.variant, self.penalty)
-
-    @property
-    def uses_topk(self) -> bool:
-        """Whether k matters: the top-k penalty or the k-sparse variant."""
-        return self.penalty == "topk" or self.variant == "ksparse"
-
-    @property
-    def hidden_activation(self) -> str:
-        """The activation actually used, with 'auto' resolved from the penalty."""
-        if self.activation != "auto":
-            return self.activation
-        return {"kl": "sigmoid", "none": "sigmoid", "l1": "relu", "topk": "linear"}[self.penalty]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to optimise."""
-
-    optimizer: Optimizer = "adam"
-    """adam, sgd (with momentum) or lbfgs (full batch, the UFLDL recipe)."""
-    lr: float = 1e-2
-    """Learning rate (for lbfgs: the step length, 1 is the usual choice)."""
-    momentum: float = 0.9
-    """Momentum of the sgd optimizer."""
-    batch_size: int = 128
-    """Samples per step; 0 means the full dataset (lbfgs always uses it)."""
-    steps: int = 2000
-    """Optimisation steps to run (ignored when epochs is set)."""
-    epochs: float | None = None
-    """Train for this many passes over the data instead of a fixed step count."""
-    seed: int = 0
-    """Seed for weight initialisation and batch order."""
-    device: DeviceName = "auto"
-    """auto picks cuda, then mps, then cpu."""
-    snapshot_every: int = 50
-    """Steps between snapshots handed to the CLI / the page."""
-
-    def __post_init__(self) -> None:
-        _check_choice(self)
-        if not self.lr > 0.0 or math.isinf(self.lr):
-            _fail("lr", "> 0 and finite", self.lr)
-        if not 0.0 <= self.momentum < 1.0:
-            _fail("momentum", "in [0, 1)", self.momentum)
-        if self.batch_size < 0:
-            _fail("batch_size", ">= 0 (0 = full batch)", self.batch_size)
-        if self.steps < 1:
-            _fail("steps", ">= 1", self.steps)
-        if self.epochs is not None and not self.epochs > 0:
-            _fail("epochs", "> 0 or None", self.epochs)
-        if self.snapshot_every < 1:
-            _fail("snapshot_every", ">= 1", self.snapshot_every)
-
+from . import config_sections
+from .config_sections import (
+    Activation,
+    Corruption,
+    DataConfig,
+    DeviceName,
+    ModelConfig,
+    Optimizer,
+    Output,
+    Penalty,
+    TrainConfig,
+    Variant,
+)
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 LIVE_FIELDS = frozenset({"rho", "beta", "weight_decay", "lr", "steps", "epochs", "contraction"})
@@ -276,7 +94,7 @@ def _build(klass: type, values: dict[str, Any]) -> Any:
 
 FIELD_SECTION: dict[str, str] = {f.name: s for s, k in _SECTIONS.items() for f in fields(k)}
 FIELD_DOCS: dict[str, str] = {}
-"""One-line help per field, read from the attribute docstrings in this file."""
+"""One-line help per field, read from the attribute docstrings in sae_core/config_sections.py."""
 
 
 def field_type(name: str) -> Any:
@@ -317,7 +135,7 @@ def _read_field_docs() -> None:
     import ast
     import inspect
 
-    tree = ast.parse(inspect.getsource(inspect.getmodule(_read_field_docs)))
+    tree = ast.parse(inspect.getsource(config_sections))
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name in {k.__name__ for k in _SECTIONS.values()}:
             body = node.body
@@ -333,6 +151,13 @@ except (OSError, TypeError):  # source not available (frozen app): help texts st
     pass
 
 __all__ = [
+    "Activation",
+    "Corruption",
+    "DeviceName",
+    "Optimizer",
+    "Output",
+    "Penalty",
+    "Variant",
     "DataConfig",
     "ModelConfig",
     "TrainConfig",

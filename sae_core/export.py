@@ -153,3 +153,19 @@ def guess_image_shape(n_inputs: int) -> tuple[int, int]:
     """(s, s) when n_inputs = s², else one row (1, n_inputs)."""
     side = math.isqrt(n_inputs)
     return (side, side) if side * side == n_inputs else (1, n_inputs)
+
+
+def zip_bytes(
+    model: nn.Module, config: RunConfig, metrics: dict[str, Any] | None, *, image_shape: tuple[int, int]
+) -> bytes:
+    """The folder `save` writes, as the bytes of one zip file (the app's download)."""
+    import io
+    import tempfile
+    import zipfile
+
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        out = save(model, config, tmp, metrics, image_shape=image_shape)
+        for path in sorted(Path(out).iterdir()):
+            zf.write(path, path.name)
+    return buf.getvalue()

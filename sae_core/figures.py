@@ -20,14 +20,13 @@ from .figures_activity import (
     empty_figure,
     figure,
     kl_curve_figure,
-    kl_numpy,
     metrics_row,
     rho_hat_histogram,
 )
 from .images import filter_montage, grid_shape, montage
 
 if TYPE_CHECKING:
-    from .training import Snapshot
+    from .snapshot import Snapshot
 
 GREY = [[0.0, "black"], [1.0, "white"]]
 """Low values black, high values white (plotly's named 'Greys' runs the other way in some versions)."""
@@ -50,7 +49,6 @@ __all__ = [
     "kl_curve_figure",
     "metrics_row",
     "empty_figure",
-    "kl_numpy",
     "downsample_indices",
     "term_label",
     "log_axis",

@@ -12,11 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from .losses import EPS
-from .metrics import ACTIVE_THRESHOLD
-
 if TYPE_CHECKING:
-    from .training import Snapshot
+    from .snapshot import Snapshot
 
 BAR_COLOUR = "#4c78a8"
 DEAD_COLOUR = "#d62728"
@@ -79,13 +76,7 @@ def target_line(x: float, label: str, log_x: bool = False) -> tuple[dict, dict]:
     return shape, note
 
 
-def kl_numpy(rho: float, rho_hat: np.ndarray) -> np.ndarray:
-    """KL(ρ‖ρ̂) = ρ log(ρ/ρ̂) + (1−ρ) log((1−ρ)/(1−ρ̂)), ρ̂ clamped to [EPS, 1−EPS] as in the loss."""
-    q = np.clip(np.asarray(rho_hat, dtype=np.float64), EPS, 1.0 - EPS)
-    return rho * np.log(rho / q) + (1.0 - rho) * np.log((1.0 - rho) / (1.0 - q))
-
-
-def _bars(counts: np.ndarray, edges: np.ndarray, hover: str, colour: str = BAR_COLOUR) -> go.Bar:
+def histogram_bars(counts: np.ndarray, edges: np.ndarray, hover: str, colour: str = BAR_COLOUR) -> go.Bar:
     centres = (edges[:-1] + edges[1:]) / 2
     return go.Bar(
         x=centres,
@@ -95,10 +86,6 @@ def _bars(counts: np.ndarray, edges: np.ndarray, hover: str, colour: str = BAR_C
         customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
         hovertemplate=hover + "<extra></extra>",
     )
-
-
-def _threshold(snap: Snapshot) -> float:
-    return ACTIVE_THRESHOLD.get(snap.config.model.hidden_activation, 0.1)
 
 
 def _power_of_ten(d: int) -> str:
@@ -113,7 +100,7 @@ def rho_hat_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
     kl = model.effective_penalty == "kl"
     top = max(float(rho_hat.max(initial=0.0)), 2 * model.rho if kl else 0.0, 1e-3) * 1.05
     counts, edges = np.histogram(rho_hat, bins=bins, range=(0.0, top))
-    bars = _bars(counts, edges, "ρ̂ in [%{customdata[0]:.3f}, %{customdata[1]:.3f})<br>%{y} units")
+    bars = histogram_bars(counts, edges, "ρ̂ in [%{customdata[0]:.3f}, %{customdata[1]:.3f})<br>%{y} units")
     shape, note = target_line(model.rho, f"target ρ = {model.rho:g}")
     title = f"Mean activation ρ̂ⱼ of each of the {rho_hat.size} units"
     marks = {"shapes": [shape], "annotations": [note]} if kl else {}
@@ -127,7 +114,7 @@ def activation_histogram(snap: Snapshot, bins: int = 50) -> go.Figure:
         return empty_figure("Activations", "No activations yet", "activation hⱼ(x)", "count")
     lo, hi = float(acts.min()), float(acts.max())
     counts, edges = np.histogram(acts.ravel(), bins=bins, range=(lo, hi if hi > lo else lo + 1.0))
-    bars = _bars(counts, edges, "h in [%{customdata[0]:.3f}, %{customdata[1]:.3f})<br>%{y:,} values")
+    bars = histogram_bars(counts, edges, "h in [%{customdata[0]:.3f}, %{customdata[1]:.3f})<br>%{y:,} values")
     n, hidden = acts.shape
     title = f"All activations ({n:,} samples × {hidden} units)"
     return figure([bars], title, "activation hⱼ(x)", "count (log scale)", yaxis={"type": "log"})
@@ -146,7 +133,9 @@ def density_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
     counts, edges = np.histogram(np.log10(density[alive]), bins=bins, range=(lo - 1e-9, 0.0))
     width = edges[1] - edges[0]
     dead_x = lo - 2.5 * width
-    live_bars = _bars(counts, edges, "density 10^[%{customdata[0]:.2f}, %{customdata[1]:.2f})<br>%{y} units")
+    live_bars = histogram_bars(
+        counts, edges, "density 10^[%{customdata[0]:.2f}, %{customdata[1]:.2f})<br>%{y} units"
+    )
     dead_bar = go.Bar(
         x=[dead_x],
         y=[dead],
@@ -162,19 +151,24 @@ def density_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
         "range": [dead_x - 1.5 * width, width],
     }
     title = f"Feature density ({dead} of {density.size} units dead)"
-    x_title = f"fraction of samples with hⱼ > {_threshold(snap):g} (log scale)"
+    x_title = f"fraction of samples with hⱼ > {snap.active_threshold:g} (log scale)"
     return figure([live_bars, dead_bar], title, x_title, "units", xaxis=xaxis)
 
 
 # ----- the KL penalty ---------------------------------------------------------------------------------------
 def kl_curve_figure(snap: Snapshot) -> go.Figure:
-    """The curve KL(ρ‖ρ̂) over ρ̂ in (0, 1) with each hidden unit as a dot at (ρ̂ⱼ, KL(ρ‖ρ̂ⱼ))."""
+    """The curve KL(ρ‖ρ̂) over ρ̂ in (0, 1) with each hidden unit as a dot at (ρ̂ⱼ, KL(ρ‖ρ̂ⱼ)).
+
+    Both come from the snapshot (computed with the loss's own KL and clamp), so the dots sit on the curve.
+    """
     model = snap.config.model
     rho = model.rho
-    q = np.clip(np.asarray(snap.rho_hat, dtype=np.float64), EPS, 1.0 - EPS)
-    dots = kl_numpy(rho, q)
-    grid = np.geomspace(min(1e-4, float(q.min(initial=1.0))), 0.9999, 400)
-    curve = go.Scatter(x=grid, y=kl_numpy(rho, grid), mode="lines", line={"color": "#888"}, hoverinfo="skip")
+    if snap.kl_curve is None or snap.kl_per_unit is None:
+        return empty_figure("KL(ρ‖ρ̂ⱼ) per unit", "This snapshot has no KL values")
+    grid, values = np.asarray(snap.kl_curve, dtype=np.float64)
+    q = np.clip(np.asarray(snap.rho_hat, dtype=np.float64), grid[0], grid[-1])
+    dots = np.asarray(snap.kl_per_unit, dtype=np.float64)
+    curve = go.Scatter(x=grid, y=values, mode="lines", line={"color": "#888"}, hoverinfo="skip")
     units = go.Scatter(
         x=q,
         y=dots,
@@ -188,7 +182,8 @@ def kl_curve_figure(snap: Snapshot) -> go.Figure:
     remark = "" if penalty == "kl" else f" (not in the objective: the penalty is {penalty})"
     title = f"KL(ρ‖ρ̂ⱼ) per unit, total β·ΣKL = {model.beta * dots.sum():.3g}{remark}"
     # Show the whole of every dot, but not the steep wall near ρ̂ = 1 that would flatten the rest.
-    top = max(float(dots.max(initial=0.0)), float(kl_numpy(rho, np.array([0.5]))[0])) * 1.1
+    half = float(np.interp(0.5, grid, values))
+    top = max(float(dots.max(initial=0.0)), half) * 1.1
     return figure(
         [curve, units],
         title,
@@ -203,11 +198,12 @@ def kl_curve_figure(snap: Snapshot) -> go.Figure:
 
 # ----- numbers -----------------------------------------------------------------------------------------
 def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
-    """(label, value, help) for st.metric: reconstruction error, FVE, mean ρ̂, L0 and dead units."""
+    """(label, value, help) for st.metric: reconstruction error, FVE, and, for codes that are unit
+    activations, mean ρ̂, L0 and dead units (L0's help states the snapshot's activity threshold)."""
     m = snap.metrics
     model = snap.config.model
     hidden = int(np.asarray(snap.rho_hat).size)
-    threshold = _threshold(snap)
+    threshold = snap.active_threshold
 
     def fmt(key: str, spec: str, scale: float = 1.0) -> str:
         value = m.get(key)
@@ -217,13 +213,17 @@ def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
     # The value stays short: st.metric's big font clips "0.104 (ρ = 0.1)" in a fifth of the page.
     rho_label = "Mean ρ̂" + (f" (target ρ = {model.rho:g})" if model.effective_penalty == "kl" else "")
     dead = int((np.asarray(snap.density) == 0).sum())
-    return [
+    rows = [
         ("Reconstruction error", fmt("recon_error", ".4g"), "½ · mean over probe samples of ‖x̂ − x‖²"),
         (
             "Variance explained",
             fmt("fve", ".1f", 100.0) + (" %" if "fve" in m else ""),
             "FVE = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖², x̄ the mean input: 100 % is a perfect reconstruction",
         ),
+    ]
+    if "rho_hat" not in model.spec.standard_views:  # the code is not a unit activation (the VAE's μ)
+        return rows
+    return rows + [
         (
             rho_label,
             "–" if not np.isfinite(mean_rho) else f"{mean_rho:.3f}",

@@ -12,7 +12,7 @@ import time
 
 from .config import RunConfig
 from .data import Dataset
-from .training import DivergedError, Snapshot, Trainer
+from .training import Snapshot, Trainer
 
 
 class BusyError(RuntimeError):
@@ -55,6 +55,8 @@ class TrainingJob:
         self._thread: threading.Thread | None = None
         self._last_read = time.monotonic()
         self.status = "ready"
+        self.message: str | None = None
+        """Why the job paused itself, if it did (a divergence's message is the trainer's)."""
         self._latest = self.trainer.snapshot("ready")
 
     # ----- what the page reads --------------------------------------------------------------------------
@@ -84,6 +86,7 @@ class TrainingJob:
             self.status = "done"
             return
         self._acquire_slot()
+        self.message = None
         self._last_read = time.monotonic()
         self._first_section = True
         self._halt.clear()
@@ -107,12 +110,8 @@ class TrainingJob:
         """Pause if needed and take exactly one step."""
         self.pause()
         with self._lock:
-            try:
-                self.trainer.step()
-                self.trainer.sync()
-            except DivergedError as err:
+            if self.trainer.advance(max_steps=1, end=self.trainer.step_count + 1) == "diverged":
                 self.status = "diverged"
-                self.trainer.message = str(err)
             self._publish()
         return self._latest
 
@@ -127,12 +126,22 @@ class TrainingJob:
         self._publish()
         self._release_slot()
 
+    def set_config(self, config: RunConfig) -> None:
+        """Take the live fields (LIVE_FIELDS: ρ, β, λ, lr, the run's length, λ_c) of an already validated
+        config: at the next step while training, at once (and republished) otherwise. ValueError when a
+        field that needs a new model differs."""
+        with self._lock:
+            self.trainer.set_config(config)
+            if not self.running:
+                self.trainer.apply_live()
+                self._publish()
+
     def set_live(self, **changes: float) -> None:
-        """ρ, β, λ, lr: validated now, applied at the next step."""
+        """set_config for a few changed fields, validated here (for callers that hold no config)."""
         with self._lock:
             self.trainer.set_live(**changes)
             if not self.running:
-                self.trainer._apply_pending()
+                self.trainer.apply_live()
                 self._publish()
 
     # ----- the thread -----------------------------------------------------------------------------------
@@ -143,29 +152,21 @@ class TrainingJob:
                 continue
             if time.monotonic() - self._last_read > self.idle_timeout:
                 self.status = "paused"
-                trainer.message = "Paused: nobody has looked at this run for a while (tab closed?)."
+                self.message = "Paused: nobody has looked at this run for a while (tab closed?)."
                 self._running.clear()
                 self._publish()
                 self._release_slot()
                 continue
             section = self.first_snapshot_s if self._first_section else self.snapshot_interval
             self._first_section = False
-            deadline = time.perf_counter() + section
             with self._lock:
-                t0 = time.perf_counter()
-                try:
-                    while (
-                        self._running.is_set()
-                        and trainer.step_count < trainer.total_steps
-                        and time.perf_counter() < deadline
-                    ):
-                        trainer.step()
-                    trainer.sync()
-                except DivergedError:
+                outcome = trainer.advance(
+                    deadline=time.perf_counter() + section, keep_going=self._running.is_set
+                )
+                if outcome == "diverged":
                     self.status = "diverged"
                     self._running.clear()
-                trainer.seconds += time.perf_counter() - t0
-                if trainer.step_count >= trainer.total_steps and self.status == "running":
+                elif outcome == "done" and self.status == "running":
                     self.status = "done"
                     self._running.clear()
                 self._publish()
@@ -174,11 +175,8 @@ class TrainingJob:
 
     def _publish(self) -> None:
         with self._lock:
-            self._latest = (
-                self.trainer.snapshot(self.status)
-                if self.status != "diverged"
-                else (self.trainer.snapshot("diverged", self.trainer.message))
-            )
+            message = self.trainer.message if self.status == "diverged" else self.message
+            self._latest = self.trainer.snapshot(self.status, message)
         with self._published:
             self._published.notify_all()
 

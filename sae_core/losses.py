@@ -8,12 +8,14 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from .config import ModelConfig
-from .models import AEOutput
+
+if TYPE_CHECKING:  # the models import this module for their reconstruction term
+    from .models.base import AEOutput, Autoencoder
 
 EPS = 1e-6
 """ρ̂ is clamped to [EPS, 1 − EPS] so KL(ρ‖ρ̂) stays finite when a unit is fully off or saturated."""
@@ -60,25 +62,21 @@ def sparsity_term(hidden: torch.Tensor, cfg: ModelConfig) -> torch.Tensor | None
     return None
 
 
-def loss_terms(model: nn.Module, x: torch.Tensor, out: AEOutput, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+def loss_terms(
+    model: Autoencoder, x: torch.Tensor, out: AEOutput, cfg: ModelConfig
+) -> dict[str, torch.Tensor]:
     """Named terms of the objective plus their sum under "total".
 
-    x: [batch, n_inputs] the clean input; out: the model's forward on it. A model may add its own
-    terms (the VAE's prior KL, the contractive penalty) through an `extra_terms(x, out, cfg)` method,
-    may name the codes the sparsity penalty sees through `sparsity_codes(out)` (None: no penalty), and may
-    replace the reconstruction term through `reconstruction_term(recon, x)`.
+    x: [batch, n_inputs] the clean input; out: the model's forward on it. The model supplies its
+    reconstruction term (the VAE's likelihood), the codes the sparsity penalty sees (conv: one row per
+    position; None: no penalty) and terms of its own (the VAE's prior KL, the contractive penalty).
     """
-    if hasattr(model, "reconstruction_term"):  # the VAE's Bernoulli likelihood
-        terms = {"reconstruction": model.reconstruction_term(out.recon, x)}
-    else:
-        terms = {"reconstruction": reconstruction_loss(out.recon, x)}
-    # A model may say which tensor the penalty acts on (conv: one row per position) or that none does (None).
-    codes = model.sparsity_codes(out) if hasattr(model, "sparsity_codes") else out.hidden
+    terms = {"reconstruction": model.reconstruction_term(out.recon, x)}
+    codes = model.sparsity_codes(out)
     sparsity = None if codes is None else sparsity_term(codes, cfg)
     if sparsity is not None:
         terms["sparsity"] = sparsity
-    if hasattr(model, "extra_terms"):
-        terms.update(model.extra_terms(x, out, cfg))
+    terms.update(model.extra_terms(x, out, cfg))
     # Always present (a constant 0 when λ = 0) so the set of terms, and so the loss history's columns,
     # stays the same when λ is moved to or from 0 during a run.
     if cfg.weight_decay > 0:

@@ -1,21 +1,13 @@
 """Diagnostics of a trained autoencoder on a dataset: error, variance explained, sparsity.
 
-Activity threshold: a unit counts as *active* on a sample when its activation exceeds
-`ACTIVE_THRESHOLD[activation]`: 0.1 for sigmoid units (they are never exactly 0; 0.1 is
-well above the ρ ≤ 0.05 an "off" unit sits near), and 1e-6 for ReLU / top-k codes, which are
-exactly 0 when off. L0, dead units and activation density all use it.
+Activity threshold: a unit counts as *active* on a sample when its code exceeds the model's
+`active_threshold` (see `models.base.ACTIVE_THRESHOLD`). L0, dead units and activation density all use it.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-
-ACTIVE_THRESHOLD = {"sigmoid": 0.1, "relu": 1e-6, "linear": 1e-6}
-
-
-def active_threshold(model: nn.Module) -> float:
-    return ACTIVE_THRESHOLD.get(getattr(model, "activation", "sigmoid"), 0.1)
 
 
 @torch.no_grad()
@@ -68,4 +60,4 @@ def top_activating(codes: torch.Tensor, n: int = 9) -> torch.Tensor:
 def evaluate(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     """All scalar metrics of `model` on the whole of x [N, D]."""
     recon, codes = forward_all(model, x)
-    return summary(x, recon, codes, active_threshold(model))
+    return summary(x, recon, codes, model.active_threshold)

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -17,8 +16,13 @@ from torch import nn
 from . import metrics
 from .config import LIVE_FIELDS, RunConfig
 from .data import Dataset
-from .losses import loss_terms
-from .models import build
+from .losses import EPS, kl_divergence, loss_terms
+from .models import AEOutput, build
+from .snapshot import Snapshot
+
+KL_CURVE_POINTS = 400
+"""Points of the KL(ρ‖ρ̂) curve each snapshot carries for the KL view."""
+__all__ = ["DivergedError", "PROBE_SIZE", "SHOW_SIZE", "Snapshot", "Trainer", "resolve_device"]
 
 PROBE_SIZE = 1000
 """Samples the live views and snapshot metrics are computed on (fixed for the whole run)."""
@@ -40,53 +44,6 @@ def resolve_device(name: str) -> torch.device:
 
 class DivergedError(RuntimeError):
     """The objective became NaN or infinite; the trainer restored the last good weights."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The state of a run at one step: numbers and CPU copies of everything the views draw."""
-
-    step: int
-    total_steps: int
-    epoch: float
-    seconds: float
-    """Training time so far, pauses excluded."""
-    samples_per_second: float
-    losses: dict[str, float]
-    """Latest step's loss terms, including "total"."""
-    history_steps: np.ndarray
-    """[T] step numbers of the recorded losses."""
-    history: dict[str, np.ndarray]
-    """term -> [T] loss values."""
-    encoder_weight: np.ndarray
-    """[hidden, n_inputs] first-layer filters."""
-    decoder_weight: np.ndarray | None
-    """[n_inputs, hidden] last-layer dictionary (columns are features); None if the model has none."""
-    filter_shape: tuple[int, int]
-    """(h, w) of one filter tile: the image shape, or the kernel size for convolutional models."""
-    rho_hat: np.ndarray
-    """[hidden] mean activation of each unit on the probe set."""
-    density: np.ndarray
-    """[hidden] fraction of probe samples on which each unit is active."""
-    activations: np.ndarray
-    """[n_probe, hidden] activations on the probe set."""
-    show_inputs: np.ndarray
-    """[SHOW_SIZE, n_inputs] fixed inputs for the reconstruction view."""
-    show_recon: np.ndarray
-    """[SHOW_SIZE, n_inputs] their reconstructions."""
-    metrics: dict[str, float]
-    """summary() on the probe set."""
-    config: RunConfig
-    image_shape: tuple[int, int]
-    status: str = "running"
-    """running | paused | done | stopped | diverged."""
-    message: str | None = None
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
-    """Variant-specific pictures (noisy inputs, prior samples, feature maps...)."""
-
-    @property
-    def progress(self) -> float:
-        return min(1.0, self.step / max(1, self.total_steps))
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
@@ -132,6 +89,8 @@ class Trainer:
         self.message: str | None = None
         probe = torch.randperm(self.n, generator=torch.Generator().manual_seed(1234))[:PROBE_SIZE]
         self.probe = self.x[probe.to(self.device)]
+        labels = dataset.train_labels
+        self.probe_labels = None if labels is None else np.asarray(labels)[probe.numpy()]
         shown = dataset.test if dataset.test is not None and len(dataset.test) >= SHOW_SIZE else dataset.train
         self.show = shown[:SHOW_SIZE].to(self.device)
 
@@ -150,12 +109,27 @@ class Trainer:
 
     # ----- live hyperparameters ---------------------------------------------------------------------------
     def set_live(self, **changes: float) -> None:
-        """Change ρ, β, λ or the learning rate; takes effect at the next step. Validates first."""
+        """Change ρ, β, λ, the learning rate or the run's length; takes effect at the next step."""
         bad = set(changes) - LIVE_FIELDS
         if bad:
             raise ValueError(f"{', '.join(sorted(bad))} cannot change while training; rebuild the model")
         base = self._pending_config or self.config
-        self._pending_config = base.replace(**changes)  # raises ValueError on a bad value
+        self.set_config(base.replace(**changes))  # replace validates; raises ValueError on a bad value
+
+    def set_config(self, config: RunConfig) -> None:
+        """Take the live fields of an already validated config at the next step (see `apply_live`).
+
+        Raises ValueError, changing nothing, when a field outside LIVE_FIELDS differs: that needs a new model.
+        """
+        new, old = config.flat(), self.config.flat()
+        structural = sorted(k for k in new if k not in LIVE_FIELDS and new[k] != old[k])
+        if structural:
+            raise ValueError(f"{', '.join(structural)} cannot change while training; rebuild the model")
+        self._pending_config = config
+
+    def apply_live(self) -> None:
+        """Apply a pending live change now (the next step does it anyway)."""
+        self._apply_pending()
 
     def _apply_pending(self) -> None:
         pending, self._pending_config = self._pending_config, None
@@ -205,6 +179,39 @@ class Trainer:
             self._terms = list(terms)
         self._pending.append(torch.stack([t.detach() for t in terms.values()]))
         self.step_count += 1
+
+    def advance(
+        self,
+        max_steps: int | None = None,
+        deadline: float | None = None,
+        keep_going: Callable[[], bool] | None = None,
+        end: int | None = None,
+    ) -> str:
+        """Train one section: step until step `end` (default: the run's end, total_steps), `max_steps`
+        steps, the time `deadline` (time.perf_counter()) or until `keep_going()` turns false; then sync.
+
+        The section's time is added to `seconds`. Returns "running", "done" (the run's end reached) or
+        "diverged" (the weights were restored and `message` says why).
+        """
+        self._apply_pending()
+        stop = self.total_steps if end is None else end
+        t0 = time.perf_counter()
+        taken = 0
+        try:
+            while (
+                self.step_count < stop
+                and (max_steps is None or taken < max_steps)
+                and (deadline is None or time.perf_counter() < deadline)
+                and (keep_going is None or keep_going())
+            ):
+                self.step()
+                taken += 1
+            self.sync()
+        except DivergedError:
+            return "diverged"
+        finally:
+            self.seconds += time.perf_counter() - t0
+        return "done" if self.step_count >= stop else "running"
 
     def sync(self) -> None:
         """Move pending losses to the history; on NaN/inf restore the last good weights and raise."""
@@ -260,13 +267,19 @@ class Trainer:
             self.sync()
         model = self.model
         recon, codes = metrics.forward_all(model, self.probe)
-        threshold = metrics.active_threshold(model)
+        threshold = model.active_threshold
         stats = metrics.unit_stats(codes, threshold)
         show_recon, _ = metrics.forward_all(model, self.show)
         latest = {n: v[-1] for n, v in self.history.items() if v}  # empty after a divergence at the start
-        filters = model.filters()
-        decoder = model.dictionary() if hasattr(model, "dictionary") else None
-        extras = model.snapshot_extras(self.show) if hasattr(model, "snapshot_extras") else {}
+        decoder = model.dictionary()
+        was_training = model.training
+        model.eval()
+        extras = model.snapshot_extras(self.show, self.probe)
+        model.train(was_training)
+        penalty_codes = model.sparsity_codes(AEOutput(recon=recon, hidden=codes))
+        rho = self.config.model.rho
+        lowest = float(np.nan_to_num(stats["rho_hat"].min().item(), nan=1.0))
+        grid = np.geomspace(max(EPS, min(1e-4, lowest)), 0.9999, KL_CURVE_POINTS)
         return Snapshot(
             step=self.step_count,
             total_steps=self.total_steps,
@@ -276,13 +289,13 @@ class Trainer:
             losses=latest,
             history_steps=np.asarray(self.history_steps),
             history={n: np.asarray(v) for n, v in self.history.items()},
-            encoder_weight=filters.detach().cpu().numpy().copy(),
-            decoder_weight=None if decoder is None else decoder.detach().cpu().numpy().copy(),
-            filter_shape=tuple(getattr(model, "filter_shape", self.dataset.image_shape)),
+            encoder_weight=_numpy(model.filters()),
+            decoder_weight=None if decoder is None else _numpy(decoder),
+            filter_shape=tuple(model.filter_shape(self.dataset.image_shape)),
             rho_hat=stats["rho_hat"].cpu().numpy(),
             density=stats["density"].cpu().numpy(),
             activations=codes.cpu().numpy(),
-            show_inputs=self.show.cpu().numpy().copy(),  # on the CPU .cpu() returns self.show itself
+            show_inputs=_numpy(self.show),  # on the CPU .cpu() returns self.show itself: copy
             show_recon=show_recon.cpu().numpy(),
             metrics=metrics.summary(self.probe, recon, codes, threshold),
             config=self.config,
@@ -290,24 +303,31 @@ class Trainer:
             status=status,
             message=message or self.message,
             extras={k: np.asarray(v.detach().cpu()) for k, v in extras.items()},
+            active_threshold=threshold,
+            penalty_rho_hat=None if penalty_codes is None else penalty_codes.mean(dim=0).cpu().numpy(),
+            kl_per_unit=kl_divergence(rho, stats["rho_hat"].double()).cpu().numpy(),
+            kl_curve=np.stack([grid, kl_divergence(rho, torch.from_numpy(grid)).numpy()]),
+            probe_labels=self.probe_labels,
         )
 
     def run(self, steps: int | None = None) -> Iterator[Snapshot]:
         """Train up to `steps` more steps (default: until total_steps), yielding a snapshot every
         `snapshot_every` steps and a final one. A divergence ends the run with a 'diverged' snapshot.
         A live change of the run's length (set_live(steps=...)) moves the end of a default run."""
-        self._apply_pending()
         fixed_end = None if steps is None else self.step_count + steps
         every = self.config.train.snapshot_every
-        while self.step_count < (end := self.total_steps if fixed_end is None else fixed_end):
-            t0 = time.perf_counter()
-            try:
-                for _ in range(min(every - self.step_count % every, end - self.step_count)):
-                    self.step()
-                self.sync()
-            except DivergedError as err:
-                self.seconds += time.perf_counter() - t0
-                yield self.snapshot("diverged", str(err))
+        while True:
+            self._apply_pending()  # a live change of the run's length moves the end of a default run
+            end = self.total_steps if fixed_end is None else fixed_end
+            if self.step_count >= end:
                 return
-            self.seconds += time.perf_counter() - t0
-            yield self.snapshot("done" if self.step_count >= end else "running")
+            status = self.advance(max_steps=every - self.step_count % every, end=end)
+            if status == "diverged":
+                yield self.snapshot("diverged", self.message)
+                return
+            yield self.snapshot(status)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A CPU numpy copy that shares no memory with the model."""
+    return t.detach().cpu().numpy().copy()

@@ -13,8 +13,10 @@ anything else is min-max scaled over the whole array.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -33,6 +35,19 @@ ARRAY_KEYS = ("x", "X", "data")
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 LUMINANCE = np.array([0.299, 0.587, 0.114])
+
+
+UPLOAD_DIR = Path(tempfile.gettempdir()) / "sae-playground-uploads"
+"""Where the app keeps the uploaded files it accepted (named by content hash)."""
+
+
+def store(raw: bytes, filename: str, folder: Path = UPLOAD_DIR) -> Path:
+    """Keep an accepted upload's bytes under a name made of their hash (the same file is stored once)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (hashlib.sha256(raw).hexdigest()[:20] + Path(filename).suffix.lower())
+    if not path.exists():
+        path.write_bytes(raw)
+    return path
 
 
 class UploadError(ValueError):

@@ -29,7 +29,9 @@ from browser_helpers import (
     warm_up,
 )
 
-from pages.variant_views import VARIANT_NAMES
+from sae_core.models import REGISTRY
+
+VARIANT_NAMES = {name: spec.title for name, spec in REGISTRY.items()}
 
 pytestmark = [
     pytest.mark.browser,

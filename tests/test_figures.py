@@ -13,6 +13,7 @@ import torch
 from sae_core import figures, formulas
 from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sae_core.data import Dataset, load
+from sae_core.models import REGISTRY
 from sae_core.training import Trainer
 
 HIDDEN = 7  # a 3×3 grid with two empty tiles, so montage gaps are exercised
@@ -264,9 +265,12 @@ def test_kl_curve_dots_sit_on_the_formula_and_the_line_marks_rho(snap):
     assert "β·ΣKL" in fig.layout.title.text
 
 
-def test_kl_numpy_is_zero_at_rho_and_finite_at_the_ends():
-    assert figures.kl_numpy(0.1, np.array([0.1]))[0] == pytest.approx(0.0, abs=1e-15)
-    assert np.isfinite(figures.kl_numpy(0.1, np.array([0.0, 1.0]))).all()
+def test_snapshot_kl_curve_is_the_loss_formula_finite_at_the_ends(snap):
+    grid, values = snap.kl_curve
+    q = np.clip(grid, 1e-6, 1 - 1e-6)
+    expected = RHO * np.log(RHO / q) + (1 - RHO) * np.log((1 - RHO) / (1 - q))
+    np.testing.assert_allclose(values, expected, rtol=1e-10, atol=1e-15)  # KL → 0 near ρ̂ = ρ
+    assert np.isfinite(values).all() and grid[0] > 0 and grid[-1] < 1
 
 
 # ----- metrics --------------------------------------------------------------------------------------------
@@ -338,9 +342,14 @@ def test_objective_latex_substitutes_the_current_numbers():
     assert formulas.objective_latex(cfg.model) == tex
 
 
-@pytest.mark.parametrize("variant", ["sparse", "denoising", "contractive", "vae", "ksparse"])
+@pytest.mark.parametrize("variant", list(REGISTRY))
 @pytest.mark.parametrize("penalty", ["kl", "l1", "topk"])
 def test_every_objective_line_fits_the_page_column(variant, penalty):
+    spec = REGISTRY[variant]
+    if spec.fixed_penalty is None and penalty not in spec.penalties:  # refused when the config is built
+        with pytest.raises(ValueError, match=f"penalty must be one of .* for the {variant} variant"):
+            ModelConfig(variant=variant, penalty=penalty)
+        return
     model = ModelConfig(
         hidden=196, rho=0.1, beta=3.0, weight_decay=3e-3, k=25, variant=variant, penalty=penalty
     )

@@ -60,8 +60,8 @@ def test_top_activating_lists_the_strongest_samples_per_unit_in_order():
 
 
 def test_active_threshold_depends_on_the_hidden_activation():
-    assert metrics.active_threshold(build(ModelConfig(hidden=2), 4, (2, 2))) == 0.1
-    assert metrics.active_threshold(build(ModelConfig(hidden=2, penalty="l1"), 4, (2, 2))) == 1e-6
+    assert build(ModelConfig(hidden=2), 4, (2, 2)).active_threshold == 0.1
+    assert build(ModelConfig(hidden=2, penalty="l1"), 4, (2, 2)).active_threshold == 1e-6
 
 
 def test_evaluate_equals_summary_of_a_forward_pass_in_chunks():

@@ -7,6 +7,7 @@ Everything is tiny: 8×8 digits, a handful of units, conv with 4 kernels of 3×3
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,12 +15,23 @@ import torch
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
-from sae_core import figures_variants as fv
 from sae_core.config import RunConfig
 from sae_core.data import load
 from sae_core.images import normalize_filters
+from sae_core.models import REGISTRY
+from sae_core.models.denoising import corrupt
 from sae_core.training import Trainer
-from sae_core.variants import corrupt, vae_codes
+from sae_core.variant_figures import contractive, conv, deep, denoising, ksparse, vae
+
+# Every variant's figure functions under one name, as the specs' views reach them.
+fv = SimpleNamespace(
+    **{
+        name: getattr(module, name)
+        for module in (contractive, conv, deep, denoising, ksparse, vae)
+        for name in dir(module)
+        if not name.startswith("_")
+    }
+)
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 RUN_TIMEOUT = 60  # seconds per script run: the first one imports torch and loads data on 2 shared cores
@@ -121,19 +133,42 @@ def test_vae_prior_samples_latent_grid_and_scatter():
     assert list(fig.layout.yaxis.ticktext) == [f"{v:.2f}" for v in axis[::-1]]
 
     x, labels = trainer.dataset.test[:200], trainer.dataset.test_labels[:200].numpy()
-    codes = vae_codes(model, x).numpy()
-    scatter = fv.latent_scatter_figure(codes, labels, snap.step)
+    with torch.no_grad():
+        codes = model.eval().encode(x).numpy()
+    scatter = fv.latent_scatter(codes, labels, snap.step)
     assert [t.name for t in scatter.data] == [str(v) for v in np.unique(labels)]
     assert sum(len(t.x) for t in scatter.data) == 200
     three = scatter.data[[t.name for t in scatter.data].index("3")]
     np.testing.assert_allclose(three.x, codes[labels == 3, 0])
     assert scatter.layout.legend.title.text == "digit"
+    # The page's scatter is drawn from the snapshot alone: the probe set's μ, coloured by its labels.
+    on_page = fv.latent_scatter_figure(snap)
+    probe_labels = np.asarray(snap.probe_labels)
+    assert sum(len(t.x) for t in on_page.data) == len(probe_labels) == len(trainer.probe)
+    with torch.no_grad():
+        probe_mu = model.encode(trainer.probe).numpy()
+    three = on_page.data[[t.name for t in on_page.data].index("3")]
+    np.testing.assert_allclose(three.x, probe_mu[probe_labels == 3, 0], atol=1e-6)
+
+
+def test_vae_kl_per_dimension_matches_the_closed_form_on_the_probe_set():
+    trainer, snap = _trained(variant="vae", hidden=16, latent=3)
+    with torch.no_grad():
+        a = torch.relu(trainer.model.encoder(trainer.probe))
+        mu, logvar = trainer.model.mu(a), trainer.model.logvar(a)
+    expected = (-0.5 * (1 + logvar - mu**2 - logvar.exp())).mean(dim=0).numpy()
+    fig = fv.kl_per_dimension_figure(snap)
+    bars, dots = fig.data
+    np.testing.assert_allclose(bars.y, expected, rtol=1e-5)
+    np.testing.assert_allclose(dots.y, logvar.exp().mean(dim=0).numpy(), rtol=1e-5)
+    assert fig.layout.xaxis.title.text == "latent dimension j"
 
 
 def test_contractive_jacobian_norms_match_autograd():
     trainer, snap = _trained(variant="contractive", hidden=6, contraction=0.5)
     norms = fv.jacobian_norms(snap)
     model = trainer.model
+    assert norms.size == len(trainer.probe)
     for i in range(3):
         jac = torch.autograd.functional.jacobian(model.encode, trainer.probe[i : i + 1])  # [1, 6, 1, 64]
         assert norms[i] == pytest.approx(float(jac.pow(2).sum()), rel=1e-4)
@@ -198,56 +233,57 @@ def _no_exceptions(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-VARIANT_CASES = {
-    "deep": ({"layers": "8", "hidden": "4"}, {"layers": "text_input"}, {"deep_layers_chart"}),
-    "conv": (
-        {"kernels": "4", "kernel_size": "3"},
-        {"kernels": "number_input", "kernel_size": "selectbox"},
-        {"feature_maps_chart", "decoder_kernels_chart", "kernel_rho_chart"},
-    ),
-    "denoising": (
-        {"hidden": "4"},
-        {"corruption": "selectbox", "noise_level": "number_input"},
-        {"denoising_chart"},
-    ),
-    "vae": (
-        {"hidden": "8", "latent": "2"},
-        {"latent": "number_input"},
-        {"prior_samples_chart", "latent_grid_chart", "latent_scatter_chart"},
-    ),
-    "contractive": ({"hidden": "4"}, {"contraction": "number_input"}, {"contraction_chart"}),
-    "ksparse": (
-        {"hidden": "8", "k": "3"},
-        {"k": "number_input", "tied": "checkbox"},
-        {"active_per_sample_chart"},
-    ),
-}
+TINY = {"hidden": "4", "layers": "8", "kernels": "4", "kernel_size": "3", "latent": "2", "k": "3"}
+"""Small sizes every variant accepts (the URL of each page test)."""
 
 
-@pytest.mark.parametrize("variant", list(VARIANT_CASES))
+def _control_kind(spec_control) -> str:
+    """The widget kind the page should draw for a spec control (what train_controls derives)."""
+    from typing import get_args
+
+    from sae_core import config
+
+    hint = str(config.field_type(spec_control.field))
+    if spec_control.choices is not None or get_args(getattr(config, hint, None)):
+        return "selectbox"
+    if hint.startswith("bool"):
+        return "checkbox"
+    if hint.startswith("tuple"):
+        return "text_input"
+    return "number_input"
+
+
+@pytest.mark.parametrize("variant", list(REGISTRY))
 def test_each_variant_trains_from_the_page_with_its_controls_and_views(apps, variant):
-    query, controls, charts = VARIANT_CASES[variant]
-    at = apps({"variant": variant, **query})
+    spec = REGISTRY[variant]
+    at = apps({"variant": variant, **TINY})
     _no_exceptions(at)
     job = at.session_state["job"]
     assert job.config.model.variant == variant
     assert at.selectbox(key="variant").value == variant
-    for key, kind in controls.items():
-        assert getattr(at, kind)(key=key) is not None
+    for control in spec.controls:
+        assert getattr(at, _control_kind(control))(key=control.field).label == control.label
+    assert spec.note in [c.value for c in at.sidebar.caption]
     at.button(key="train").click().run()
     _poll(at, lambda: job.step_count > 0, f"{variant} to take its first steps")
     at.run()  # the views of a snapshot taken after training started
     _no_exceptions(at)
-    assert charts <= _chart_keys(at)
-    assert "filters_chart" in _chart_keys(at)
+    charts = _chart_keys(at)
+    assert {view.key for view in spec.views} <= charts
+    assert "filters_chart" in charts
+    assert ("rho_hat_chart" in charts) == ("rho_hat" in spec.standard_views)
+    labels = [m.label for m in at.metric]
+    for label, _, _ in spec.metric_rows(job.latest()):
+        assert label in labels
 
 
 def test_every_variant_control_is_reset_with_the_other_widgets():
-    from pages import common, variant_views
+    from pages import common
+    from sae_core.models import REGISTRY
 
-    drawn = {key for keys in variant_views.CONTROL_KEYS.values() for key in keys}
-    assert drawn == set(common.VARIANT_WIDGET_KEYS)  # URL reads and presets forget exactly these
-    assert set(variant_views.VIEWS) | {"sparse"} == set(variant_views.VARIANT_NAMES)
+    drawn = {key for spec in REGISTRY.values() for key in spec.fields}
+    # URL reads and presets forget exactly these (k is one of the page's own widgets too).
+    assert drawn - set(common.WIDGET_KEYS) == set(common.VARIANT_WIDGET_KEYS)
 
 
 def test_variant_select_shows_human_names_and_sparse_has_no_variant_views(apps):
@@ -256,7 +292,7 @@ def test_variant_select_shows_human_names_and_sparse_has_no_variant_views(apps):
     box = at.selectbox(key="variant")
     assert box.value == "sparse"
     assert "Variational (VAE)" in box.options and "Convolutional" in box.options
-    every_variant_chart = set().union(*(charts for _, _, charts in VARIANT_CASES.values()))
+    every_variant_chart = {view.key for spec in REGISTRY.values() for view in spec.views}
     assert not every_variant_chart & _chart_keys(at)
     assert not [key for key in ("layers", "kernels", "latent", "contraction") if key in at.session_state]
 

@@ -14,19 +14,11 @@ from sae_core import gradcheck
 from sae_core.config import ModelConfig, RunConfig
 from sae_core.data import Dataset
 from sae_core.losses import loss_terms
-from sae_core.models import build
-from sae_core.training import SHOW_SIZE, Trainer
-from sae_core.variants import (
-    ConvAutoencoder,
-    DenoisingAutoencoder,
-    corrupt,
-    grid_axis,
-    kernel_rho_hat,
-    kl_prior,
-    latent_grid,
-    reparameterize,
-    vae_codes,
-)
+from sae_core.models import AEOutput, build
+from sae_core.models.conv import ConvAutoencoder
+from sae_core.models.denoising import DenoisingAutoencoder, corrupt
+from sae_core.models.vae import grid_axis, kl_prior, latent_grid, reparameterize
+from sae_core.training import PROBE_SIZE, SHOW_SIZE, Trainer
 
 VARIANTS = ("deep", "conv", "denoising", "vae", "contractive", "ksparse")
 
@@ -105,7 +97,7 @@ def test_vae_loss_has_bernoulli_reconstruction_and_prior_kl_terms():
     assert terms["reconstruction"].item() == pytest.approx(bernoulli.item(), rel=1e-12)
     written_out = -0.5 * (1 + out.logvar - out.mu**2 - out.logvar.exp()).sum(dim=1).mean()
     assert terms["kl_prior"].item() == pytest.approx(written_out.item(), rel=1e-12)
-    assert torch.equal(vae_codes(model, x), out.mu)
+    assert torch.equal(model.encode(x), out.mu)
 
 
 def test_reparameterized_samples_have_the_posterior_mean_and_variance():
@@ -225,7 +217,7 @@ def test_conv_feature_maps_are_half_size_and_reconstruction_has_the_input_shape(
     assert maps.shape == (2, 3, (shape[0] + 1) // 2, (shape[1] + 1) // 2)
     out = model(x)
     assert out.recon.shape == x.shape and torch.equal(out.hidden, maps.flatten(1))
-    assert model.filters().shape == (3, 25) and model.filter_shape == (5, 5)
+    assert model.filters().shape == (3, 25) and model.filter_shape((8, 8)) == (5, 5)
 
 
 def test_conv_kl_penalty_uses_one_rho_hat_per_kernel_over_samples_and_positions():
@@ -235,7 +227,8 @@ def test_conv_kl_penalty_uses_one_rho_hat_per_kernel_over_samples_and_positions(
     rho = cfg.rho
     kl = rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))
     assert loss_terms(model, x, out, cfg)["sparsity"].item() == pytest.approx(cfg.beta * kl.sum(), rel=1e-10)
-    np.testing.assert_allclose(kernel_rho_hat(out.hidden.detach().numpy(), 3), rho_hat, rtol=1e-12)
+    codes = model.sparsity_codes(AEOutput(recon=out.recon, hidden=out.hidden))  # what the penalty sees
+    np.testing.assert_allclose(codes.mean(dim=0).detach().numpy(), rho_hat, rtol=1e-12)
 
 
 # ----- deep -------------------------------------------------------------------------------------------------
@@ -244,7 +237,7 @@ def test_conv_kl_penalty_uses_one_rho_hat_per_kernel_over_samples_and_positions(
 def test_deep_filters_are_the_first_layer_and_extras_hold_every_layer():
     model, x, cfg = tiny("deep", layers=(7, 5), hidden=3)
     assert model.filters().shape == (7, 16)
-    extras = model.snapshot_extras(x)
+    extras = model.snapshot_extras(x, x)
     assert {k: tuple(v.shape) for k, v in extras.items()} == {
         "layer1_activations": (5, 7),
         "layer2_activations": (5, 5),
@@ -330,14 +323,20 @@ def pattern_data(n: int = 160, side: int = 8, seed: int = 0) -> Dataset:
     return Dataset("patterns", x[:128], x[128:], labels[:128], labels[128:], (side, side))
 
 
-def expected_extras(variant: str, cfg: RunConfig) -> dict[str, tuple[int, ...]]:
+def expected_extras(variant: str, cfg: RunConfig, n_train: int) -> dict[str, tuple[int, ...]]:
     m = cfg.model
     return {
         "deep": {"layer1_activations": (SHOW_SIZE, 16), "layer2_activations": (SHOW_SIZE, m.hidden)},
         "conv": {"feature_maps": (SHOW_SIZE, m.kernels, 4, 4), "decoder_kernels": (m.kernels, 9)},
         "denoising": {"noisy_inputs": (SHOW_SIZE, 64), "denoised": (SHOW_SIZE, 64)},
-        "vae": {"prior_samples": (16, 64), "latent_grid": (100, 64), "latent_axis": (10,)},
-        "contractive": {},
+        "vae": {
+            "prior_samples": (16, 64),
+            "latent_grid": (100, 64),
+            "latent_axis": (10,),
+            "kl_per_dim": (m.latent,),
+            "posterior_var": (m.latent,),
+        },
+        "contractive": {"jacobian_norms": (min(PROBE_SIZE, n_train),)},
         "ksparse": {},
     }[variant]
 
@@ -364,7 +363,7 @@ def test_variant_trains_with_decreasing_loss_and_snapshots_its_views(variant):
     total = snaps[-1].history["total"]
     assert total[-10:].mean() < 0.9 * total[:10].mean(), total
     last = snaps[-1]
-    assert {k: v.shape for k, v in last.extras.items()} == expected_extras(variant, cfg)
+    assert {k: v.shape for k, v in last.extras.items()} == expected_extras(variant, cfg, len(dataset.train))
     assert all(np.isfinite(v).all() for v in last.extras.values())
     code = cfg.model.kernels * 16 if variant == "conv" else cfg.model.latent if variant == "vae" else 8
     assert last.activations.shape == (len(dataset.train), code)

@@ -6,15 +6,15 @@ term, whatever cfg.penalty says. With tied weights W_d = Wᵀ (the decoder keeps
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from ..models import AEOutput, keep_topk
+from ..config import ModelConfig
+from .base import AEOutput, Autoencoder, keep_topk, ufldl_range
+from .spec import Control, VariantSpec, View
 
 
-class KSparseAutoencoder(nn.Module):
+class KSparseAutoencoder(Autoencoder):
     """Parameters: encoder.weight [hidden, n_inputs], encoder.bias [hidden], decoder_bias [n_inputs],
     and decoder.weight [n_inputs, hidden] unless tied."""
 
@@ -29,7 +29,7 @@ class KSparseAutoencoder(nn.Module):
         self.decoder_bias = nn.Parameter(torch.zeros(n_inputs))
         self.k, self.tied, self.output = k, tied, output
         with torch.no_grad():  # same scale as the sparse autoencoder's UFLDL initialisation
-            r = math.sqrt(6.0) / math.sqrt(hidden + n_inputs + 1)
+            r = ufldl_range(n_inputs, hidden)
             for layer in (self.encoder, self.decoder):
                 if layer is not None:
                     layer.weight.uniform_(-r, r)
@@ -44,16 +44,9 @@ class KSparseAutoencoder(nn.Module):
         out = h @ self.dictionary().T + self.decoder_bias
         return torch.sigmoid(out) if self.output == "sigmoid" else out
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
-        h = self.encode(x)
-        return AEOutput(recon=self.decode(h), hidden=h)
-
     def sparsity_codes(self, out: AEOutput) -> None:
         """No penalty: top-k already keeps the code sparse (None tells losses.loss_terms to skip it)."""
         return None
-
-    def decayed_weights(self) -> list[torch.Tensor]:
-        return [self.encoder.weight] if self.tied else [self.encoder.weight, self.decoder.weight]
 
     def filters(self) -> torch.Tensor:
         """[hidden, n_inputs] the encoder weights."""
@@ -62,3 +55,24 @@ class KSparseAutoencoder(nn.Module):
     def dictionary(self) -> torch.Tensor:
         """[n_inputs, hidden] the decoder weights (Wᵀ when tied)."""
         return self.encoder.weight.T if self.tied else self.decoder.weight
+
+
+def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> KSparseAutoencoder:
+    return KSparseAutoencoder(n_inputs, cfg.hidden, cfg.k, cfg.tied, cfg.output)
+
+
+SPEC = VariantSpec(
+    name="ksparse",
+    title="k-sparse (top-k)",
+    note="Linear codes of which only the k largest per input survive (Makhzani & Frey 2013).",
+    build=build,
+    order=6,
+    controls=(
+        Control("k", "k (active units per sample)", minimum=1, step=1),
+        Control("tied", "Tied weights (decoder = encoderᵀ)"),
+    ),
+    fixed_penalty="topk",
+    penalty_reason="Top-k is this model's regulariser, so the sparsity penalty, ρ and β are not used.",
+    views=(View("active_per_sample_chart", "ksparse:active_per_sample_figure"),),
+    metrics="ksparse:ksparse_metrics",
+)

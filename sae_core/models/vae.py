@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from ..models import AEOutput
+from ..losses import reconstruction_loss
+from .base import AEOutput, Autoencoder
+from .spec import Control, VariantSpec, View
 
 PRIOR_SAMPLES = 16
 GRID_SIDE = 10
@@ -28,7 +30,7 @@ SAMPLE_SEED = 0
 """Seed of the prior samples in the snapshot, so the same z's are decoded at every snapshot."""
 
 
-class VariationalAutoencoder(nn.Module):
+class VariationalAutoencoder(Autoencoder):
     """Parameters: encoder [hidden, n_inputs], mu / logvar [latent, hidden], decoder_hidden [hidden, latent],
     decoder [n_inputs, hidden] (nn.Linear weights)."""
 
@@ -69,15 +71,12 @@ class VariationalAutoencoder(nn.Module):
     def reconstruction_term(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """−log p(x|z), mean over the batch: Bernoulli for the sigmoid output, ½·Σ(x̂ − x)² for linear."""
         if self.output != "sigmoid":
-            return 0.5 * (recon - x).pow(2).sum(dim=1).mean()
+            return reconstruction_loss(recon, x)
         return F.binary_cross_entropy(recon, x, reduction="none").sum(dim=1).mean()
 
     def sparsity_codes(self, out: AEOutput) -> None:
         """No sparsity penalty for the VAE (None tells losses.loss_terms to skip it)."""
         return None
-
-    def decayed_weights(self) -> list[torch.Tensor]:
-        return [m.weight for m in (self.encoder, self.mu, self.logvar, self.decoder_hidden, self.decoder)]
 
     def filters(self) -> torch.Tensor:
         """[hidden, n_inputs] the first encoder layer's weights."""
@@ -88,14 +87,21 @@ class VariationalAutoencoder(nn.Module):
         return self.decoder.weight
 
     @torch.no_grad()
-    def snapshot_extras(self, x_show: torch.Tensor) -> dict[str, torch.Tensor]:
+    def snapshot_extras(self, show: torch.Tensor, probe: torch.Tensor) -> dict[str, torch.Tensor]:
         """ "prior_samples": [16, n_inputs] decoded from fixed z ~ N(0, I); when latent == 2 also
         "latent_grid": [100, n_inputs] decoded from a 10×10 grid (see `latent_grid`), whose axis values
-        are "latent_axis": [10]."""
+        are "latent_axis": [10]. From the probe set: "kl_per_dim": [latent] mean KL(q(zⱼ|x) ‖ N(0, 1)) of
+        each latent dimension, and "posterior_var": [latent] mean posterior variance σⱼ² (1 = the prior's:
+        the dimension carries no information)."""
         device = self.decoder.weight.device
         generator = torch.Generator().manual_seed(SAMPLE_SEED)
         z = torch.randn(PRIOR_SAMPLES, self.latent, generator=generator).to(device, self.decoder.weight.dtype)
-        extras = {"prior_samples": self.decode(z)}
+        mu, logvar = self.posterior(probe)
+        extras = {
+            "prior_samples": self.decode(z),
+            "kl_per_dim": kl_per_dimension(mu, logvar).mean(dim=0),
+            "posterior_var": logvar.exp().mean(dim=0),
+        }
         if self.latent == 2:
             axis = grid_axis().to(device, self.decoder.weight.dtype)
             extras["latent_grid"] = self.decode(latent_grid(axis))
@@ -108,9 +114,14 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μⱼ, σⱼ²) ‖ N(0, 1)) = −½(1 + log σⱼ² − μⱼ² − σⱼ²) per sample and dimension: [batch, latent]."""
+    return -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())
+
+
 def kl_prior(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of KL(N(μ, diag σ²) ‖ N(0, I)). mu, logvar: [batch, latent] -> scalar."""
-    return (-0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
+    return kl_per_dimension(mu, logvar).sum(dim=1).mean()
 
 
 def grid_axis(side: int = GRID_SIDE) -> torch.Tensor:
@@ -126,7 +137,37 @@ def latent_grid(axis: torch.Tensor) -> torch.Tensor:
     return torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1)
 
 
-@torch.no_grad()
-def vae_codes(model: VariationalAutoencoder, x: torch.Tensor) -> torch.Tensor:
-    """Posterior means μ of x [N, n_inputs] -> [N, latent], for the scatter of codes coloured by label."""
-    return model.posterior(x.to(model.encoder.weight.device, model.encoder.weight.dtype))[0]
+def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> VariationalAutoencoder:
+    return VariationalAutoencoder(n_inputs, cfg.hidden, cfg.latent, cfg.output)
+
+
+BERNOULLI = r"-\frac{1}{m}\sum_{i=1}^{m}\log p\bigl(x^{(i)} \mid z^{(i)}\bigr)"
+"""The reconstruction term with a sigmoid output: Bernoulli negative log-likelihood."""
+
+SPEC = VariantSpec(
+    name="vae",
+    title="Variational (VAE)",
+    note="A Gaussian code z ~ q(z|x) pulled towards the prior N(0, I); it can generate new inputs.",
+    build=build,
+    order=4,
+    controls=(Control("latent", "Latent dimensions", minimum=1, step=1),),
+    hidden_label="Hidden layer width (encoder and decoder)",
+    fixed_penalty="none",
+    penalty_reason="The prior KL regularises the VAE's code, so the sparsity penalty, ρ and β are not used.",
+    views=(
+        View("vae_kl_chart", "vae:kl_per_dimension_figure", column=0),
+        View("prior_samples_chart", "vae:prior_samples_figure", column=1),
+        View("latent_scatter_chart", "vae:latent_scatter_figure", column=0),
+        View("latent_grid_chart", "vae:latent_grid_figure", column=1),
+    ),
+    views_caption=(
+        "The loss curves show the two terms of the negative ELBO: *reconstruction* (−log p(x|z)) and "
+        "*kl prior* (KL(q(z|x) ‖ N(0, I))). The code is the posterior mean μ, not a unit activation, so the "
+        "ρ̂, density and KL-to-ρ views are replaced by the KL and variance of each latent dimension."
+    ),
+    metrics="vae:vae_metrics",
+    standard_views=frozenset(),
+    reconstruction_tex=lambda cfg: BERNOULLI if cfg.output == "sigmoid" else None,
+    extra_tex=lambda cfg: [r"\mathrm{KL}\bigl(q(z \mid x) \,\big\|\, \mathcal{N}(0, I)\bigr)"],
+    decays_every_layer=True,
+)

@@ -11,9 +11,14 @@ handed the clean batch). Corruption kinds, with level = cfg.noise_level:
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 
-from ..models import AEOutput, SparseAutoencoder
+from ..config import Corruption, ModelConfig
+from .base import AEOutput
+from .sparse import SparseAutoencoder, topk_of
+from .spec import Control, VariantSpec, View
 
 SHOW_SEED = 0
 """Seed of the corruption in the snapshot's noisy pictures, so they do not change between snapshots."""
@@ -64,10 +69,44 @@ class DenoisingAutoencoder(SparseAutoencoder):
         return AEOutput(recon=self.decode(h), hidden=h, corrupted=noisy)
 
     @torch.no_grad()
-    def snapshot_extras(self, x_show: torch.Tensor) -> dict[str, torch.Tensor]:
+    def snapshot_extras(self, show: torch.Tensor, probe: torch.Tensor) -> dict[str, torch.Tensor]:
         """ "noisy_inputs": [batch, n_inputs] the shown inputs, corrupted (seeded);
         "denoised": [batch, n_inputs] their reconstructions.
         With Snapshot.show_inputs they make the noisy / clean / reconstruction triplets."""
         generator = torch.Generator().manual_seed(SHOW_SEED)
-        noisy = corrupt(x_show, self.corruption, self.noise_level, generator)
+        noisy = corrupt(show, self.corruption, self.noise_level, generator)
         return {"noisy_inputs": noisy, "denoised": self.decode(self.encode(noisy))}
+
+
+def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> DenoisingAutoencoder:
+    return DenoisingAutoencoder(
+        n_inputs, cfg.hidden, cfg.corruption, cfg.noise_level, cfg.hidden_activation, cfg.output, topk_of(cfg)
+    )
+
+
+CORRUPTION_NAMES = {
+    "gaussian": "Gaussian noise (level = σ)",
+    "mask": "Masking (level = fraction set to 0)",
+    "salt_pepper": "Salt and pepper (level = fraction set to 0 or 1)",
+}
+
+SPEC = VariantSpec(
+    name="denoising",
+    title="Denoising",
+    note="Trained to rebuild the clean input from a corrupted copy, so its features must be robust.",
+    build=build,
+    order=3,
+    controls=(
+        Control("corruption", "Corruption", choices=get_args(Corruption), choice_names=CORRUPTION_NAMES),
+        Control("noise_level", "Noise level", minimum=0.0, step=0.05, number_format="%.2f"),
+    ),
+    views=(View("denoising_chart", "denoising:denoising_figure"),),
+    views_caption=(
+        "The encoder only ever sees corrupted inputs during training; the loss compares its output with "
+        "the clean input. The metrics and the Reconstructions tab use clean inputs."
+    ),
+    notes_tex=lambda cfg: [
+        r"&\text{where } \hat{x} \text{ is decoded}",
+        r"&\text{from a corrupted copy } \tilde{x}",
+    ],
+)

@@ -13,14 +13,19 @@ is one feature detector shared by every position (see `sparsity_codes`). The L1 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..models import ACTIVATIONS, AEOutput, keep_topk
+from ..config import ModelConfig
+from .base import ACTIVATIONS, AEOutput, Autoencoder, keep_topk
+from .sparse import topk_of
+from .spec import Control, VariantSpec, View
+
+KERNEL_SIZES = tuple(range(1, 16, 2))
+"""Every kernel side the config accepts (odd, 1..15), so the select cannot offer a refused value."""
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(Autoencoder):
     """Parameters: encoder (Conv2d 1 -> kernels) and decoder (ConvTranspose2d kernels -> 1)."""
 
     def __init__(
@@ -37,7 +42,7 @@ class ConvAutoencoder(nn.Module):
         pad = kernel_size // 2
         self.image_shape = (h, w)
         self.map_shape = ((h + 1) // 2, (w + 1) // 2)
-        self.filter_shape = (kernel_size, kernel_size)
+        self.kernel_shape = (kernel_size, kernel_size)
         self.encoder = nn.Conv2d(1, kernels, kernel_size, stride=2, padding=pad)
         # With an odd kernel and padding ks // 2, (h' − 1)·2 + 1 = H for odd H and H − 1 for even H.
         extra = tuple(1 - size % 2 for size in (h, w))
@@ -63,33 +68,58 @@ class ConvAutoencoder(nn.Module):
         out = self.decoder(h.view(h.shape[0], -1, *self.map_shape)).flatten(1)
         return torch.sigmoid(out) if self.output == "sigmoid" else out
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
-        h = self.encode(x)
-        return AEOutput(recon=self.decode(h), hidden=h)
-
     def sparsity_codes(self, out: AEOutput) -> torch.Tensor:
         """[batch·h'·w', kernels]: one row per (sample, position), so ρ̂ (a column mean) is per kernel."""
         kernels = self.encoder.out_channels
         return out.hidden.view(out.hidden.shape[0], kernels, -1).transpose(1, 2).reshape(-1, kernels)
 
-    def decayed_weights(self) -> list[torch.Tensor]:
-        return [self.encoder.weight, self.decoder.weight]
-
     def filters(self) -> torch.Tensor:
         """[kernels, ks·ks] the encoder kernels, drawn as tiles of filter_shape (ks, ks)."""
         return self.encoder.weight.flatten(1)
 
+    def filter_shape(self, image_shape: tuple[int, int]) -> tuple[int, int]:
+        return self.kernel_shape
+
     @torch.no_grad()
-    def snapshot_extras(self, x_show: torch.Tensor) -> dict[str, torch.Tensor]:
+    def snapshot_extras(self, show: torch.Tensor, probe: torch.Tensor) -> dict[str, torch.Tensor]:
         """ "feature_maps": [batch, kernels, h', w'] of each shown input;
         "decoder_kernels": [kernels, ks·ks] what one code unit paints into the output."""
-        return {"feature_maps": self.feature_maps(x_show), "decoder_kernels": self.decoder.weight.flatten(1)}
+        return {"feature_maps": self.feature_maps(show), "decoder_kernels": self.decoder.weight.flatten(1)}
 
 
-def kernel_rho_hat(codes: np.ndarray, kernels: int) -> np.ndarray:
-    """Mean activation of each kernel over samples and positions (e.g. of `Snapshot.activations`).
+def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> ConvAutoencoder:
+    if image_shape[0] * image_shape[1] != n_inputs:
+        raise ValueError(f"image_shape {image_shape} does not match {n_inputs} inputs")
+    return ConvAutoencoder(
+        image_shape, cfg.kernels, cfg.kernel_size, cfg.hidden_activation, cfg.output, topk_of(cfg)
+    )
 
-    codes: [N, kernels·h'·w'] -> [kernels]; the ρ̂ that the per-kernel sparsity penalty pulls towards ρ.
-    """
-    codes = np.asarray(codes)
-    return codes.reshape(codes.shape[0], kernels, -1).mean(axis=(0, 2))
+
+SPEC = VariantSpec(
+    name="conv",
+    title="Convolutional",
+    note="One strided convolution: each kernel is a feature detector shared by every image position.",
+    build=build,
+    order=2,
+    controls=(
+        Control("kernels", "Kernels", minimum=1, step=1),
+        Control(
+            "kernel_size",
+            "Kernel size",
+            choices=KERNEL_SIZES,
+            choice_names={side: f"{side}×{side}" for side in KERNEL_SIZES},
+        ),
+    ),
+    hidden_label=None,
+    views=(
+        View("feature_maps_chart", "conv:feature_maps_figure", column=0, pick_input=True),
+        View("decoder_kernels_chart", "conv:decoder_kernels_figure", column=1),
+        View("kernel_rho_chart", "conv:kernel_rho_figure", column=1),
+    ),
+    views_caption=(
+        "The filters above are the encoder's kernels. Each kernel slides over the image; its feature map "
+        "is where it fires. The sparsity penalty acts per kernel (ρ̂ over samples and positions)."
+    ),
+    # The penalty acts per kernel map (ρ̂ₖ averages over samples and positions).
+    penalty_units=lambda cfg: (cfg.kernels, "k"),
+)

@@ -12,10 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models import ACTIVATIONS, AEOutput, keep_topk
+from ..config import ModelConfig
+from .base import ACTIVATIONS, Autoencoder, keep_topk
+from .sparse import topk_of
+from .spec import Control, VariantSpec, View
 
 
-class DeepAutoencoder(nn.Module):
+class DeepAutoencoder(Autoencoder):
     """Parameters: encoder.{i} and decoder.{i} are nn.Linear layers, in the order the data meets them."""
 
     def __init__(
@@ -57,23 +60,34 @@ class DeepAutoencoder(nn.Module):
         out = self.decoder[-1](h)
         return torch.sigmoid(out) if self.output == "sigmoid" else out
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
-        h = self.encode(x)
-        return AEOutput(recon=self.decode(h), hidden=h)
-
-    def decayed_weights(self) -> list[torch.Tensor]:
-        return [layer.weight for layer in (*self.encoder, *self.decoder)]
-
     def filters(self) -> torch.Tensor:
         """[layers[0], n_inputs] the first layer's weights (the only ones that live in pixel space)."""
         return self.encoder[0].weight
 
     @torch.no_grad()
-    def snapshot_extras(self, x_show: torch.Tensor) -> dict[str, torch.Tensor]:
+    def snapshot_extras(self, show: torch.Tensor, probe: torch.Tensor) -> dict[str, torch.Tensor]:
         """ "layer{i}_activations": [batch, size of layer i], i = 1 .. len(layers) + 1 (the last is the code),
         for the per-layer activation histograms."""
-        was_training = self.training
-        self.eval()
-        outs = self.encode_layers(x_show)
-        self.train(was_training)
+        outs = self.encode_layers(show)
         return {f"layer{i}_activations": h for i, h in enumerate(outs, start=1)}
+
+
+def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> DeepAutoencoder:
+    return DeepAutoencoder(n_inputs, cfg.layers, cfg.hidden, cfg.hidden_activation, cfg.output, topk_of(cfg))
+
+
+SPEC = VariantSpec(
+    name="deep",
+    title="Deep (stacked)",
+    note="Several ReLU encoder layers before the code layer; the decoder mirrors the encoder.",
+    build=build,
+    order=1,
+    controls=(Control("layers", "Encoder layers before the code (sizes, comma-separated)"),),
+    hidden_label="Code units (the last encoder layer)",
+    views=(View("deep_layers_chart", "deep:layer_histograms_figure"),),
+    views_caption=(
+        "The filters above are the first layer's weights (the only ones in pixel space). Below: how each "
+        "layer responds to the ten shown inputs; the sparsity penalty acts on the code layer only."
+    ),
+    decays_every_layer=True,
+)

@@ -1,0 +1,208 @@
+"""The Train page's sidebar: every control of the run, its callback, and the upload.
+
+Not a page itself (pages/train.py draws it). Each control's key is its config field's name and its
+tooltip the field's docstring; a change goes through `common.change_setting` (a refused value gets its
+message under the control). The chosen variant's own controls are generated from its spec
+(`sae_core.models.spec.Control`): the widget kind follows the field's type, as the CLI's flags do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import streamlit as st
+
+from pages import common
+from sae_core import data, uploads
+from sae_core.config import FIELD_DOCS, Optimizer, field_type
+from sae_core.models import REGISTRY, get_spec
+from sae_core.models.spec import Control, VariantSpec
+
+RHO_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+PENALTY_NAMES = {
+    "kl": "KL divergence (sigmoid units)",
+    "l1": "L1 on activations (ReLU)",
+    "topk": "Top-k",
+    "none": "None",
+}
+UNUSED_BY_PENALTY = {
+    "l1": "ρ is not used by the L1 penalty (it has no target activation).",
+    "topk": "ρ and β are not used by top-k: sparsity comes from keeping k units, not from a penalty.",
+    "none": "ρ and β are not used: there is no sparsity penalty.",
+}
+"""Why ρ / β do nothing for a penalty (they stay visible, disabled, with this line under them)."""
+
+
+# ----- callbacks ------------------------------------------------------------------------------------------
+def on_setting(key: str) -> None:
+    """A control changed: see common.change_setting."""
+    common.change_setting(key)
+
+
+def on_upload() -> None:
+    """Check the uploaded file now, so a bad file gets a message next to the uploader, then store it."""
+    upload = st.session_state.get("upload_file")
+    common.errors().pop("upload", None)
+    if upload is None:
+        return
+    raw = upload.getvalue()
+    try:
+        x, shape = data.load_upload_bytes(raw, upload.name)
+    except data.UploadError as err:
+        common.errors()["upload"] = str(err)
+        return
+    common.apply_setting("upload", str(uploads.store(raw, upload.name)))
+    st.session_state[common.NOTICE] = (
+        f"Loaded {upload.name}: {len(x)} samples of {shape[0]}×{shape[1]} pixels."
+    )
+
+
+# ----- widgets --------------------------------------------------------------------------------------------
+def error_under(key: str) -> None:
+    message = common.errors().get(key)
+    if message:
+        st.error(f"Not applied: {message}", icon=":material/block:")
+
+
+def widget(kind, label: str, key: str, **kwargs) -> None:
+    kind(label, key=key, help=FIELD_DOCS.get(key), on_change=on_setting, args=(key,), **kwargs)
+    error_under(key)
+
+
+def widget_value(key: str, value: Any) -> Any:
+    """A setting as its widget holds it: a tuple (layer sizes) as the text "128,64", the rest unchanged."""
+    if str(field_type(key)).startswith("tuple"):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def spec_control(control: Control) -> None:
+    """One variant control; its kind follows the config field's type (choices, bool, tuple, number)."""
+    key, hint = control.field, str(field_type(control.field))
+    choices = control.choices
+    if choices is None:
+        from sae_core import config
+
+        alias = getattr(config, hint, None)
+        choices = get_args(alias) or None
+    if choices is not None:
+        names = control.choice_names or {}
+        widget(st.selectbox, control.label, key, options=list(choices), format_func=lambda v: names.get(v, v))
+    elif hint.startswith("bool"):
+        widget(st.checkbox, control.label, key)
+    elif hint.startswith("tuple"):
+        widget(st.text_input, control.label, key)
+    else:
+        numbers: dict[str, Any] = {"step": control.step if control.step is not None else 1}
+        if control.minimum is not None:
+            numbers["min_value"] = control.minimum
+        if hint.startswith("float"):
+            numbers = {k: float(v) for k, v in numbers.items()}
+            numbers["format"] = control.number_format or "%.3f"
+        else:
+            numbers = {k: int(v) for k, v in numbers.items()}
+        widget(st.number_input, control.label, key, **numbers)
+
+
+def init_widgets(keys, flat: dict[str, Any]) -> None:
+    """Give each widget its value from the settings the first time it is drawn."""
+    for key in keys:
+        if key not in st.session_state:
+            st.session_state[key] = widget_value(key, flat[key])
+
+
+def _dataset_label(name: str) -> str:
+    info = data.DATASETS[name]
+    ok, _ = data.availability(name)
+    return info.title if ok else f"{info.title} (not installed)"
+
+
+def _valid_float(value) -> set[float]:
+    return {float(value)} if isinstance(value, int | float) else set()
+
+
+# ----- the sidebar ----------------------------------------------------------------------------------------
+def draw_controls() -> None:
+    """The sidebar: data, model (with the chosen variant's own controls), objective, optimisation."""
+    flat = common.current_config().flat()
+    init_widgets(common.WIDGET_KEYS, flat)
+    with st.sidebar:
+        _data_section()
+        st.subheader("Model")
+        widget(
+            st.selectbox,
+            "Variant",
+            "variant",
+            options=list(REGISTRY),
+            format_func=lambda name: REGISTRY[name].title,
+        )
+        spec = _chosen_spec()
+        st.caption(spec.note)
+        init_widgets(spec.fields, flat)
+        for control in spec.controls:
+            spec_control(control)
+        _model_section(spec)
+        _objective_section(spec, flat)
+        st.subheader("Optimisation")
+        widget(st.selectbox, "Optimizer", "optimizer", options=list(get_args(Optimizer)))
+        widget(st.number_input, "Learning rate (live)", "lr", step=1e-3, format="%.4f")
+        widget(st.number_input, "Batch size (0 = all data)", "batch_size", min_value=0, step=32)
+        widget(st.number_input, "Training length (steps, live)", "steps", min_value=1, step=100)
+        widget(st.number_input, "Seed", "seed", step=1)
+        st.caption(
+            "Changing anything but the live settings (ρ, β, λ, the learning rate and the length) builds a "
+            "new model; the current one is kept as the previous run."
+        )
+
+
+def _chosen_spec() -> VariantSpec:
+    try:
+        return get_spec(st.session_state["variant"])
+    except ValueError:  # a refused URL value: the settings still hold a valid one
+        return common.current_config().model.spec
+
+
+def _data_section() -> None:
+    st.subheader("Data")
+    widget(st.selectbox, "Dataset", "dataset", options=list(data.DATASETS), format_func=_dataset_label)
+    if st.session_state["dataset"] == "upload":
+        st.file_uploader(
+            "Your data (.npy, .npz or .zip of images)",
+            type=["npy", "npz", "zip"],
+            key="upload_file",
+            on_change=on_upload,
+            help=FIELD_DOCS.get("upload"),
+        )
+        error_under("upload")
+
+
+def _model_section(spec: VariantSpec) -> None:
+    if spec.hidden_label is not None:
+        widget(st.number_input, spec.hidden_label, "hidden", min_value=1, step=1)
+    if spec.fixed_penalty is not None:
+        st.caption(spec.penalty_reason)
+        return
+    widget(
+        st.selectbox,
+        "Sparsity penalty",
+        "penalty",
+        options=list(spec.penalties),
+        format_func=PENALTY_NAMES.get,
+    )
+    if st.session_state["penalty"] == "topk":
+        widget(st.number_input, "k (active units per sample)", "k", min_value=1, step=1)
+
+
+def _objective_section(spec: VariantSpec, flat: dict[str, Any]) -> None:
+    st.subheader("Objective (changes apply live)")
+    penalty = spec.effective_penalty(flat["penalty"])
+    no_rho = spec.fixed_penalty is not None or penalty != "kl"
+    no_beta = spec.fixed_penalty is not None or penalty in ("topk", "none")
+    rho_options = sorted(set(RHO_GRID) | {flat["rho"]} | _valid_float(st.session_state["rho"]))
+    widget(st.select_slider, "Target activation ρ", "rho", options=rho_options, disabled=no_rho)
+    widget(st.slider, "Sparsity weight β", "beta", min_value=0.0, max_value=10.0, step=0.1, disabled=no_beta)
+    if spec.fixed_penalty is None and penalty in UNUSED_BY_PENALTY:
+        st.caption(UNUSED_BY_PENALTY[penalty])
+    elif spec.fixed_penalty is not None:
+        st.caption(spec.penalty_reason)
+    widget(st.number_input, "Weight decay λ", "weight_decay", step=1e-4, format="%.5f")

@@ -1,0 +1,26 @@
+"""Autoencoder variants: one module each (model + `SPEC`), the shared protocol in `base`, the registry.
+
+base.py       AEOutput, the Autoencoder protocol with its defaults, keep_topk, ACTIVATIONS
+spec.py       VariantSpec / Control / View: what the page, formulas, views and CLI read
+registry.py   REGISTRY (name -> spec, collected from the modules), get_spec, build
+sparse.py     the one-hidden-layer sparse autoencoder (UFLDL)
+deep.py, conv.py, denoising.py, vae.py, contractive.py, ksparse.py   the other variants
+"""
+
+from __future__ import annotations
+
+from .base import ACTIVATIONS, AEOutput, Autoencoder, keep_topk
+from .registry import REGISTRY, VARIANTS, build, get_spec
+from .sparse import SparseAutoencoder
+
+__all__ = [
+    "ACTIVATIONS",
+    "AEOutput",
+    "Autoencoder",
+    "REGISTRY",
+    "SparseAutoencoder",
+    "VARIANTS",
+    "build",
+    "get_spec",
+    "keep_topk",
+]

@@ -1,0 +1,122 @@
+"""What every autoencoder variant shares: the forward-output type, small helpers and the model protocol.
+
+`Autoencoder` is the protocol as a base class with defaults: a variant overrides only what differs from
+the one-hidden-layer sparse autoencoder. The trainer, the losses and the views call these methods and
+never probe a model with `hasattr`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..losses import reconstruction_loss
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+    "linear": lambda t: t,
+}
+
+ACTIVE_THRESHOLD = {"sigmoid": 0.1, "relu": 1e-6, "linear": 1e-6}
+"""A unit counts as active on a sample when its code exceeds this: 0.1 for sigmoid units (never exactly
+0; well above the ρ ≤ 0.05 an "off" unit sits near), 1e-6 for ReLU and top-k codes, exactly 0 when off."""
+
+
+class AEOutput(NamedTuple):
+    """What a forward pass hands to the losses and the views."""
+
+    recon: torch.Tensor
+    """[batch, n_inputs] reconstruction of the (clean) input."""
+    hidden: torch.Tensor
+    """[batch, n_hidden] the code the sparsity penalty acts on."""
+    mu: torch.Tensor | None = None
+    """Variational variant: [batch, latent] posterior mean."""
+    logvar: torch.Tensor | None = None
+    """Variational variant: [batch, latent] posterior log-variance."""
+    corrupted: torch.Tensor | None = None
+    """Denoising variant: [batch, n_inputs] the corrupted input actually encoded."""
+
+
+def keep_topk(h: torch.Tensor, k: int) -> torch.Tensor:
+    """Zero all but the k largest entries of each row (Makhzani & Frey, k-sparse autoencoders).
+
+    h: [batch, hidden] -> [batch, hidden] with exactly k entries per row left as they were.
+    Gradients flow only through the kept entries.
+    """
+    if k >= h.shape[1]:
+        return h
+    idx = h.topk(k, dim=1).indices
+    return torch.zeros_like(h).scatter(1, idx, h.gather(1, idx))
+
+
+def ufldl_range(n_in: int, n_out: int) -> float:
+    """UFLDL's initialisation range r = √6 / √(n_in + n_out + 1) (`initializeParameters.m`): weights drawn
+    from U(−r, r) keep sigmoid units out of saturation at the start."""
+    return math.sqrt(6.0) / math.sqrt(n_in + n_out + 1)
+
+
+class Autoencoder(nn.Module):
+    """The protocol of every variant, with the defaults of the one-hidden-layer sparse autoencoder.
+
+    Must be given: `encode`, `decode`, `filters`. `forward` returns `AEOutput`.
+    `activation` names the code's activation (sigmoid, relu or linear); it sets the activity threshold.
+    """
+
+    activation: str = "sigmoid"
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [batch, n_inputs] -> h: [batch, units]."""
+        raise NotImplementedError
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """h: [batch, units] -> x̂: [batch, n_inputs]."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        h = self.encode(x)
+        return AEOutput(recon=self.decode(h), hidden=h)
+
+    def filters(self) -> torch.Tensor:
+        """[units, pixels] the first-layer weights in pixel space, one row per tile of `filter_shape`."""
+        raise NotImplementedError
+
+    def filter_shape(self, image_shape: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of one filter tile: the image shape unless the filters are smaller (conv kernels)."""
+        return tuple(image_shape)
+
+    def dictionary(self) -> torch.Tensor | None:
+        """[n_inputs, units] the last layer's weights (column j: what unit j adds to x̂); None if none."""
+        return None
+
+    def decayed_weights(self) -> list[torch.Tensor]:
+        """The tensors weight decay acts on: every weight matrix or kernel, never a bias (as in UFLDL)."""
+        return [p for p in self.parameters() if p.ndim >= 2]
+
+    @property
+    def active_threshold(self) -> float:
+        """The code value above which a unit counts as active (L0, dead units, density)."""
+        return ACTIVE_THRESHOLD[self.activation]
+
+    def reconstruction_term(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The objective's reconstruction term: ½·mean‖x̂ − x‖² unless a variant's likelihood replaces it."""
+        return reconstruction_loss(recon, x)
+
+    def sparsity_codes(self, out: AEOutput) -> torch.Tensor | None:
+        """The tensor the sparsity penalty acts on, [rows, units] (ρ̂ is its column mean); None: no penalty."""
+        return out.hidden
+
+    def extra_terms(self, x: torch.Tensor, out: AEOutput, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+        """Loss terms of the variant's own beyond reconstruction, sparsity and weight decay."""
+        return {}
+
+    def snapshot_extras(self, show: torch.Tensor, probe: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra arrays the variant's views draw, computed from the shown inputs [shown, n_inputs] and the
+        probe set [n_probe, n_inputs] with the model in eval mode. The views must not recompute model maths,
+        so anything they need beyond the codes belongs here."""
+        return {}

@@ -1,0 +1,48 @@
+"""The variants, collected from the `SPEC` of every module in this package.
+
+A new variant is a new module here that ends with `SPEC = VariantSpec(...)`; nothing else lists it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from torch import nn
+
+from ..config import ModelConfig
+from .spec import VariantSpec
+
+_NOT_VARIANTS = frozenset({"base", "spec", "registry"})
+
+
+def _discover() -> dict[str, VariantSpec]:
+    specs = []
+    for info in pkgutil.iter_modules(importlib.import_module(__package__).__path__):
+        if info.name in _NOT_VARIANTS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        spec = getattr(module, "SPEC", None)
+        if not isinstance(spec, VariantSpec):
+            raise TypeError(f"{module.__name__} has no SPEC = VariantSpec(...)")
+        specs.append(spec)
+    specs.sort(key=lambda s: (s.order, s.name))
+    return {s.name: s for s in specs}
+
+
+REGISTRY: dict[str, VariantSpec] = _discover()
+"""variant name -> its spec, in menu order."""
+VARIANTS: tuple[str, ...] = tuple(REGISTRY)
+
+
+def get_spec(variant: str) -> VariantSpec:
+    """The spec of a variant; ValueError naming the choices for an unknown one."""
+    try:
+        return REGISTRY[variant]
+    except KeyError:
+        raise ValueError(f"variant must be one of {', '.join(REGISTRY)}, got {variant!r}") from None
+
+
+def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> nn.Module:
+    """The model named by cfg.variant, sized for inputs of n_inputs = H·W pixels."""
+    return get_spec(cfg.variant).build(cfg, n_inputs, tuple(image_shape))

@@ -1,0 +1,1 @@
+"""The variants' own figures, one module per variant (see `common` for what they share)."""
