@@ -7,14 +7,13 @@ from pathlib import Path
 import streamlit as st
 
 from pages import common
-from sae_core import data
+from sae_core import data, presets
 
 common.leave_old_multipage_mode()
 
 PICTURE = Path(__file__).resolve().parent.parent / "assets" / "home-picture.png"
 TRAIN_PAGE = "pages/train.py"
-# When a preset's dataset is missing, the card offers the same recipe on this dataset instead.
-ALTERNATIVE = {"mnist": "fashion-mnist"}
+ALTERNATIVE = presets.ALTERNATIVE  # a missing dataset -> the one its card offers the same recipe on
 
 
 def open_preset(name: str, dataset: str | None = None) -> None:
@@ -28,7 +27,9 @@ def preset_card(preset) -> None:
     ok, where = data.availability(preset.dataset)
     with st.container(border=True, height="stretch"):
         st.markdown(f"#### {preset.title}")
-        st.write(preset.blurb)
+        st.write(preset.blurb_for(presets.dataset_to_open(preset)))  # garments, not strokes, on Fashion-MNIST
+        if preset.seconds is not None:
+            st.caption(_time_caption(preset))
         if preset.name == common.presets_default():
             st.caption("The offline default.")
         if ok:
@@ -45,6 +46,14 @@ def preset_card(preset) -> None:
                 open_preset(preset.name, alternative)
         elif st.button("Open in Train anyway", key=f"preset_{preset.name}", width="stretch"):
             open_preset(preset.name)
+
+
+def _time_caption(preset) -> str:
+    how = "extrapolated from a shorter run" if preset.extrapolated else "measured"
+    return (
+        f":material/timer: About {presets.duration_text(preset.seconds)} on a 2-core CPU "
+        f"({how} with `benchmarks/preset_times.py`)."
+    )
 
 
 def _how_to_get(dataset: str) -> str:
