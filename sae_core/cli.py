@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import config as config_module
-from . import data, export, gradcheck, images, metrics
+from . import data, export, gradcheck, metrics
 from .config import FIELD_DOCS, FIELD_SECTION, RunConfig, field_type
 from .models import REGISTRY, VARIANTS
 
@@ -145,6 +145,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training import Trainer
 
     cfg = config_from_args(args)
+    if cfg.train.steps == 0 and cfg.train.epochs is None:
+        # The app's "until paused" has a Pause button to end it; a command line has none.
+        raise UsageError(
+            "--steps 0 means 'until paused', which only the app can do; give --steps N or --epochs E"
+        )
     dataset = data.load(cfg.data)
     trainer = Trainer(cfg, dataset)
     progress = Progress(enabled=not args.quiet)
@@ -180,15 +185,11 @@ def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, A
 
 
 def write_run(out_dir: str | Path, trainer: Any, snap: Any, summary: dict[str, Any]) -> Path:
-    """model.safetensors, config.json, metrics.json, filters.png and reconstructions.png in out_dir."""
+    """model.safetensors, config.json, metrics.json and the snapshot's files (filters.png,
+    reconstructions.png, the loss history as CSV: export.save_snapshot_files) in out_dir."""
     shape = trainer.dataset.image_shape
     out = export.save(trainer.model, trainer.config, out_dir, summary, image_shape=shape)
-    filters = snap.encoder_weight
-    tile = shape if filters.shape[1] == shape[0] * shape[1] else export.guess_image_shape(filters.shape[1])
-    images.save_png(images.filter_montage(filters, tile), out / "filters.png", lo=-1, hi=1)
-    pairs = np.concatenate([snap.show_inputs, snap.show_recon])
-    grid = images.montage(pairs, shape, cols=len(snap.show_inputs))
-    images.save_png(grid, out / "reconstructions.png", lo=0, hi=1)
+    export.save_snapshot_files(snap, out)
     return out
 
 

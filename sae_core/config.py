@@ -15,6 +15,7 @@ from typing import Any
 
 from . import config_sections
 from .config_sections import (
+    BETA_DEFAULTS,
     Activation,
     Corruption,
     DataConfig,
@@ -151,6 +152,7 @@ except (OSError, TypeError):  # source not available (frozen app): help texts st
     pass
 
 __all__ = [
+    "BETA_DEFAULTS",
     "Activation",
     "Corruption",
     "DeviceName",

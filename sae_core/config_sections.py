@@ -12,6 +12,9 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
 Penalty = Literal["kl", "l1", "topk", "none"]
+BETA_DEFAULTS = {"kl": 3.0, "l1": 0.01}
+"""A good β for each penalty that has one: UFLDL's 3 for KL; for L1 on ReLU codes 0.01 (on digits, 25 units,
+Adam: β 0.01 keeps FVE ≈ 0.9 with a third of the units dead at lr 0.01; β 3 kills every unit)."""
 Variant = str
 """A name in `sae_core.models.REGISTRY` (one module per variant), checked when a ModelConfig is built."""
 Activation = Literal["auto", "sigmoid", "relu", "linear"]
@@ -95,7 +98,7 @@ class ModelConfig:
     rho: float = 0.05
     """Target mean activation ρ of each hidden unit (KL penalty)."""
     beta: float = 3.0
-    """Weight β of the sparsity penalty."""
+    """Weight β of the sparsity penalty (a good start: 3 for kl, 0.01 for l1)."""
     weight_decay: float = 1e-4
     """Weight decay λ: adds (λ/2)·(‖W₁‖² + ‖W₂‖²) to the objective (biases excluded)."""
     k: int = 5
@@ -190,7 +193,7 @@ class TrainConfig:
     batch_size: int = 128
     """Samples per step; 0 means the full dataset (lbfgs always uses it)."""
     steps: int = 2000
-    """Optimisation steps to run (ignored when epochs is set)."""
+    """Optimisation steps to run; 0 runs until paused (the app only; ignored when epochs is set)."""
     epochs: float | None = None
     """Train for this many passes over the data instead of a fixed step count."""
     seed: int = 0
@@ -208,8 +211,8 @@ class TrainConfig:
             _fail("momentum", "in [0, 1)", self.momentum)
         if self.batch_size < 0:
             _fail("batch_size", ">= 0 (0 = full batch)", self.batch_size)
-        if self.steps < 1:
-            _fail("steps", ">= 1", self.steps)
+        if self.steps < 0:
+            _fail("steps", ">= 0 (0 = until paused)", self.steps)
         if self.epochs is not None and not self.epochs > 0:
             _fail("epochs", "> 0 or None", self.epochs)
         if self.snapshot_every < 1:

@@ -9,12 +9,14 @@ histograms are binned here and sent as bars, long curves are downsampled.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 
 from .figures_activity import (
+    HIGHLIGHT_COLOUR,
     activation_histogram,
     density_histogram,
     empty_figure,
@@ -22,6 +24,7 @@ from .figures_activity import (
     kl_curve_figure,
     metrics_row,
     rho_hat_histogram,
+    valid_unit,
 )
 from .images import filter_montage, grid_shape, montage
 
@@ -42,7 +45,10 @@ TERM_COLOURS = {
 __all__ = [
     "loss_figure",
     "filters_figure",
+    "selected_unit",
+    "unit_of_tile",
     "reconstructions_figure",
+    "data_figure",
     "rho_hat_histogram",
     "activation_histogram",
     "density_histogram",
@@ -118,7 +124,7 @@ def loss_figure(snap: Snapshot, log_y: bool = False, max_points: int = 1000) -> 
     steps = np.asarray(snap.history_steps)
     if steps.size == 0 or not snap.history:
         return empty_figure(
-            "Loss", "Press Train to start", "step", "loss", xaxis={"range": [0, snap.total_steps]}
+            "Loss", "Press Train to start", "step", "loss", xaxis={"range": [0, max(1, snap.total_steps)]}
         )
     names = [t for t in snap.history if t != "total"] + (["total"] if "total" in snap.history else [])
     traces = []
@@ -128,9 +134,12 @@ def loss_figure(snap: Snapshot, log_y: bool = False, max_points: int = 1000) -> 
         line = {"color": TERM_COLOURS.get(term), "width": 2.5 if term == "total" else 1.5}
         label = term_label(term, snap.config.model.effective_penalty)
         traces.append(go.Scatter(x=steps[keep], y=values[keep], mode="lines", name=label, line=line))
+    traces += _held_out_traces(snap, max_points)
+    length = "until paused" if snap.until_paused else f"of {snap.total_steps:,}"
+    no_test = "" if snap.test_metrics is not None else " · no test split"
     return figure(
         traces,
-        f"Loss terms (step {snap.step:,} of {snap.total_steps:,})",
+        f"Loss terms (step {snap.step:,} {length}){no_test}",
         "step",
         "loss (log scale)" if log_y else "loss",
         yaxis=log_axis(traces) if log_y else None,
@@ -138,6 +147,37 @@ def loss_figure(snap: Snapshot, log_y: bool = False, max_points: int = 1000) -> 
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
         hovermode="x unified",
     )
+
+
+TEST_POINTS = 80
+"""Most points of a test curve: each is a ring, and rings must stay apart to read as points over the
+training curve they follow closely (one point per snapshot is 240 a minute)."""
+
+
+def _held_out_traces(snap: Snapshot, max_points: int) -> list[go.Scatter]:
+    """The held-out probe's terms as dotted lines of rings, named "test …", one point per step that had
+    a snapshot (thinned to TEST_POINTS, extremes kept).
+
+    Training curves are the objective on each step's batch; these are the same terms on the fixed test
+    inputs, so a gap that opens between the two is overfitting.
+    """
+    steps = np.asarray(snap.test_history_steps if snap.test_history_steps is not None else [])
+    traces = []
+    for term, values in snap.test_history.items():
+        values = np.asarray(values, dtype=np.float64)
+        if steps.size == 0 or values.shape != steps.shape:
+            continue
+        keep = downsample_indices(values, min(max_points, TEST_POINTS))
+        colour = TERM_COLOURS.get(term)
+        line = {"color": colour, "width": 1.5, "dash": "dot"}
+        marker = {"symbol": "circle-open", "size": 7, "color": colour, "line": {"width": 1.5}}
+        label = "test " + term_label(term, snap.config.model.effective_penalty)
+        traces.append(
+            go.Scatter(
+                x=steps[keep], y=values[keep], mode="lines+markers", name=label, line=line, marker=marker
+            )
+        )
+    return traces
 
 
 # ----- images -----------------------------------------------------------------------------------------------
@@ -179,10 +219,12 @@ def _filter_source(snap: Snapshot, which: str) -> tuple[np.ndarray, tuple[int, i
     return weights, shape, "Decoder features W₂ᵀ (columns of W₂), each unit normalised"
 
 
-def filters_figure(snap: Snapshot, which: str = "encoder") -> go.Figure:
+def filters_figure(snap: Snapshot, which: str = "encoder", highlight: int | None = None) -> go.Figure:
     """All filters as one grey montage (UFLDL display: black = −1, mid-grey = 0, white = +1 per tile).
 
-    Hovering a tile names its unit and that unit's mean activation ρ̂.
+    Hovering a tile names its unit, ρ̂ⱼ, KL(ρ‖ρ̂ⱼ) (under the KL penalty) and density. Plotly cannot select
+    heatmap cells, so a grid of invisible points over each tile (trace 1) takes the clicks: Streamlit's
+    on_select reports one, `selected_unit` reads its unit. `highlight`: a unit to outline.
     """
     weights, shape, title = _filter_source(snap, which)
     n = weights.shape[0]
@@ -205,15 +247,99 @@ def filters_figure(snap: Snapshot, which: str = "encoder") -> go.Figure:
         hoverongaps=False,
         hovertemplate=hover + "<br>weight %{z:.2f}<extra></extra>",
     )
+    unit = valid_unit(highlight, n)
     return figure(
-        [tiles],
+        [tiles, _click_targets(snap, n, shape)],
         f"{title} ({n} units, {shape[0]}×{shape[1]})",
         height=int(np.clip(z.shape[0] + 70, 360, 620)),  # about one screen pixel per montage pixel
         xaxis=IMAGE_X,
         yaxis=IMAGE_Y,
         plot_bgcolor=GAP_COLOUR,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        hoverdistance=30,  # the click targets are at most ~25 px apart on screen
+        shapes=[] if unit is None else [_tile_outline(unit, n, shape)],
     )
+
+
+CLICK_TARGETS = 17
+"""About this many click targets along the montage's longer side: a 500-pixel-wide chart then has one at
+least every 30 screen pixels, within reach of any pointer (hoverdistance 30), whatever the tile count."""
+
+
+def _tile_origins(n: int, shape: tuple[int, int]) -> np.ndarray:
+    """[n, 2] (row, column) of each tile's top-left pixel in the montage (1-pixel gaps, as _unit_map)."""
+    h, w = shape
+    _, cols = grid_shape(n)
+    r, c = np.divmod(np.arange(n), cols)
+    return np.stack([1 + r * (h + 1), 1 + c * (w + 1)], axis=1)
+
+
+def _click_targets(snap: Snapshot, n: int, shape: tuple[int, int]) -> go.Scatter:
+    """Invisible points, k×k per tile, carrying each unit's [index, ρ̂, KL, density] and their hover."""
+    h, w = shape
+    k = max(1, min(max(h, w), math.ceil(CLICK_TARGETS / max(grid_shape(n)))))
+    frac = (np.arange(k) + 0.5) / k
+    origins = _tile_origins(n, shape)
+    ys = (origins[:, :1, None] - 0.5 + h * frac[None, :, None]).repeat(k, axis=2)
+    xs = (origins[:, 1:, None] - 0.5 + w * frac[None, None, :]).repeat(k, axis=1)
+    kl = snap.kl_per_unit if snap.config.model.effective_penalty == "kl" else None
+    per_unit, lines = [np.arange(n, dtype=np.float64)], ["unit %{customdata[0]}"]
+    for values, line in (
+        (snap.rho_hat, "ρ̂ = %{customdata[1]:.3f}"),
+        (kl, "KL(ρ‖ρ̂ⱼ) = %{customdata[2]:.3g}"),
+        (snap.density, "active on %{customdata[3]:.1%} of samples"),
+    ):
+        ok = values is not None and np.shape(values) == (n,)  # conv: ρ̂ per position, not per tile
+        per_unit.append(np.asarray(values, dtype=np.float64) if ok else np.full(n, np.nan))
+        lines += [line] if ok else []
+    custom = np.repeat(np.stack(per_unit, axis=1), k * k, axis=0)
+    invisible = {"opacity": 0.0}
+    return go.Scatter(
+        x=xs.ravel(),
+        y=ys.ravel(),
+        mode="markers",
+        marker={"size": 8, "opacity": 0.0},
+        selected={"marker": invisible},
+        unselected={"marker": invisible},
+        customdata=custom,
+        hovertemplate="<br>".join(lines) + "<extra></extra>",
+        showlegend=False,
+    )
+
+
+def _tile_outline(unit: int, n: int, shape: tuple[int, int]) -> dict:
+    """A rectangle around the unit's tile in the montage."""
+    h, w = shape
+    top, left = _tile_origins(n, shape)[unit]
+    rect = {"type": "rect", "xref": "x", "yref": "y", "x0": left - 1, "x1": left + w, "y0": top - 1}
+    return {**rect, "y1": top + h, "line": {"color": HIGHLIGHT_COLOUR, "width": 3}}
+
+
+def unit_of_tile(snap: Snapshot, tile: int | None) -> int | None:
+    """The code unit that filter tile `tile` belongs to, for the unit views (ρ̂, density, KL); None when
+    no tile is picked or the tiles are not the code's units (conv kernels, a deep net's first layer: their
+    count differs from ρ̂'s, the rule the tiles' own hover follows too)."""
+    tiles = int(np.shape(snap.encoder_weight)[0])
+    return valid_unit(tile, tiles) if tiles == np.size(snap.rho_hat) else None
+
+
+def selected_unit(state: Mapping[str, Any] | None) -> int | None:
+    """The unit of the point a click on the filters figure selected, or None.
+
+    state: what st.plotly_chart(..., on_select=...) hands back, {"selection": {"points": [...]}}, each point
+    with the "customdata" of `_click_targets` ([unit, ρ̂, KL, density]); the inner selection works too.
+    Streamlit 1.67 sends a point's customdata row as an object, {"0": unit, "1": ρ̂, ...}; a list is read too.
+    """
+    selection = (state or {}).get("selection", state) or {}
+    for point in selection.get("points") or []:
+        custom = point.get("customdata")
+        if isinstance(custom, Mapping):
+            custom = custom.get("0", custom.get(0))
+        elif isinstance(custom, list | tuple) and custom:
+            custom = custom[0]
+        if isinstance(custom, int | float) and np.isfinite(custom):
+            return int(custom)
+    return None
 
 
 def reconstructions_figure(snap: Snapshot) -> go.Figure:
@@ -243,4 +369,27 @@ def reconstructions_figure(snap: Snapshot) -> go.Figure:
         yaxis=yaxis,
         plot_bgcolor=GAP_COLOUR,
         margin={"l": 100, "r": 10, "t": 50, "b": 50},
+    )
+
+
+def data_figure(snap: Snapshot, cols: int = 10) -> go.Figure:
+    """The data before any training: the first training inputs as one grey montage, `cols` to a row."""
+    x = snap.data_examples
+    if x is None or len(x) == 0:
+        return empty_figure("Training data", "This snapshot carries no training inputs")
+    n = len(x)
+    h, w = snap.image_shape
+    cols = min(cols, n)
+    z = montage(np.asarray(x, dtype=np.float32), (h, w), cols=cols)
+    lo, hi = min(0.0, float(np.nanmin(z))), max(1.0, float(np.nanmax(z)))  # as reconstructions_figure
+    pixels = grey_heatmap(z, lo, hi, hover="input %{customdata}<br>pixel %{z:.2f}")
+    pixels.customdata = _unit_map(n, (h, w), cols)
+    return figure(
+        [pixels],
+        f"Training data: the first {n} inputs ({h}×{w}, {snap.config.data.dataset})",
+        height=300,
+        xaxis=IMAGE_X,
+        yaxis=IMAGE_Y,
+        plot_bgcolor=GAP_COLOUR,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )

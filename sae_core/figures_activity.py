@@ -12,12 +12,16 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from .metrics import FOUND_THRESHOLD
+
 if TYPE_CHECKING:
     from .snapshot import Snapshot
 
 BAR_COLOUR = "#4c78a8"
 DEAD_COLOUR = "#d62728"
 TARGET_COLOUR = "#d62728"
+HIGHLIGHT_COLOUR = "#ff7f0e"
+"""The unit picked on the filters figure, wherever it is marked (its tile, its bar, its dot)."""
 
 
 # ----- shared look ----------------------------------------------------------------------------------------
@@ -88,13 +92,35 @@ def histogram_bars(counts: np.ndarray, edges: np.ndarray, hover: str, colour: st
     )
 
 
+def valid_unit(highlight: int | None, n: int) -> int | None:
+    """The highlighted unit when it is one of the n units, else None (a stale pick after a rebuild)."""
+    return int(highlight) if highlight is not None and 0 <= int(highlight) < n else None
+
+
+def highlight_bar(bars: go.Bar, index: int, text: str, y: float) -> dict:
+    """Colour bar `index` of a histogram and return the annotation naming the unit above it."""
+    colours = [bars.marker.color] * len(bars.x)
+    colours[index] = HIGHLIGHT_COLOUR
+    bars.marker.color = colours
+    note = {"x": float(bars.x[index]), "y": float(y), "text": text, "showarrow": True, "arrowhead": 2}
+    return {**note, "ax": 0, "ay": -28, "font": {"color": HIGHLIGHT_COLOUR}, "bgcolor": "white"}
+
+
+def bin_of(value: float, edges: np.ndarray) -> int:
+    """The bin np.histogram puts value in: [eᵢ, eᵢ₊₁), the last bin closed on the right."""
+    return int(np.clip(np.searchsorted(edges, value, side="right") - 1, 0, len(edges) - 2))
+
+
 def _power_of_ten(d: int) -> str:
     return "1" if d == 0 else "10" + str(d).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
 
 
 # ----- histograms -----------------------------------------------------------------------------------------
-def rho_hat_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
-    """How many units have each mean activation ρ̂ⱼ; a dashed line marks the target ρ under the KL penalty."""
+def rho_hat_histogram(snap: Snapshot, bins: int = 30, highlight: int | None = None) -> go.Figure:
+    """How many units have each mean activation ρ̂ⱼ; a dashed line marks the target ρ under the KL penalty.
+
+    highlight: a unit whose bar is coloured and labelled with its ρ̂.
+    """
     rho_hat = np.asarray(snap.rho_hat, dtype=np.float64)
     model = snap.config.model
     kl = model.effective_penalty == "kl"
@@ -103,7 +129,12 @@ def rho_hat_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
     bars = histogram_bars(counts, edges, "ρ̂ in [%{customdata[0]:.3f}, %{customdata[1]:.3f})<br>%{y} units")
     shape, note = target_line(model.rho, f"target ρ = {model.rho:g}")
     title = f"Mean activation ρ̂ⱼ of each of the {rho_hat.size} units"
-    marks = {"shapes": [shape], "annotations": [note]} if kl else {}
+    marks = {"shapes": [shape], "annotations": [note]} if kl else {"annotations": []}
+    unit = valid_unit(highlight, rho_hat.size)
+    if unit is not None:
+        i = bin_of(rho_hat[unit], edges)
+        label = f"unit {unit}: ρ̂ = {rho_hat[unit]:.3f}"
+        marks["annotations"] = [*marks["annotations"], highlight_bar(bars, i, label, counts[i])]
     return figure([bars], title, "mean activation ρ̂ⱼ", "units", **marks)
 
 
@@ -120,10 +151,11 @@ def activation_histogram(snap: Snapshot, bins: int = 50) -> go.Figure:
     return figure([bars], title, "activation hⱼ(x)", "count (log scale)", yaxis={"type": "log"})
 
 
-def density_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
+def density_histogram(snap: Snapshot, bins: int = 30, highlight: int | None = None) -> go.Figure:
     """Feature density: log₁₀ of the fraction of probe samples each unit is active on.
 
     Dead units (density 0) have no logarithm; they get their own red bar at the left, labelled "dead".
+    highlight: a unit whose bar is coloured and labelled with its density.
     """
     density = np.asarray(snap.density, dtype=np.float64)
     n_probe = max(1, int(np.shape(snap.activations)[0]))
@@ -152,14 +184,23 @@ def density_histogram(snap: Snapshot, bins: int = 30) -> go.Figure:
     }
     title = f"Feature density ({dead} of {density.size} units dead)"
     x_title = f"fraction of samples with hⱼ > {snap.active_threshold:g} (log scale)"
-    return figure([live_bars, dead_bar], title, x_title, "units", xaxis=xaxis)
+    notes = []
+    unit = valid_unit(highlight, density.size)
+    if unit is not None and density[unit] > 0:
+        i = bin_of(np.log10(density[unit]), edges)
+        label = f"unit {unit}: active on {density[unit]:.1%}"
+        notes.append(highlight_bar(live_bars, i, label, counts[i]))
+    elif unit is not None:
+        notes.append(highlight_bar(dead_bar, 0, f"unit {unit}: dead", dead))
+    return figure([live_bars, dead_bar], title, x_title, "units", xaxis=xaxis, annotations=notes)
 
 
 # ----- the KL penalty ---------------------------------------------------------------------------------------
-def kl_curve_figure(snap: Snapshot) -> go.Figure:
+def kl_curve_figure(snap: Snapshot, highlight: int | None = None) -> go.Figure:
     """The curve KL(ρ‖ρ̂) over ρ̂ in (0, 1) with each hidden unit as a dot at (ρ̂ⱼ, KL(ρ‖ρ̂ⱼ)).
 
     Both come from the snapshot (computed with the loss's own KL and clamp), so the dots sit on the curve.
+    highlight: a unit whose dot is drawn larger, coloured and labelled.
     """
     model = snap.config.model
     rho = model.rho
@@ -178,6 +219,14 @@ def kl_curve_figure(snap: Snapshot) -> go.Figure:
         hovertemplate="unit %{customdata}<br>ρ̂ = %{x:.4f}<br>KL = %{y:.4f}<extra></extra>",
     )
     shape, note = target_line(rho, f"ρ = {rho:g}", log_x=True)
+    notes = [note]
+    unit = valid_unit(highlight, dots.size)
+    if unit is not None:
+        units.marker.color = [HIGHLIGHT_COLOUR if j == unit else BAR_COLOUR for j in range(dots.size)]
+        units.marker.size = [13 if j == unit else 7 for j in range(dots.size)]
+        at = {"x": float(np.log10(q[unit])), "y": float(dots[unit]), "showarrow": True, "arrowhead": 2}
+        label = f"unit {unit}: KL = {dots[unit]:.3g}"
+        notes.append({**at, "text": label, "ax": 0, "ay": -30, "font": {"color": HIGHLIGHT_COLOUR}})
     penalty = model.effective_penalty
     remark = "" if penalty == "kl" else f" (not in the objective: the penalty is {penalty})"
     title = f"KL(ρ‖ρ̂ⱼ) per unit, total β·ΣKL = {model.beta * dots.sum():.3g}{remark}"
@@ -192,8 +241,12 @@ def kl_curve_figure(snap: Snapshot) -> go.Figure:
         xaxis={"type": "log", "dtick": 1, "tickformat": "~g"},
         yaxis={"range": [0, top]},
         shapes=[shape],
-        annotations=[note],
+        annotations=notes,
     )
+
+
+UNTRAINED = "–"
+UNTRAINED_HELP = ". Shown once the model has trained: a fresh model's value says nothing about sparse coding."
 
 
 # ----- numbers -----------------------------------------------------------------------------------------
@@ -213,14 +266,19 @@ def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
     # The value stays short: st.metric's big font clips "0.104 (ρ = 0.1)" in a fifth of the page.
     rho_label = "Mean ρ̂" + (f" (target ρ = {model.rho:g})" if model.effective_penalty == "kl" else "")
     dead = int((np.asarray(snap.density) == 0).sum())
+    # A fresh model's numbers mislead (FVE −161 %, every ReLU unit "dead"): they wait for the first step.
+    untrained = snap.step == 0
     rows = [
         ("Reconstruction error", fmt("recon_error", ".4g"), "½ · mean over probe samples of ‖x̂ − x‖²"),
+        held_out_metric(snap),
         (
             "Variance explained",
-            fmt("fve", ".1f", 100.0) + (" %" if "fve" in m else ""),
-            "FVE = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖², x̄ the mean input: 100 % is a perfect reconstruction",
+            UNTRAINED if untrained else fmt("fve", ".1f", 100.0) + (" %" if "fve" in m else ""),
+            "FVE = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖², x̄ the mean input: 100 % is a perfect reconstruction"
+            + (UNTRAINED_HELP if untrained else ""),
         ),
     ]
+    rows += truth_metric(snap)
     if "rho_hat" not in model.spec.standard_views:  # the code is not a unit activation (the VAE's μ)
         return rows
     return rows + [
@@ -234,5 +292,38 @@ def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
             f"{fmt('l0', '.1f')} / {hidden}",
             f"Units active (h > {threshold:g}) per sample, averaged over the probe set",
         ),
-        ("Dead units", f"{dead} / {hidden}", "Units never active on any probe sample"),
+        (
+            "Dead units",
+            UNTRAINED if untrained else f"{dead} / {hidden}",
+            "Units never active on any probe sample" + (UNTRAINED_HELP if untrained else ""),
+        ),
     ]
+
+
+def held_out_metric(snap: Snapshot) -> tuple[str, str, str]:
+    """(label, value, help): the reconstruction error on the held-out probe, or why there is none."""
+    label = "Test error"
+    if snap.test_metrics is None:
+        return label, "no split", "This dataset has no held-out test split (an upload is all training data)."
+    value = snap.test_metrics.get("recon_error", float("nan"))
+    samples = int(snap.test_metrics.get("samples", 0))
+    help_text = (
+        f"Reconstruction error ½ · mean ‖x̂ − x‖² on {samples:,} held-out test inputs the model never trains "
+        "on. Well above the training error: the model is memorising its training set (overfitting)."
+    )
+    return label, "–" if not np.isfinite(value) else f"{value:.4g}", help_text
+
+
+def truth_metric(snap: Snapshot) -> list[tuple[str, str, str]]:
+    """[(label, value, help)] how many of the known true features the units found; [] when none are known."""
+    if snap.truth_match is None:
+        return []
+    match = np.asarray(snap.truth_match)
+    found = int((match > FOUND_THRESHOLD).sum())
+    what = "Bars" if snap.config.data.dataset == "bars" else "True features"
+    help_text = (
+        f"The data are made of {match.size} known {what.lower()}. One counts as found when some unit's "
+        f"feature (its decoder column W₂, or its encoder filter without a linear decoder) correlates above "
+        f"{FOUND_THRESHOLD:g} with it, pixel by pixel; one unit can find at most one."
+    )
+    return [(f"{what} found", f"{found} / {match.size}", help_text)]

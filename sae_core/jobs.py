@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from .config import RunConfig
 from .data import Dataset
@@ -23,9 +24,11 @@ class TrainingJob:
     """Owns a Trainer and the thread that steps it.
 
     slots: a server-wide semaphore; a job holds one slot while it trains. idle_timeout: seconds
-    without a `latest()` call after which the job pauses itself (its browser tab has gone).
+    without a `latest()` call after which the job pauses itself (its browser tab has gone), unless
+    `is_watched()` says that someone is still there (the page passes one that asks the server whether
+    the browser session is connected, so a user on another page of the app keeps the run going).
     The run's length (config steps / epochs, live) is its step limit: the thread ends its stepping there
-    with status "done". first_snapshot_s: length of the first
+    with status "done"; a run until paused (steps 0) has none. first_snapshot_s: length of the first
     stepping section after each start, so that the page sees the model move within a moment of the
     click instead of after a whole snapshot_interval.
     """
@@ -40,6 +43,7 @@ class TrainingJob:
         idle_timeout: float = 30.0,
         slots: threading.Semaphore | None = None,
         device: str | None = None,
+        is_watched: Callable[[], bool] | None = None,
     ) -> None:
         self.trainer = Trainer(config, dataset, device=device)
         self.snapshot_interval = snapshot_interval
@@ -47,6 +51,7 @@ class TrainingJob:
         self._first_section = False  # set by start(): the next stepping section is a short one
         self._published = threading.Condition(threading.Lock())  # notified by _publish
         self.idle_timeout = idle_timeout
+        self._is_watched = is_watched
         self._slots = slots
         self._holds_slot = False
         self._lock = threading.RLock()  # guards the trainer and _latest
@@ -82,7 +87,7 @@ class TrainingJob:
         """Start or resume training in the background. Raises BusyError when no slot is free."""
         if self.running:
             return
-        if self.trainer.step_count >= self.trainer.total_steps:
+        if self.trainer.finished:
             self.status = "done"
             return
         self._acquire_slot()
@@ -133,16 +138,22 @@ class TrainingJob:
         with self._lock:
             self.trainer.set_config(config)
             if not self.running:
-                self.trainer.apply_live()
-                self._publish()
+                self._apply_now()
 
     def set_live(self, **changes: float) -> None:
         """set_config for a few changed fields, validated here (for callers that hold no config)."""
         with self._lock:
             self.trainer.set_live(**changes)
             if not self.running:
-                self.trainer.apply_live()
-                self._publish()
+                self._apply_now()
+
+    def _apply_now(self) -> None:
+        """Apply a pending live change of a job that is not training, and republish. A finished run
+        whose length was raised is paused, not done: start() continues it (same model)."""
+        self.trainer.apply_live()
+        if self.status == "done" and not self.trainer.finished:
+            self.status = "paused"
+        self._publish()
 
     # ----- the thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -150,7 +161,7 @@ class TrainingJob:
         while not self._halt.is_set():
             if not self._running.wait(timeout=0.1):
                 continue
-            if time.monotonic() - self._last_read > self.idle_timeout:
+            if self._unwatched():
                 self.status = "paused"
                 self.message = "Paused: nobody has looked at this run for a while (tab closed?)."
                 self._running.clear()
@@ -172,6 +183,12 @@ class TrainingJob:
                 self._publish()
             if not self._running.is_set():
                 self._release_slot()
+
+    def _unwatched(self) -> bool:
+        """No page has read a snapshot for idle_timeout s and is_watched (when given) sees nobody either."""
+        if time.monotonic() - self._last_read <= self.idle_timeout:
+            return False
+        return self._is_watched is None or not self._is_watched()
 
     def _publish(self) -> None:
         with self._lock:

@@ -9,6 +9,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .config import ModelConfig
+from .losses import loss_terms
+
+FOUND_THRESHOLD = 0.9
+"""A true feature counts as found when some unit's feature correlates with it above this. Passing it for
+two features at once needs them to correlate above 2·0.9² − 1 = 0.62; two bars correlate 0 (crossing)
+or −1/7 (parallel), so one unit finds at most one bar, and a unit drawing two bars (about 0.7 with
+each) finds neither."""
+HELD_OUT_TERMS = ("reconstruction", "total")
+"""The objective's terms recorded on the held-out probe (weight decay is the same on any data)."""
+
 
 @torch.no_grad()
 def forward_all(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,3 +72,37 @@ def evaluate(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     """All scalar metrics of `model` on the whole of x [N, D]."""
     recon, codes = forward_all(model, x)
     return summary(x, recon, codes, model.active_threshold)
+
+
+@torch.no_grad()
+def held_out(model: nn.Module, x: torch.Tensor, cfg: ModelConfig) -> dict[str, float]:
+    """The objective's terms, recon_error (as `summary`'s) and the sample count on held-out inputs
+    x [N, D], the model in eval mode (no corruption, the VAE's mean code) as for the probe metrics.
+    One forward pass and one device sync."""
+    was_training = model.training
+    model.eval()
+    out = model(x)
+    terms = loss_terms(model, x, out, cfg)
+    model.train(was_training)
+    terms["recon_error"] = 0.5 * (out.recon - x).pow(2).sum(dim=1).mean()
+    values = torch.stack([t.detach().float() for t in terms.values()]).cpu().tolist()
+    return {**dict(zip(terms, values, strict=True)), "samples": float(x.shape[0])}
+
+
+def feature_match(features: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Each true feature's best correlation with any unit's feature. features: [H, D], truth: [K, D] -> [K].
+
+    Pearson correlation over the D pixels: each row minus its mean, divided by its norm, so neither the
+    scale of a filter nor an offset (a bias the decoder could carry) matters.
+    """
+
+    def standardise(rows: torch.Tensor) -> torch.Tensor:
+        rows = rows.double() - rows.double().mean(dim=1, keepdim=True)
+        return rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    return (standardise(truth) @ standardise(features).T).max(dim=1).values
+
+
+def features_found(match: torch.Tensor, threshold: float = FOUND_THRESHOLD) -> int:
+    """How many true features some unit matches with correlation above threshold (see feature_match)."""
+    return int((torch.as_tensor(match) > threshold).sum())

@@ -19,6 +19,7 @@ class Snapshot:
 
     step: int
     total_steps: int
+    """The run's length; 0 for a run until paused."""
     epoch: float
     seconds: float
     """Training time so far, pauses excluded."""
@@ -55,6 +56,8 @@ class Snapshot:
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     """Variant-specific arrays from the model's `snapshot_extras` (noisy inputs, prior samples, feature
     maps, Jacobian norms...)."""
+    code_activation: str = "sigmoid"
+    """The code's activation (the model's: sigmoid, relu or linear)."""
     active_threshold: float = 0.1
     """A unit is active on a sample when its code exceeds this (the model's; L0, dead units, density)."""
     penalty_rho_hat: np.ndarray | None = None
@@ -66,7 +69,25 @@ class Snapshot:
     """[2, KL_CURVE_POINTS] ρ̂ grid (log-spaced) and KL(ρ‖ρ̂) on it, the curve the KL view draws."""
     probe_labels: np.ndarray | None = None
     """[n_probe] class labels of the probe samples, when the dataset has labels."""
+    test_metrics: dict[str, float] | None = None
+    """On the held-out probe (the test split's first samples, up to PROBE_SIZE: training.TEST_PROBE_PIXELS;
+    model in eval mode): recon_error, the objective's terms and "samples"; None without a test split."""
+    test_history_steps: np.ndarray | None = None
+    """[S] the steps at which the held-out probe was evaluated (one per step that had a snapshot)."""
+    test_history: dict[str, np.ndarray] = field(default_factory=dict)
+    """term -> [S] the objective's held-out terms (metrics.HELD_OUT_TERMS) at test_history_steps."""
+    truth_match: np.ndarray | None = None
+    """[true features] each known generating feature's best correlation with a unit's feature
+    (metrics.feature_match); None when the dataset has no ground truth (only bars has one)."""
+    data_examples: np.ndarray | None = None
+    """[n, n_inputs] the first training inputs, for the data strip (read-only, shared by all snapshots)."""
+
+    @property
+    def until_paused(self) -> bool:
+        """The run has no length of its own: it trains until someone pauses it."""
+        return self.total_steps == 0
 
     @property
     def progress(self) -> float:
-        return min(1.0, self.step / max(1, self.total_steps))
+        """Fraction of the run's length done, in [0, 1]; 0 for a run until paused (it has no end)."""
+        return 0.0 if self.until_paused else min(1.0, self.step / self.total_steps)

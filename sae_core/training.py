@@ -28,6 +28,12 @@ PROBE_SIZE = 1000
 """Samples the live views and snapshot metrics are computed on (fixed for the whole run)."""
 SHOW_SIZE = 10
 """Inputs shown with their reconstructions."""
+EXAMPLES_SIZE = 20
+"""Training inputs in the data strip."""
+TEST_PROBE_PIXELS = 1 << 18
+"""The held-out probe is the test split's first PROBE_SIZE samples, but no more than this many pixels in
+all: 1000 samples of 8×8, 334 of 28×28. Its forward pass runs at every snapshot (four a second in the
+app); on 784→196 a full 1000 would add ~30 ms, a third of the snapshot, on one CPU thread."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,6 +99,14 @@ class Trainer:
         self.probe_labels = None if labels is None else np.asarray(labels)[probe.numpy()]
         shown = dataset.test if dataset.test is not None and len(dataset.test) >= SHOW_SIZE else dataset.train
         self.show = shown[:SHOW_SIZE].to(self.device)
+        # Held-out probe: the test split's first samples (it is already in random order).
+        test, n_test = dataset.test, min(PROBE_SIZE, max(SHOW_SIZE, TEST_PROBE_PIXELS // dataset.n_inputs))
+        self.test_probe = None if test is None or len(test) == 0 else test[:n_test].to(self.device)
+        self.test_steps: list[int] = []
+        self.test_history: dict[str, list[float]] = {}
+        self.examples = _numpy(dataset.train[:EXAMPLES_SIZE])
+        self.examples.setflags(write=False)  # one array shared by every snapshot
+        self.truth = None if dataset.ground_truth is None else dataset.ground_truth.to(self.device)
 
     # ----- sizes -----------------------------------------------------------------------------------------
     @property
@@ -102,10 +116,22 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
+        """The run's length in steps; 0 for a run until paused (steps 0, no epochs)."""
         t = self.config.train
         if t.epochs is None:
             return t.steps
         return max(1, math.ceil(t.epochs * self.n / self.batch_size))
+
+    @property
+    def finished(self) -> bool:
+        """The run's length is reached (never true for a run until paused)."""
+        return self._reached(None)
+
+    def _reached(self, end: int | None) -> bool:
+        """Whether step `end` (default: the run's end; none for a run until paused) is reached. Read
+        before every step, so that a live change of the run's length counts within a section."""
+        stop = end if end is not None else self.total_steps or None
+        return stop is not None and self.step_count >= stop
 
     # ----- live hyperparameters ---------------------------------------------------------------------------
     def set_live(self, **changes: float) -> None:
@@ -189,17 +215,17 @@ class Trainer:
     ) -> str:
         """Train one section: step until step `end` (default: the run's end, total_steps), `max_steps`
         steps, the time `deadline` (time.perf_counter()) or until `keep_going()` turns false; then sync.
+        A run until paused (total_steps 0) has no end of its own: give it one of the other bounds.
 
         The section's time is added to `seconds`. Returns "running", "done" (the run's end reached) or
         "diverged" (the weights were restored and `message` says why).
         """
         self._apply_pending()
-        stop = self.total_steps if end is None else end
         t0 = time.perf_counter()
         taken = 0
         try:
             while (
-                self.step_count < stop
+                not self._reached(end)
                 and (max_steps is None or taken < max_steps)
                 and (deadline is None or time.perf_counter() < deadline)
                 and (keep_going is None or keep_going())
@@ -211,7 +237,7 @@ class Trainer:
             return "diverged"
         finally:
             self.seconds += time.perf_counter() - t0
-        return "done" if self.step_count >= stop else "running"
+        return "done" if self._reached(end) else "running"
 
     def sync(self) -> None:
         """Move pending losses to the history; on NaN/inf restore the last good weights and raise."""
@@ -247,6 +273,10 @@ class Trainer:
         del self.history_steps[keep:]
         for values in self.history.values():
             del values[keep:]
+        keep = sum(1 for s in self.test_steps if s <= self.step_count)
+        del self.test_steps[keep:]
+        for values in self.test_history.values():
+            del values[keep:]
         self.optimizer = make_optimizer(self.model, self.config)  # moments may hold NaN too
         self.message = (
             f"Training diverged at step {step}: the {term} term became NaN or infinite. "
@@ -280,6 +310,7 @@ class Trainer:
         rho = self.config.model.rho
         lowest = float(np.nan_to_num(stats["rho_hat"].min().item(), nan=1.0))
         grid = np.geomspace(max(EPS, min(1e-4, lowest)), 0.9999, KL_CURVE_POINTS)
+        test = self._held_out()
         return Snapshot(
             step=self.step_count,
             total_steps=self.total_steps,
@@ -303,25 +334,57 @@ class Trainer:
             status=status,
             message=message or self.message,
             extras={k: np.asarray(v.detach().cpu()) for k, v in extras.items()},
+            code_activation=model.activation,
             active_threshold=threshold,
             penalty_rho_hat=None if penalty_codes is None else penalty_codes.mean(dim=0).cpu().numpy(),
             kl_per_unit=kl_divergence(rho, stats["rho_hat"].double()).cpu().numpy(),
             kl_curve=np.stack([grid, kl_divergence(rho, torch.from_numpy(grid)).numpy()]),
             probe_labels=self.probe_labels,
+            test_metrics=test,
+            test_history_steps=None if test is None else np.asarray(self.test_steps),
+            test_history={n: np.asarray(v) for n, v in self.test_history.items()},
+            truth_match=self._truth_match(decoder),
+            data_examples=self.examples,
         )
+
+    def _held_out(self) -> dict[str, float] | None:
+        """The held-out probe's metrics now; its objective terms join the test history, one point per step
+        (a second snapshot at the same step, e.g. after a live change of β while paused, replaces it)."""
+        if self.test_probe is None:
+            return None
+        values = metrics.held_out(self.model, self.test_probe, self.config.model)
+        if self.test_steps and self.test_steps[-1] == self.step_count:
+            for values_of in self.test_history.values():
+                values_of.pop()
+        else:
+            self.test_steps.append(self.step_count)
+        for name in metrics.HELD_OUT_TERMS:
+            self.test_history.setdefault(name, []).append(values[name])
+        return values
+
+    def _truth_match(self, decoder: torch.Tensor | None) -> np.ndarray | None:
+        """[true features] best correlation of each with a unit's feature: the decoder's columns (what a
+        unit draws) when the model has a linear decoder, else the encoder filters; None without ground truth
+        or when the features are not images (conv kernels)."""
+        if self.truth is None:
+            return None
+        features = self.model.filters() if decoder is None else decoder.T
+        if features.shape[1] != self.truth.shape[1]:
+            return None
+        return metrics.feature_match(features.detach(), self.truth).cpu().numpy()
 
     def run(self, steps: int | None = None) -> Iterator[Snapshot]:
         """Train up to `steps` more steps (default: until total_steps), yielding a snapshot every
         `snapshot_every` steps and a final one. A divergence ends the run with a 'diverged' snapshot.
-        A live change of the run's length (set_live(steps=...)) moves the end of a default run."""
+        A live change of the run's length (set_live(steps=...)) moves the end of a default run; a
+        default run until paused (steps 0) yields until the consumer stops iterating."""
         fixed_end = None if steps is None else self.step_count + steps
         every = self.config.train.snapshot_every
         while True:
             self._apply_pending()  # a live change of the run's length moves the end of a default run
-            end = self.total_steps if fixed_end is None else fixed_end
-            if self.step_count >= end:
+            if self._reached(fixed_end):
                 return
-            status = self.advance(max_steps=every - self.step_count % every, end=end)
+            status = self.advance(max_steps=every - self.step_count % every, end=fixed_end)
             if status == "diverged":
                 yield self.snapshot("diverged", self.message)
                 return

@@ -56,6 +56,11 @@ def test_k_larger_than_hidden_is_rejected_with_the_hidden_size_in_the_message():
     assert ModelConfig(hidden=8, k=8, penalty="topk").k == 8
 
 
+def test_steps_zero_means_until_paused_and_negative_steps_are_rejected():
+    assert TrainConfig(steps=0).steps == 0
+    assert_rejected(TrainConfig, "steps", -1, ">= 0 (0 = until paused)")
+
+
 @pytest.mark.parametrize("lr", [0.0, -0.01, math.nan, math.inf])
 def test_non_positive_or_non_finite_learning_rate_is_rejected(lr):
     assert_rejected(TrainConfig, "lr", lr, "> 0")

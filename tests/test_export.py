@@ -155,3 +155,60 @@ def test_bad_config_json_is_a_clear_error(tmp_path, cfg, edit, message):
     (tmp_path / "config.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=message):
         export.load(tmp_path)
+
+
+# ----- the app's download --------------------------------------------------------------------------------
+def test_the_app_download_holds_pictures_loss_history_and_step_count(tmp_path, tiny_digits):
+    import csv
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    from pages.train_views import model_zip
+    from sae_core.jobs import TrainingJob
+
+    cfg = RunConfig().replace(hidden=5, steps=100, batch_size=32, device="cpu", seed=2)
+    job = TrainingJob(cfg, tiny_digits)
+    for _ in range(3):
+        job.step_once()
+    snap = job.latest()
+    with zipfile.ZipFile(io.BytesIO(model_zip(job))) as zf:
+        names = set(zf.namelist())
+        zf.extractall(tmp_path)
+    assert names == {
+        "model.safetensors",
+        "config.json",
+        "metrics.json",
+        "filters.png",
+        "reconstructions.png",
+        "loss_history.csv",
+        "test_loss_history.csv",
+    }
+    summary = export.load_metrics(tmp_path)
+    assert summary["steps"] == 3 and summary["total_steps"] == 100
+    assert summary["recon_error"] == snap.metrics["recon_error"]
+    assert summary["test_recon_error"] == snap.test_metrics["recon_error"]
+
+    with (tmp_path / "loss_history.csv").open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["step", "reconstruction", "sparsity", "weight_decay", "total"]
+    assert [int(r[0]) for r in rows[1:]] == [1, 2, 3]
+    for j, term in enumerate(rows[0][1:], start=1):
+        assert [float(r[j]) for r in rows[1:]] == snap.history[term].tolist()  # exact
+    with (tmp_path / "test_loss_history.csv").open() as f:
+        test_rows = list(csv.reader(f))
+    assert test_rows[0] == ["step", "reconstruction", "total"]
+    assert [int(r[0]) for r in test_rows[1:]] == [0, 1, 2, 3]  # the ready snapshot, then each step
+
+    # filters.png: tile 0 is unit 0's weights, normalised and scaled to [-1, 1] -> [0, 255] (UFLDL).
+    pixels = np.asarray(Image.open(tmp_path / "filters.png"))[::4, ::4].astype(int)
+    w = job.trainer.model.encoder.weight.detach().numpy().astype(np.float64)[0]
+    w = w / np.linalg.norm(w)
+    expected = np.round((w / np.abs(w).max() + 1) / 2 * 255).reshape(8, 8)
+    assert np.abs(pixels[1:9, 1:9] - expected).max() <= 1
+    assert Image.open(tmp_path / "reconstructions.png").size == ((10 * 9 + 1) * 4, (2 * 9 + 1) * 4)
+    loaded, _, _ = export.load(tmp_path)
+    assert torch.equal(loaded.encoder.weight, job.trainer.model.encoder.weight.detach())
+    job.stop()

@@ -13,6 +13,7 @@ import torch
 from sae_core import figures, formulas
 from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sae_core.data import Dataset, load
+from sae_core.figures_activity import BAR_COLOUR
 from sae_core.models import REGISTRY
 from sae_core.training import Trainer
 
@@ -52,6 +53,11 @@ def _all_figures(s) -> list[go.Figure]:
         figures.density_histogram(s),
         figures.reconstructions_figure(s),
         figures.kl_curve_figure(s),
+        figures.filters_figure(s, highlight=2),
+        figures.rho_hat_histogram(s, highlight=2),
+        figures.density_histogram(s, highlight=2),
+        figures.kl_curve_figure(s, highlight=2),
+        figures.data_figure(s),
     ]
 
 
@@ -93,13 +99,20 @@ def test_loss_figure_before_training_says_press_train(ready):
 
 def test_loss_figure_draws_each_term_with_human_names(snap):
     fig = figures.loss_figure(snap)
-    assert [t.name for t in fig.data] == ["reconstruction", "sparsity (β·ΣKL)", "weight decay", "total"]
-    total = fig.data[-1]
+    training = ["reconstruction", "sparsity (β·ΣKL)", "weight decay", "total"]
+    assert [t.name for t in fig.data] == [*training, "test reconstruction", "test total"]
+    total = fig.data[3]
     np.testing.assert_array_equal(total.x, snap.history_steps)
     np.testing.assert_allclose(total.y, snap.history["total"])
     l1 = dataclasses.replace(snap, config=snap.config.replace(penalty="l1"))
     assert figures.loss_figure(l1).data[1].name == "sparsity (β·L1)"
     assert figures.loss_figure(snap, log_y=True).layout.yaxis.type == "log"
+
+
+def test_loss_figure_title_names_the_length_or_says_until_paused(snap):
+    assert figures.loss_figure(snap).layout.title.text == f"Loss terms (step {snap.step:,} of 120)"
+    endless = dataclasses.replace(snap, total_steps=0)
+    assert figures.loss_figure(endless).layout.title.text == f"Loss terms (step {snap.step:,} until paused)"
 
 
 def test_log_loss_axis_labels_only_decades_over_a_wide_range(snap):
@@ -125,7 +138,9 @@ def test_log_loss_axis_keeps_plotly_ticks_within_one_decade(snap):
 
 def test_loss_downsampling_keeps_ends_and_extremes_within_budget(snap):
     fig = figures.loss_figure(snap, max_points=20)
-    for trace, term in zip(fig.data, ["reconstruction", "sparsity", "weight_decay", "total"], strict=True):
+    for trace, term in zip(
+        fig.data[:4], ["reconstruction", "sparsity", "weight_decay", "total"], strict=True
+    ):
         values, steps = snap.history[term], snap.history_steps
         assert len(trace.x) <= 20
         assert trace.x[0] == steps[0] and trace.x[-1] == steps[-1]
@@ -145,7 +160,7 @@ def test_downsample_indices_keeps_a_spike():
 # ----- filters --------------------------------------------------------------------------------------------
 def test_encoder_filters_are_one_heatmap_of_normalised_tiles(snap):
     fig = figures.filters_figure(snap)
-    assert len(fig.data) == 1 and fig.data[0].type == "heatmap"
+    assert [t.type for t in fig.data] == ["heatmap", "scatter"]  # the montage, then its click targets
     heat = fig.data[0]
     z = np.asarray(heat.z, dtype=np.float64)
     w = snap.encoder_weight
@@ -192,7 +207,9 @@ def test_filters_of_196_units_28x28_build_one_montage_heatmap():
     x = torch.rand(20, 784, generator=torch.Generator().manual_seed(0))
     s = Trainer(cfg, Dataset("random", x, None, None, None, (28, 28)), device="cpu").snapshot("ready")
     fig = figures.filters_figure(dataclasses.replace(s, encoder_weight=w))
-    assert len(fig.data) == 1
+    assert [t.type for t in fig.data] == ["heatmap", "scatter"]
+    # A few click targets per tile, not one per pixel (196·784): at most (2·CLICK_TARGETS)² in all.
+    assert len(fig.data[1].x) == 196 * 2 * 2 <= (2 * figures.CLICK_TARGETS) ** 2
     assert np.asarray(fig.data[0].z).shape == (14 * 29 + 1, 14 * 29 + 1)
 
 
@@ -278,7 +295,8 @@ def test_metrics_row_reports_the_snapshot_numbers(snap):
     row = figures.metrics_row(snap)
     labels = [label for label, _, _ in row]
     mean_label = f"Mean ρ̂ (target ρ = {RHO:g})"
-    assert labels == ["Reconstruction error", "Variance explained", mean_label, "L0", "Dead units"]
+    test = "Test error"
+    assert labels == ["Reconstruction error", test, "Variance explained", mean_label, "L0", "Dead units"]
     values = {label: value for label, value, _ in row}
     assert values["Variance explained"] == f"{snap.metrics['fve'] * 100:.1f} %"
     assert values["Reconstruction error"] == f"{snap.metrics['recon_error']:.4g}"
@@ -286,7 +304,7 @@ def test_metrics_row_reports_the_snapshot_numbers(snap):
     assert values[mean_label] == f"{snap.rho_hat.mean():.3f}"
     assert max(len(v) for v in values.values()) <= 10
     l1 = dataclasses.replace(snap, config=snap.config.replace(penalty="l1"))
-    assert figures.metrics_row(l1)[2][:2] == ("Mean ρ̂", f"{snap.rho_hat.mean():.3f}")
+    assert figures.metrics_row(l1)[3][:2] == ("Mean ρ̂", f"{snap.rho_hat.mean():.3f}")
     assert values["L0"] == f"{snap.metrics['l0']:.1f} / {HIDDEN}"
     dead = dataclasses.replace(snap, density=np.array([0, 0, 0, 0.2, 0.3, 0.1, 1.0]))
     assert dict((lab, v) for lab, v, _ in figures.metrics_row(dead))["Dead units"] == f"3 / {HIDDEN}"
@@ -385,3 +403,146 @@ def test_kl_latex_and_number_formatting():
     assert formulas.tex_number(2.5e-5) == r"2.5 \cdot 10^{-5}"
     assert formulas.tex_number(1e-4) == "10^{-4}"
     assert formulas.tex_number(0.05) == "0.05"
+
+
+# ----- held-out test error, unit highlight, data strip, true features -------------------------------------
+def test_loss_figure_draws_the_test_terms_dotted_beside_the_training_ones(snap):
+    fig = figures.loss_figure(snap)
+    test = {t.name: t for t in fig.data if t.name.startswith("test ")}
+    assert set(test) == {"test reconstruction", "test total"}
+    for name, term in (("test reconstruction", "reconstruction"), ("test total", "total")):
+        np.testing.assert_array_equal(test[name].x, snap.test_history_steps)
+        np.testing.assert_allclose(test[name].y, snap.test_history[term])
+        assert test[name].line.dash == "dot"
+        assert test[name].line.color == figures.TERM_COLOURS[term]  # the colour of its training curve
+        assert test[name].mode == "lines+markers" and test[name].marker.symbol == "circle-open"
+    assert list(snap.test_history_steps) == [0, 120]  # the ready snapshot and the end of the run
+    steps = np.arange(500)
+    values = np.linspace(2.0, 1.0, 500)
+    values[123] = 9.0
+    long = dataclasses.replace(snap, test_history_steps=steps, test_history={"reconstruction": values})
+    (ring,) = [t for t in figures.loss_figure(long).data if t.name.startswith("test ")]
+    assert len(ring.x) <= figures.TEST_POINTS and 123 in ring.x and ring.x[-1] == 499  # thinned, spike kept
+    no_test = dataclasses.replace(snap, test_metrics=None, test_history_steps=None, test_history={})
+    fig = figures.loss_figure(no_test)
+    assert not [t for t in fig.data if t.name.startswith("test ")]
+    assert fig.layout.title.text.endswith("· no test split")
+
+
+def test_metrics_row_shows_the_test_error_next_to_the_training_error(snap, trainer):
+    row = figures.metrics_row(snap)
+    (first, _), (second, value) = [(lab, v) for lab, v, _ in row[:2]]
+    assert (first, second) == ("Reconstruction error", "Test error")
+    assert value == f"{snap.test_metrics['recon_error']:.4g}"
+    assert f"on {len(trainer.dataset.test)} held-out test inputs" in row[1][2]  # all 359 test digits
+    no_test = dataclasses.replace(snap, test_metrics=None)
+    label, value, help_text = figures.metrics_row(no_test)[1]
+    assert (label, value) == (
+        "Test error",
+        "no split",
+    ) and "no held-out test split" in help_text
+
+
+def test_filter_click_targets_lie_on_their_tiles_and_carry_the_unit_numbers(snap):
+    targets = figures.filters_figure(snap).data[1]
+    custom = np.asarray(targets.customdata, dtype=np.float64)
+    x, y = np.asarray(targets.x), np.asarray(targets.y)
+    units = custom[:, 0].astype(int)
+    assert np.bincount(units).tolist() == [len(x) // HIDDEN] * HIDDEN  # as many on every tile
+    r, c = np.divmod(units, 3)  # 7 units on a 3×3 grid; a tile's pixels are 1 + 9·c .. 8 + 9·c
+    assert ((x > 9 * c + 0.5) & (x < 9 * c + 8.5) & (y > 9 * r + 0.5) & (y < 9 * r + 8.5)).all()
+    np.testing.assert_allclose(custom[:, 1], snap.rho_hat[units], rtol=1e-6)
+    np.testing.assert_allclose(custom[:, 2], snap.kl_per_unit[units], rtol=1e-12)
+    np.testing.assert_allclose(custom[:, 3], snap.density[units], rtol=1e-6)
+    for text in ("unit %{customdata[0]}", "ρ̂", "KL(ρ‖ρ̂ⱼ)", "active on %{customdata[3]:.1%}"):
+        assert text in targets.hovertemplate
+    assert targets.marker.opacity == 0 and targets.selected.marker.opacity == 0
+    l1 = dataclasses.replace(snap, config=snap.config.replace(penalty="l1"))
+    assert "KL" not in figures.filters_figure(l1).data[1].hovertemplate  # no KL term in that objective
+
+
+def test_selected_unit_reads_a_streamlit_selection_event():
+    # What a click on tile 5 of a 16-unit montage sent in Chromium (Streamlit 1.67): customdata as an object.
+    point = {"curve_number": 1, "point_number": 137, "point_index": 137, "x": 13.5, "y": 13.5}
+    custom = {"0": 5, "1": 0.4788, "2": 0.4573, "3": 1}
+    event = {"selection": {"points": [{**point, "customdata": custom}], "point_indices": [137], "box": []}}
+    assert figures.selected_unit(event) == 5
+    assert figures.selected_unit(event["selection"]) == 5
+    assert figures.selected_unit({"selection": {"points": [{**point, "customdata": [4, 0.05]}]}}) == 4
+    assert figures.selected_unit({"selection": {"points": [{**point, "customdata": 6}]}}) == 6
+    assert figures.selected_unit({"selection": {"points": [], "point_indices": []}}) is None
+    assert figures.selected_unit(None) is None
+
+
+def test_highlight_outlines_the_units_tile(snap):
+    (rect,) = figures.filters_figure(snap, highlight=4).layout.shapes
+    # Unit 4 is row 1, column 1 of the 3×3 grid: pixels 10..17 both ways, the outline on the gaps 9 and 18.
+    assert (rect.x0, rect.x1, rect.y0, rect.y1) == (9, 18, 9, 18)
+    assert not figures.filters_figure(snap, highlight=None).layout.shapes
+    assert not figures.filters_figure(snap, highlight=HIDDEN).layout.shapes  # a stale unit: no mark
+
+
+def test_highlight_colours_the_units_bar_in_the_rho_hat_histogram(snap):
+    unit = 3
+    fig = figures.rho_hat_histogram(snap, highlight=unit)
+    bars = fig.data[0]
+    colours = list(bars.marker.color)
+    (i,) = [k for k, col in enumerate(colours) if col == figures.HIGHLIGHT_COLOUR]
+    assert bars.x[i] - bars.width[i] / 2 <= snap.rho_hat[unit] <= bars.x[i] + bars.width[i] / 2
+    assert bars.y[i] >= 1
+    note = [a for a in fig.layout.annotations if a.text.startswith("unit")]
+    assert [a.text for a in note] == [f"unit {unit}: ρ̂ = {snap.rho_hat[unit]:.3f}"] and note[0].x == bars.x[i]
+    plain = figures.rho_hat_histogram(snap)
+    assert plain.data[0].marker.color == BAR_COLOUR
+    assert figures.rho_hat_histogram(snap, highlight=99).to_dict() == plain.to_dict()
+
+
+def test_highlight_marks_the_units_density_bar_live_or_dead(snap):
+    n_probe = snap.activations.shape[0]
+    density = np.array([0.0, 0.0, 1.0 / n_probe, 0.01, 0.1, 0.5, 1.0])
+    s = dataclasses.replace(snap, density=density)
+    live, dead = figures.density_histogram(s, highlight=4).data
+    (i,) = [k for k, col in enumerate(live.marker.color) if col == figures.HIGHLIGHT_COLOUR]
+    assert live.x[i] - live.width[i] / 2 <= np.log10(0.1) <= live.x[i] + live.width[i] / 2
+    fig = figures.density_histogram(s, highlight=1)
+    assert list(fig.data[1].marker.color) == [figures.HIGHLIGHT_COLOUR]
+    assert [a.text for a in fig.layout.annotations] == ["unit 1: dead"]
+
+
+def test_highlight_enlarges_the_units_dot_on_the_kl_curve(snap):
+    fig = figures.kl_curve_figure(snap, highlight=5)
+    dots = fig.data[1]
+    assert [j for j, col in enumerate(dots.marker.color) if col == figures.HIGHLIGHT_COLOUR] == [5]
+    assert dots.marker.size[5] > max(dots.marker.size[:5])
+    (note,) = [a for a in fig.layout.annotations if a.text.startswith("unit 5")]
+    q = max(snap.rho_hat[5], snap.kl_curve[0][0])
+    assert note.x == pytest.approx(np.log10(q)) and note.y == pytest.approx(snap.kl_per_unit[5])  # log axis
+
+
+def test_data_figure_is_one_montage_of_the_first_training_inputs(snap):
+    fig = figures.data_figure(snap)
+    (heat,) = fig.data
+    z = np.asarray(heat.z, dtype=np.float64)
+    assert z.shape == (2 * 9 + 1, 10 * 9 + 1)  # 20 inputs, 10 to a row
+    for i in (0, 9, 10, 19):
+        np.testing.assert_allclose(_tile(z, i, (8, 8), 10), snap.data_examples[i].reshape(8, 8), atol=1e-6)
+    assert (heat.zmin, heat.zmax) == (0.0, 1.0)
+    assert "first 20 inputs" in fig.layout.title.text
+    empty = figures.data_figure(dataclasses.replace(snap, data_examples=None))
+    assert not empty.data and empty.layout.annotations
+
+
+def test_metrics_row_reports_the_bars_found_above_the_threshold(snap):
+    match = np.array([0.99, 0.95, 0.91, 0.89, 0.5, *[0.2] * 11])
+    bars = dataclasses.replace(snap, truth_match=match, config=snap.config.replace(dataset="bars"))
+    rows = {label: (value, help_text) for label, value, help_text in figures.metrics_row(bars)}
+    value, help_text = rows["Bars found"]
+    assert value == "3 / 16" and "0.9" in help_text
+    assert "Bars found" not in {label for label, _, _ in figures.metrics_row(snap)}  # digits: unknown
+
+
+def test_a_picked_tile_is_a_unit_of_the_histograms_only_when_tiles_are_code_units(snap):
+    assert figures.unit_of_tile(snap, 3) == 3 and figures.unit_of_tile(snap, None) is None
+    assert figures.unit_of_tile(snap, HIDDEN) is None  # a stale pick from a bigger model
+    kernels = dataclasses.replace(snap, encoder_weight=snap.encoder_weight[:4, :9])  # conv: 4 kernels, 7 ρ̂
+    assert figures.unit_of_tile(kernels, 3) is None

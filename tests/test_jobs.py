@@ -185,3 +185,78 @@ def test_a_job_that_reaches_its_step_limit_is_done(make_job):
     wait_until(lambda: job.latest().status == "done", "the final snapshot is published")
     job.start()  # starting a finished run does nothing
     assert job.status == "done" and job.step_count == 30
+
+
+def test_a_run_of_length_zero_trains_until_paused(make_job):
+    job = make_job(flat={"steps": 0})
+    assert job.trainer.total_steps == 0 and not job.trainer.finished
+    job.start()
+    # Past any length a short run could have had (the fixture's sections are 20 ms long).
+    wait_until(lambda: job.step_count > 200, "the run goes on with no end of its own")
+    assert job.running and job.status == "running"
+    snap = job.latest()
+    assert snap.until_paused and snap.total_steps == 0 and snap.progress == 0.0
+    job.pause()
+    assert job.status == "paused" and job.latest().status == "paused"
+    job.resume()
+    assert job.running
+
+
+def test_a_finished_run_goes_on_when_its_length_is_raised(make_job):
+    job = make_job(flat={"steps": 30})
+    job.start()
+    wait_until(lambda: job.status == "done", "the run reaches its length")
+    model = job.trainer.model
+    job.set_config(job.config.replace(steps=60))  # the page's "Train on": the same length again
+    assert job.status == "paused" and job.latest().total_steps == 60 and not job.trainer.finished
+    job.start()
+    wait_until(lambda: job.status == "done", "the longer run reaches its new length")
+    assert job.step_count == 60 and job.trainer.model is model  # the same model, trained on
+    assert list(job.trainer.history_steps) == list(range(1, 61))
+    assert job.step_once().step == 61  # a step past the end works too
+
+
+def test_a_finished_run_switched_to_until_paused_trains_on(make_job):
+    job = make_job(flat={"steps": 20})
+    job.start()
+    wait_until(lambda: job.status == "done", "the run reaches its length")
+    job.set_live(steps=0)
+    job.start()
+    wait_until(lambda: job.step_count > 100, "the run goes on past its old length")
+    assert job.running and job.status == "running"
+
+
+def test_a_running_job_switches_to_until_paused_without_stopping(make_job):
+    job = make_job(flat={"steps": 3000})  # long enough that the switch lands before the old end
+    job.start()
+    wait_until(lambda: job.step_count >= 5, "five steps are taken")
+    assert job.running and job.step_count < 3000
+    job.set_live(steps=0)
+    wait_until(lambda: job.step_count > 3200, "training goes past the old length of 3000", deadline_s=120)
+    assert job.running and job.status == "running" and job.latest().until_paused
+
+
+def test_a_job_that_is_watched_keeps_training_while_nobody_reads_it(make_job):
+    watched = threading.Event()
+    watched.set()  # a tab of the session is open (on another page: it reads no snapshots)
+    job = make_job(idle_timeout=0.1, is_watched=watched.is_set)
+    job.start()
+    started = time.monotonic()
+    # Read status and step_count only: latest() would count as a read. Ten idle timeouts go by.
+    wait_until(lambda: time.monotonic() - started > 1.0 or job.status != "running", "a second passes")
+    assert job.status == "running" and job.running and job.message is None
+    watched.clear()  # the tab was closed
+    wait_until(lambda: job.status == "paused", "the job pauses once nobody is watching")
+    wait_until(lambda: not job.running, "the thread stops stepping")
+    assert "Paused" in job.message
+
+
+def test_a_job_read_recently_keeps_training_even_if_no_tab_is_reported(make_job):
+    job = make_job(idle_timeout=0.3, is_watched=lambda: False)
+    job.start()
+    started = time.monotonic()
+    wait_until(
+        lambda: job.latest() is not None and (time.monotonic() - started > 1.0 or job.status != "running"),
+        "a second of reads passes",
+    )
+    assert job.status == "running" and job.running

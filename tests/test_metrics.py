@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -75,3 +78,64 @@ def test_evaluate_equals_summary_of_a_forward_pass_in_chunks():
     torch.testing.assert_close(codes, out.hidden)
     assert metrics.evaluate(model, x) == pytest.approx(metrics.summary(x, out.recon, out.hidden, 0.1))
     assert model.training  # forward_all restores the mode it found
+
+
+# ----- known answers: the held-out probe and the true features ------------------------------------------
+def test_held_out_terms_are_the_objective_on_the_inputs_in_eval_mode():
+    torch.manual_seed(1)
+    cfg = ModelConfig(hidden=3, rho=0.2, beta=2.0, weight_decay=0.01)
+    model = build(cfg, 4, (2, 2))
+    x = torch.rand(9, 4, generator=torch.Generator().manual_seed(2))
+    got = metrics.held_out(model, x, cfg)
+    w1, b1 = model.encoder.weight.detach().double(), model.encoder.bias.detach().double()
+    w2, b2 = model.decoder.weight.detach().double(), model.decoder.bias.detach().double()
+    h = torch.sigmoid(x.double() @ w1.T + b1)
+    recon = torch.sigmoid(h @ w2.T + b2)
+    half_sq = 0.5 * ((recon - x.double()) ** 2).sum(dim=1).mean().item()
+    rho_hat = h.mean(dim=0)
+    kl = (0.2 * torch.log(0.2 / rho_hat) + 0.8 * torch.log(0.8 / (1 - rho_hat))).sum().item()
+    decay = 0.5 * 0.01 * ((w1**2).sum() + (w2**2).sum()).item()
+    assert got["reconstruction"] == pytest.approx(half_sq, rel=1e-5)
+    assert got["recon_error"] == pytest.approx(half_sq, rel=1e-5)
+    assert got["sparsity"] == pytest.approx(2.0 * kl, rel=1e-5)
+    assert got["total"] == pytest.approx(half_sq + 2.0 * kl + decay, rel=1e-5)
+    assert got["samples"] == 9 and model.training
+
+
+def test_held_out_uses_the_clean_input_of_a_denoising_model():
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=3, variant="denoising", noise_level=0.5)
+    model = build(cfg, 4, (2, 2))
+    x = torch.rand(50, 4, generator=torch.Generator().manual_seed(3))
+    first, second = metrics.held_out(model, x, cfg), metrics.held_out(model, x, cfg)
+    assert first == second  # no random corruption in eval mode
+    assert first["recon_error"] == pytest.approx(metrics.evaluate(model, x)["recon_error"], rel=1e-6)
+
+
+def test_feature_match_is_each_true_features_best_pearson_correlation():
+    rng = np.random.default_rng(0)
+    features, truth = rng.normal(size=(6, 10)), rng.normal(size=(3, 10))
+    got = metrics.feature_match(torch.from_numpy(features), torch.from_numpy(truth)).numpy()
+    r = np.corrcoef(np.concatenate([truth, features]))[:3, 3:]  # numpy's own Pearson r, [truth, feature]
+    np.testing.assert_allclose(got, r.max(axis=1), rtol=1e-10)
+
+
+def test_features_found_counts_planted_bars_but_not_two_bar_units_or_noise():
+    from sae_core.data import bar_basis
+
+    bars = bar_basis(8).double()  # [16, 64]: rows 0-7 horizontal bars, 8-15 vertical
+    rng = np.random.default_rng(1)
+    # Units 0-9 draw bars 0-9, scaled and offset (a correlation ignores both), plus a little noise.
+    planted = 3.0 * bars[:10] - 1.0 + 0.05 * torch.from_numpy(rng.normal(size=(10, 64)))
+    parallel = bars[10] + bars[11]  # two disjoint bars of 8 of the 64 pixels
+    crossing = bars[0] + bars[12]  # a horizontal and a vertical bar, one pixel shared
+    noise = torch.from_numpy(rng.normal(size=(4, 64)))
+    match = metrics.feature_match(torch.cat([planted, parallel[None], crossing[None], noise]), bars)
+    assert metrics.features_found(match) == 10 and (match[:10] > 0.99).all()
+    # Pearson r by hand: var(bar) = 8 − 8²/64 = 7; cov(a, b) = |a∩b| − 1 (−1 parallel, 0 crossing).
+    # r(a + b, a) = (7 + cov) / √(7 · (14 + 2·cov)): 6/√84 ≈ 0.65 for parallel bars, 7/√98 ≈ 0.71 crossing.
+    assert match[10].item() == pytest.approx(6 / math.sqrt(84), rel=1e-9)
+    assert match[11].item() == pytest.approx(6 / math.sqrt(84), rel=1e-9)
+    assert match[12].item() == pytest.approx(7 / math.sqrt(98), rel=1e-9)
+    assert (match[13:] < 0.5).all()  # only noise is left for bars 13-15
+    assert metrics.features_found(match, threshold=0.6) == 13

@@ -181,6 +181,32 @@ def test_a_finished_run_goes_on_when_its_length_is_raised(tiny_digits):
     assert not torch.equal(weights, trainer.model.encoder.weight)
 
 
+def test_a_run_until_paused_has_no_end_of_its_own(tiny_digits):
+    trainer = Trainer(run_config(steps=0, snapshot_every=5), tiny_digits, device="cpu")
+    assert trainer.total_steps == 0 and not trainer.finished
+    assert trainer.advance(max_steps=40) == "running" and trainer.step_count == 40  # no end at step 0
+    snaps = []
+    for snap in trainer.run():  # yields until the consumer stops iterating
+        snaps.append(snap)
+        if len(snaps) == 3:
+            break
+    assert [s.step for s in snaps] == [45, 50, 55] and {s.status for s in snaps} == {"running"}
+    assert snaps[-1].until_paused and snaps[-1].progress == 0.0
+    trainer.set_live(steps=60)  # a length again: the run ends there
+    assert finish(trainer)[-1].status == "done" and trainer.step_count == 60 and trainer.finished
+
+
+def test_a_length_lowered_while_a_section_runs_ends_it_there(tiny_digits):
+    trainer = Trainer(run_config(steps=1000), tiny_digits, device="cpu")
+
+    def keep_going() -> bool:  # the page lowers the length at step 10, in the middle of the section
+        if trainer.step_count == 10:
+            trainer.set_live(steps=15)
+        return True
+
+    assert trainer.advance(keep_going=keep_going) == "done" and trainer.step_count == 15
+
+
 def test_set_live_of_a_structural_field_raises(tiny_digits):
     trainer = Trainer(run_config(), tiny_digits, device="cpu")
     for change in ({"hidden": 10}, {"penalty": "l1"}, {"dataset": "bars"}, {"optimizer": "sgd"}):
@@ -287,3 +313,88 @@ def test_snapshot_shapes_are_the_documented_ones(tiny_digits):
     np.testing.assert_allclose(snap.rho_hat, snap.activations.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(snap.density, (snap.activations > 0.1).mean(axis=0), rtol=1e-6)
     np.testing.assert_array_equal(snap.encoder_weight, trainer.model.encoder.weight.detach().numpy())
+
+
+# ----- held-out probe, data strip, true features ------------------------------------------------------------
+def _half_squared_error(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """½ · mean ‖x̂ − x‖², the sparse model's sigmoid layers written out in float64."""
+    w1, b1 = model.encoder.weight.detach().double(), model.encoder.bias.detach().double()
+    w2, b2 = model.decoder.weight.detach().double(), model.decoder.bias.detach().double()
+    recon = torch.sigmoid(torch.sigmoid(x.double() @ w1.T + b1) @ w2.T + b2)
+    return 0.5 * ((recon - x.double()) ** 2).sum(dim=1).mean().item()
+
+
+def test_snapshots_record_the_test_error_once_per_snapshot_step(tiny_digits):
+    trainer = Trainer(run_config(steps=20, snapshot_every=5), tiny_digits, device="cpu")
+    trainer.snapshot("ready")
+    snaps = finish(trainer)
+    again = trainer.snapshot("done")  # a second snapshot at step 20 replaces, not adds, its point
+    test = tiny_digits.test  # 60 samples: all of them are the held-out probe
+    assert list(again.test_history_steps) == [0, 5, 10, 15, 20]
+    assert set(again.test_history) == {"reconstruction", "total"}
+    expected = _half_squared_error(trainer.model, test)
+    assert again.test_metrics["recon_error"] == pytest.approx(expected, rel=1e-5)
+    assert again.test_history["reconstruction"][-1] == pytest.approx(expected, rel=1e-5)
+    assert again.test_metrics["samples"] == len(test)
+    with torch.no_grad():
+        total = loss_terms(trainer.model.eval(), test, trainer.model(test), trainer.config.model)["total"]
+    trainer.model.train()
+    assert again.test_history["total"][-1] == pytest.approx(total.item(), rel=1e-5)
+    # The test point of each snapshot is the test error at that snapshot's step, not the latest one.
+    assert [s.test_history_steps[-1] for s in snaps] == [5, 10, 15, 20]
+    assert snaps[0].test_history["reconstruction"][-1] > snaps[-1].test_history["reconstruction"][-1]
+    # The training-side probe error is a different number: 1000 training samples, not test ones.
+    assert again.metrics["recon_error"] != again.test_metrics["recon_error"]
+
+
+def test_the_held_out_probe_of_large_images_is_capped_in_pixels():
+    g = torch.Generator().manual_seed(0)
+    big = data.Dataset(
+        "random", torch.rand(50, 784, generator=g), torch.rand(500, 784, generator=g), None, None, (28, 28)
+    )
+    snap = Trainer(run_config(hidden=3), big, device="cpu").snapshot("ready")
+    assert snap.test_metrics["samples"] == 2**18 // 784 == 334  # not 500: it runs at every snapshot
+
+
+def test_a_dataset_without_a_test_split_has_no_test_metrics(tiny_digits):
+    no_test = data.Dataset("digits", tiny_digits.train, None, None, None, (8, 8))
+    snap = finish(Trainer(run_config(steps=4, snapshot_every=2), no_test, device="cpu"))[-1]
+    assert snap.test_metrics is None and snap.test_history_steps is None and snap.test_history == {}
+
+
+def test_divergence_forgets_the_test_points_of_the_undone_steps(tiny_digits):
+    trainer = Trainer(diverging_config(), tiny_digits, device="cpu")
+    last = finish(trainer)[-1]
+    assert last.status == "diverged"
+    assert list(last.test_history_steps) == sorted(set(last.test_history_steps))
+    assert last.test_history_steps.max() <= trainer.step_count
+    assert all(len(v) == len(last.test_history_steps) for v in last.test_history.values())
+
+
+def test_snapshot_carries_the_first_training_inputs_read_only(tiny_digits):
+    snap = finish(Trainer(run_config(steps=2, snapshot_every=2), tiny_digits, device="cpu"))[-1]
+    np.testing.assert_array_equal(snap.data_examples, tiny_digits.train[:20].numpy())
+    assert not snap.data_examples.flags.writeable
+    assert snap.truth_match is None  # digits has no known generating features
+
+
+@pytest.mark.slow
+def test_bars_snapshot_counts_the_bars_a_good_run_finds_and_an_untrained_one_does_not():
+    """The recipe of test_kl_autoencoder_recovers_the_sixteen_bars (all 16 bars for 12 seeds)."""
+    data_cfg = DataConfig(dataset="bars", n_bars=1000)
+    dataset = data.load(data_cfg)
+    cfg = RunConfig(
+        data=data_cfg,
+        model=ModelConfig(hidden=16, penalty="kl", rho=0.125, beta=3.0, weight_decay=1e-4, output="sigmoid"),
+        train=TrainConfig(
+            optimizer="adam", lr=0.1, batch_size=0, steps=2000, seed=0, device="cpu", snapshot_every=2000
+        ),
+    )
+    trainer = Trainer(cfg, dataset, device="cpu")
+    untrained = trainer.snapshot("ready")
+    trained = finish(trainer)[-1]
+    for snap in (untrained, trained):  # numpy's Pearson r of each bar with each decoder column
+        r = np.corrcoef(np.concatenate([dataset.ground_truth.numpy(), snap.decoder_weight.T]))[:16, 16:]
+        np.testing.assert_allclose(snap.truth_match, r.max(axis=1), rtol=1e-6)
+    assert (untrained.truth_match < 0.5).all()
+    assert metrics.features_found(torch.from_numpy(trained.truth_match)) >= 14
