@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 from pages.navigation_guard import leave_old_multipage_mode  # noqa: F401 (re-exported)
 from sae_core import data
-from sae_core.config import FIELD_SECTION, LIVE_FIELDS, DataConfig, RunConfig
+from sae_core.config import BETA_DEFAULTS, FIELD_SECTION, LIVE_FIELDS, DataConfig, RunConfig
 from sae_core.jobs import TrainingJob
 from sae_core.models import REGISTRY
 from sae_core.presets import DEFAULT_PRESET, load_presets
@@ -24,7 +25,8 @@ from sae_core.presets import DEFAULT_PRESET, load_presets
 MAX_TRAINING_JOBS = 4
 """Jobs allowed to train at once on this server (all browser sessions together)."""
 IDLE_TIMEOUT_S = 30.0
-"""A job pauses itself when no page has drawn it for this long (its tab was closed)."""
+"""A job pauses itself when for this long no page has drawn it and no tab of its browser session has
+been open (see `session_watcher`); $SAE_IDLE_TIMEOUT_S overrides it (tests use a short one)."""
 
 WIDGET_KEYS = (
     "dataset",
@@ -73,6 +75,9 @@ def configure_torch() -> int:
 
     threads = max(1, int(os.environ.get("SAE_TORCH_THREADS", "1")))
     torch.set_num_threads(threads)
+    from sae_core.warmup import warm_up_in_background
+
+    warm_up_in_background()  # the first Train click of this server should not pay torch's start-up
     return threads
 
 
@@ -119,8 +124,35 @@ def errors() -> dict[str, str]:
     return st.session_state[ERRORS]
 
 
+def add_notice(text: str) -> None:
+    """Add a line to the one-off message the page shows on its next run (several may pile up)."""
+    earlier = st.session_state.get(NOTICE)
+    st.session_state[NOTICE] = f"{earlier} {text}" if earlier else text
+
+
 def current_config() -> RunConfig:
     return RunConfig.from_flat(settings())
+
+
+BETA_TOP = {"l1": 1.0}
+"""Top of the β control per penalty (10 otherwise): L1 weights above 1 kill every unit."""
+
+
+def beta_range(penalty: str) -> tuple[float, float]:
+    """The β control's range under a penalty; a value outside it (from a link) is refused."""
+    return 0.0, BETA_TOP.get(penalty, 10.0)
+
+
+def out_of_range(key: str, cfg: RunConfig) -> str | None:
+    """Why cfg's value of `key` cannot be shown by its control (a valid config, a too-small widget)."""
+    if key != "beta":
+        return None
+    lo, hi = beta_range(cfg.model.penalty)
+    beta = cfg.model.beta
+    if lo <= beta <= hi:
+        return None
+    penalty = cfg.model.penalty
+    return f"beta must be in [{lo:g}, {hi:g}] for the {penalty} penalty (the slider's range), got {beta:g}"
 
 
 def apply_setting(key: str, value: Any) -> RunConfig | None:
@@ -130,6 +162,10 @@ def apply_setting(key: str, value: Any) -> RunConfig | None:
         cfg = RunConfig.from_flat({**settings(), key: value})
     except ValueError as err:
         errors()[key] = str(err)
+        return None
+    problem = out_of_range(key, cfg)
+    if problem is not None:
+        errors()[key] = problem
         return None
     errors().pop(key, None)
     settings()[key] = cfg.flat()[key]  # the coerced value ("0.1" -> 0.1)
@@ -156,9 +192,15 @@ def read_query_params() -> None:
         return
     settings()
     unknown = sorted(k for k in params if k not in FIELD_SECTION)
-    for key, value in params.items():
-        if key in FIELD_SECTION:
+    known = {k: v for k, v in params.items() if k in FIELD_SECTION}
+    try:  # all at once first: ?penalty=topk&k=2 is valid together but not in the order k comes last
+        cfg = RunConfig.from_flat({**settings(), **known})
+        settings().update({k: cfg.flat()[k] for k in known})
+    except ValueError:  # then one by one, so each refused value gets its own message
+        for key, value in known.items():
             apply_setting(key, value)
+    # ?penalty=l1 alone must not leave the KL default β = 3 on the L1 control.
+    fit_beta_to_penalty(explicit="beta" in known)
     for key in WIDGET_KEYS + VARIANT_WIDGET_KEYS:
         st.session_state.pop(key, None)
     if unknown:
@@ -191,17 +233,81 @@ def current_job() -> TrainingJob | None:
 
 def change_setting(key: str) -> None:
     """A control's on_change: validate and store its value, and hand a live field (LIVE_FIELDS: ρ, β,
-    λ, lr, the run's length, λ_c) to the running job at once; other fields rebuild on the next run."""
-    cfg = apply_setting(key, st.session_state[key])
+    λ, lr, the run's length, λ_c) to the running job at once; other fields rebuild on the next run.
+    A new penalty brings its own β (BETA_DEFAULTS): 3 for KL would kill every unit under L1."""
+    old_penalty = settings().get("penalty")
+    cfg = set_setting(key, st.session_state[key])
+    if key == "penalty" and cfg is not None and cfg.model.penalty != old_penalty:
+        beta = BETA_DEFAULTS.get(cfg.model.penalty)
+        if beta is not None and beta != cfg.model.beta:
+            set_setting("beta", beta)
+            st.session_state["beta"] = beta
+            add_notice(f"β set to {beta:g}, a good start for the {cfg.model.penalty} penalty.")
+
+
+def fit_beta_to_penalty(explicit: bool) -> None:
+    """After settings came from outside (a link): a β outside its control's range for the penalty is
+    replaced by the penalty's default β; when the link set β itself, it is refused with its message
+    under the β control."""
+    cfg = current_config()
+    problem = out_of_range("beta", cfg)
+    if problem is None:
+        return
+    apply_setting("beta", BETA_DEFAULTS.get(cfg.model.penalty, beta_range(cfg.model.penalty)[1]))
+    if explicit:
+        errors()["beta"] = problem
+
+
+def set_setting(key: str, value: Any) -> RunConfig | None:
+    """change_setting with a value from code (a button that extends the run, the until-paused box).
+    Returns the validated config, or None when the value was refused."""
+    cfg = apply_setting(key, value)
     job = current_job()
-    if cfg is not None and key in LIVE_FIELDS and job is not None:
+    # A live field reaches the running job at once, unless a structural change is already waiting:
+    # then the page's next run builds a new model with every setting.
+    if (
+        cfg is not None
+        and key in LIVE_FIELDS
+        and job is not None
+        and structural(cfg) == structural(job.config)
+    ):
         job.set_config(cfg)
+    return cfg
+
+
+def idle_timeout_s() -> float:
+    return float(os.environ.get("SAE_IDLE_TIMEOUT_S", IDLE_TIMEOUT_S))
+
+
+def session_watcher() -> Callable[[], bool] | None:
+    """A callable that says whether this browser session still has a tab connected to the server, or
+    None where there is no real server (AppTest mocks the runtime): the job then goes by page reads.
+
+    Streamlit drops a session from its active ones when its websocket closes (the tab was closed or
+    lost its connection), so a user on another page of the app keeps the run going.
+    """
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return None
+    server, session_id = runtime.get_instance(), ctx.session_id
+    if server.is_active_session(session_id) is not True:  # this very script runs for it: not a real one
+        return None
+    return lambda: server.is_active_session(session_id)
 
 
 def build_job(cfg: RunConfig) -> TrainingJob:
     """A fresh job on the (cached) dataset; raises DataUnavailableError / UploadError / ValueError."""
     dataset = load_dataset(cfg.data)
-    return TrainingJob(cfg, dataset, slots=training_slots(), idle_timeout=IDLE_TIMEOUT_S)
+    return TrainingJob(
+        cfg,
+        dataset,
+        slots=training_slots(),
+        idle_timeout=idle_timeout_s(),
+        is_watched=session_watcher(),
+    )
 
 
 def retire_job(reason: str) -> None:
@@ -213,9 +319,9 @@ def retire_job(reason: str) -> None:
     st.session_state[JOB] = None
     if job.step_count > 0:
         st.session_state[PREVIOUS] = job
-        st.session_state[NOTICE] = f"{reason} The previous run (step {job.step_count}) is kept below."
+        add_notice(f"{reason} The previous run (step {job.step_count}) is kept below.")
     else:
-        st.session_state[NOTICE] = reason
+        add_notice(reason)
 
 
 def sync_job(cfg: RunConfig) -> TrainingJob:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common, train_controls, train_views
+from pages import common, live_charts, presentation, train_controls, train_views
 from sae_core import data
 from sae_core.jobs import TrainingJob
 
@@ -28,10 +28,12 @@ def live_views_fragment(job: TrainingJob):
             return
         snap = job.latest()
         running = job.running
-        train_views.draw_progress(snap, running)
-        train_views.draw_metrics(snap)
-        train_views.draw_views(snap)
-        train_views.draw_variant_views(snap)
+        live_charts.new_frame()
+        with st.container(key=live_charts.LIVE_VIEWS):  # no stale fade in here (live_charts.STYLE)
+            train_views.draw_progress(snap, running)
+            train_views.draw_metrics(snap)
+            train_views.draw_views(snap)
+            train_views.draw_variant_views(snap)
         if st.session_state.get(WAS_RUNNING) and not running:
             st.session_state[WAS_RUNNING] = False
             st.rerun()  # the run ended on its own: redraw the buttons (and stop this timer)
@@ -40,7 +42,10 @@ def live_views_fragment(job: TrainingJob):
 
 
 def main() -> None:
-    st.title("Train a sparse autoencoder")
+    presentation.inject_style(live_charts.STYLE)
+    if not presentation.is_on():  # on a projector the screen's height goes to the pictures
+        st.title("Train a sparse autoencoder")
+    presentation.draw_toggle()
     train_controls.draw_controls()
     notice_box = st.empty()  # filled at the end: building the job may add a notice
     try:

@@ -14,7 +14,7 @@ import streamlit as st
 
 from pages import common
 from sae_core import data, uploads
-from sae_core.config import FIELD_DOCS, Optimizer, field_type
+from sae_core.config import FIELD_DOCS, Optimizer, TrainConfig, field_type
 from sae_core.models import REGISTRY, get_spec
 from sae_core.models.spec import Control, VariantSpec
 
@@ -25,18 +25,37 @@ PENALTY_NAMES = {
     "topk": "Top-k",
     "none": "None",
 }
+L1_BETAS = (0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+"""The L1 β control's stops (common.beta_range("l1") is its range)."""
 UNUSED_BY_PENALTY = {
     "l1": "ρ is not used by the L1 penalty (it has no target activation).",
     "topk": "ρ and β are not used by top-k: sparsity comes from keeping k units, not from a penalty.",
     "none": "ρ and β are not used: there is no sparsity penalty.",
 }
 """Why ρ / β do nothing for a penalty (they stay visible, disabled, with this line under them)."""
+UNTIL_PAUSED = "until_paused"
+"""Key of the "Run until paused" box: the setting steps = 0 (the box is set from the settings each run)."""
+KEPT_LENGTH = "kept_length"
+"""The run's length before "Run until paused" was ticked: the length input shows it, unticking restores it."""
 
 
 # ----- callbacks ------------------------------------------------------------------------------------------
 def on_setting(key: str) -> None:
     """A control changed: see common.change_setting."""
     common.change_setting(key)
+
+
+def on_until_paused() -> None:
+    """Run until paused (steps 0) or go back to the kept length; live, so a running job switches at once."""
+    if st.session_state[UNTIL_PAUSED]:
+        st.session_state[KEPT_LENGTH] = common.settings()["steps"] or TrainConfig().steps
+        if common.settings().get("epochs") is not None:  # a length in epochs (from a link) ends too
+            common.set_setting("epochs", None)
+        common.set_setting("steps", 0)
+    else:
+        length = st.session_state.get(KEPT_LENGTH) or TrainConfig().steps
+        common.set_setting("steps", length)
+        st.session_state["steps"] = length
 
 
 def on_upload() -> None:
@@ -73,6 +92,8 @@ def widget_value(key: str, value: Any) -> Any:
     """A setting as its widget holds it: a tuple (layer sizes) as the text "128,64", the rest unchanged."""
     if str(field_type(key)).startswith("tuple"):
         return ",".join(str(v) for v in value)
+    if key == "steps" and value == 0:  # until paused: the (disabled) length input shows the kept length
+        return st.session_state.get(KEPT_LENGTH) or TrainConfig().steps
     return value
 
 
@@ -147,12 +168,32 @@ def draw_controls() -> None:
         widget(st.selectbox, "Optimizer", "optimizer", options=list(get_args(Optimizer)))
         widget(st.number_input, "Learning rate (live)", "lr", step=1e-3, format="%.4f")
         widget(st.number_input, "Batch size (0 = all data)", "batch_size", min_value=0, step=32)
-        widget(st.number_input, "Training length (steps, live)", "steps", min_value=1, step=100)
+        _length_section(flat)
         widget(st.number_input, "Seed", "seed", step=1)
         st.caption(
             "Changing anything but the live settings (ρ, β, λ, the learning rate and the length) builds a "
             "new model; the current one is kept as the previous run."
         )
+
+
+def _length_section(flat: dict[str, Any]) -> None:
+    until_paused = flat["steps"] == 0 and flat["epochs"] is None
+    st.session_state[UNTIL_PAUSED] = until_paused
+    widget(
+        st.number_input,
+        "Training length (steps, live)",
+        "steps",
+        min_value=1,
+        step=100,
+        disabled=until_paused,
+    )
+    st.checkbox(
+        "Run until paused (live)",
+        key=UNTIL_PAUSED,
+        on_change=on_until_paused,
+        help="No set length: train until you press Pause, as TensorFlow Playground does. A running model "
+        "switches at once; unticking goes back to the length above.",
+    )
 
 
 def _chosen_spec() -> VariantSpec:
@@ -200,7 +241,14 @@ def _objective_section(spec: VariantSpec, flat: dict[str, Any]) -> None:
     no_beta = spec.fixed_penalty is not None or penalty in ("topk", "none")
     rho_options = sorted(set(RHO_GRID) | {flat["rho"]} | _valid_float(st.session_state["rho"]))
     widget(st.select_slider, "Target activation ρ", "rho", options=rho_options, disabled=no_rho)
-    widget(st.slider, "Sparsity weight β", "beta", min_value=0.0, max_value=10.0, step=0.1, disabled=no_beta)
+    if penalty == "l1" and not no_beta:  # its good values span decades: a log-spaced slider
+        beta_options = sorted(set(L1_BETAS) | _valid_float(st.session_state["beta"]))
+        widget(st.select_slider, "Sparsity weight β (log scale)", "beta", options=beta_options)
+    else:
+        _, top = common.beta_range(penalty)
+        widget(
+            st.slider, "Sparsity weight β", "beta", min_value=0.0, max_value=top, step=0.1, disabled=no_beta
+        )
     if spec.fixed_penalty is None and penalty in UNUSED_BY_PENALTY:
         st.caption(UNUSED_BY_PENALTY[penalty])
     elif spec.fixed_penalty is not None:

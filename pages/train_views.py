@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
-from sae_core import export, figures, formulas
+from pages import common, live_charts, presentation
+from sae_core import diagnostics, export, figures, formulas
 from sae_core.jobs import BusyError, TrainingJob
 from sae_core.snapshot import Snapshot
 
 FIRST_PICTURE_WAIT_S = 0.2  # longest a Train click waits for the job's first snapshot
 FILTERS_HEIGHT = 560  # pixels: big enough for a projector even when the montage is small (25 units of 8×8)
 BUSY = "busy_message"
+HIGHLIGHT = "highlight_unit"  # the unit picked by a click on a filter tile, marked in the unit views
+DATA_TAB = "Training data"  # the open tab before the first step: what the model will learn from
 
 
 # ----- button callbacks -----------------------------------------------------------------------------------
@@ -32,6 +34,17 @@ def on_train() -> None:
     # The job publishes after its first few steps (~20 ms): waiting for that lets this click's own rerun
     # draw the first trained picture, instead of the next fragment tick half a second later.
     job.wait_for_step(step, timeout=FIRST_PICTURE_WAIT_S)
+
+
+def on_train_on() -> None:
+    """A finished run: add its length again, as a live change (the same model trains on), and start."""
+    job = common.current_job()
+    more = job.trainer.total_steps
+    if job.config.train.epochs is not None:  # a length in epochs (from a link) goes on in steps
+        common.set_setting("epochs", None)
+    common.set_setting("steps", job.step_count + more)
+    st.session_state["steps"] = common.settings()["steps"]  # the length's number input follows
+    on_train()
 
 
 def on_pause() -> None:
@@ -50,6 +63,15 @@ def on_reset() -> None:
     common.retire_job("Reset: a fresh model was built with the same settings.")
 
 
+def on_filter_select() -> None:
+    """A click on a filter tile: keep its unit (a double click, which clears the selection, forgets it).
+
+    Kept under a key of our own because the chart's selection is not: a refresh that changes the figure
+    makes it a new element with an empty selection, and the unit must stay marked while training.
+    """
+    st.session_state[HIGHLIGHT] = figures.selected_unit(live_charts.selection("filters_chart"))
+
+
 def on_discard_previous() -> None:
     st.session_state.pop(common.PREVIOUS, None)
 
@@ -57,16 +79,20 @@ def on_discard_previous() -> None:
 # ----- buttons, progress, numbers --------------------------------------------------------------------------
 def draw_buttons(job: TrainingJob) -> None:
     snap = job.latest()
-    running, done = job.running, job.step_count >= snap.total_steps
-    label = "Resume" if job.step_count > 0 and not running and not done else "Train"
+    running, done = job.running, job.trainer.finished
+    length = job.trainer.total_steps
+    label = "Train on" if done else "Resume" if job.step_count > 0 and not running else "Train"
+    train_help = "Train in the background; the views refresh twice a second."
+    if done:
+        train_help = f"Add another {length:,} steps to this model and train on (nothing is rebuilt)."
     cols = st.columns([1.2, 1, 1, 1, 1, 2.2])
     cols[0].button(
         label,
         key="train",
         type="primary",
-        on_click=on_train,
-        disabled=running or done,
-        help="Train in the background; the views refresh twice a second.",
+        on_click=on_train_on if done else on_train,
+        disabled=running,
+        help=train_help,
         width="stretch",
     )
     cols[1].button(
@@ -81,7 +107,6 @@ def draw_buttons(job: TrainingJob) -> None:
         "Step",
         key="step",
         on_click=on_step,
-        disabled=done,
         help="Pause and take exactly one optimisation step.",
         width="stretch",
     )
@@ -109,22 +134,32 @@ def draw_buttons(job: TrainingJob) -> None:
         disabled=running or job.step_count == 0,
         on_click="ignore",
         width="stretch",
-        help="model.safetensors + config.json + metrics.json (pause first while training).",
+        help="model.safetensors, config.json, metrics.json (with the step count), filters.png, "
+        "reconstructions.png and the loss history as CSV (pause first while training).",
     )
     if done:
         st.caption(
-            "Training length reached. Raise *Training length* for a longer run (this builds a new model)."
+            f"Training length reached ({length:,} steps). **Train on** adds another {length:,} steps to "
+            "this same model; raising *Training length* and pressing **Resume** trains on too, and **Step** "
+            "still works. Nothing is rebuilt."
         )
 
 
 def model_zip(job: TrainingJob) -> bytes:
-    """The model as a zip of the folder export.save writes (weights, config, metrics)."""
+    """The model as a zip: the folder export.save writes (weights, config, metrics with the step count)
+    and the snapshot's files (filters.png, reconstructions.png, loss history CSV)."""
     snap = job.latest()
-    return export.zip_bytes(job.trainer.model, job.config, snap.metrics, image_shape=snap.image_shape)
+    return export.zip_bytes(
+        job.trainer.model,
+        job.config,
+        export.snapshot_metrics(snap),
+        image_shape=snap.image_shape,
+        snapshot=snap,
+    )
 
 
 def _eta(snap) -> str:
-    if snap.seconds <= 0 or snap.step == 0:
+    if snap.seconds <= 0 or snap.step == 0 or snap.until_paused:
         return "–"
     seconds = (snap.total_steps - snap.step) * snap.seconds / snap.step
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
@@ -142,15 +177,19 @@ STATUS_TEXT = {
 
 def draw_progress(snap, running: bool) -> None:
     status = "training" if running else STATUS_TEXT.get(snap.status, snap.status)
+    length = "· until paused" if snap.until_paused else f"/ {snap.total_steps:,}"
+    eta = "" if snap.until_paused else f" · ETA {_eta(snap) if running else '–'}"
     text = (
-        f"**{status}** · step {snap.step:,} / {snap.total_steps:,} · epoch {snap.epoch:.1f} · "
-        f"{snap.samples_per_second:,.0f} samples/s · ETA {_eta(snap) if running else '–'}"
+        f"**{status}** · step {snap.step:,} {length} · epoch {snap.epoch:.1f} · "
+        f"{snap.samples_per_second:,.0f} samples/s{eta}"
     )
     st.progress(snap.progress, text=text)
     if snap.status == "diverged":
         st.error(snap.message or "Training diverged.", icon=":material/error:")
     elif snap.message and snap.status == "paused":
         st.info(snap.message)
+    for warning in diagnostics.run_warnings(snap):  # dead or saturated units, with the likely cause
+        st.warning(warning, icon=":material/warning:")
 
 
 def draw_metrics(snap) -> None:
@@ -159,8 +198,16 @@ def draw_metrics(snap) -> None:
         col.metric(label, value, help=help_text)
 
 
+def live_chart(figure, key: str, height: int | None = None, **kwargs) -> None:
+    """A chart of the live views: redrawn without a blank frame, its text enlarged in presentation mode."""
+    if height is not None:
+        figure.layout.height = height
+    live_charts.plotly_chart(presentation.enlarge(figure), key=key, **kwargs)
+
+
 def draw_views(snap) -> None:
-    left, right = st.columns([1.15, 1], gap="large")
+    present = presentation.is_on()
+    left, right = st.columns([1.15, 1], gap="medium" if present else "large")
     with left:
         which = st.segmented_control(
             "Filters",
@@ -168,30 +215,40 @@ def draw_views(snap) -> None:
             default="encoder",
             required=True,
             key="filters_which",
-            format_func={
-                "encoder": "Encoder W₁ (what a unit looks for)",
-                "decoder": "Decoder W₂ (what a unit draws)",
-            }.get,
+            format_func={"encoder": "Encoder W₁ (looks for)", "decoder": "Decoder W₂ (draws)"}.get,
+            help="Encoder W₁: the input that excites each unit most. Decoder W₂: the picture each unit "
+            "adds to the reconstruction.",
+            label_visibility="collapsed" if present else "visible",
         )
-        filters = figures.filters_figure(snap, which or "encoder")
-        filters.layout.height = max(filters.layout.height or 0, FILTERS_HEIGHT)
-        st.plotly_chart(filters, key="filters_chart")
+        highlight = st.session_state.get(HIGHLIGHT)
+        filters = figures.filters_figure(snap, which or "encoder", highlight=highlight)
+        unit = figures.unit_of_tile(snap, highlight)  # the same unit in the ρ̂, density and KL views
+        height = presentation.FILTERS_HEIGHT if present else max(filters.layout.height or 0, FILTERS_HEIGHT)
+        live_chart(filters, "filters_chart", height, on_select=on_filter_select, selection_mode="points")
     standard = snap.config.model.spec.standard_views  # the views that mean something for this code
     with right:
-        draw_objective()
+        if not present:
+            draw_objective()
         if "rho_hat" in standard:
-            st.plotly_chart(figures.rho_hat_histogram(snap), key="rho_hat_chart")
+            histogram = figures.rho_hat_histogram(snap, highlight=unit)
+            live_chart(histogram, "rho_hat_chart", presentation.RIGHT_HEIGHT if present else None)
+        if present:  # the pictures first on a projector, the formulas under them
+            draw_objective()
     # Lazy tabs: only the open tab's chart is built on each refresh (half the work of drawing all five).
     shown = {label: chart for label, chart in TAB_CHARTS.items() if chart[2] is None or chart[2] in standard}
-    tabs = st.tabs(list(shown), key="view_tab", on_change="rerun")
+    # Before the first step the data tab is open; the first step changes the default and so opens the loss.
+    default = DATA_TAB if snap.step == 0 else None
+    tabs = st.tabs(list(shown), key="view_tab", on_change="rerun", default=default)
     for tab, (make_figure, key, _) in zip(tabs, shown.values(), strict=True):
         if tab.open:
             with tab:
                 if make_figure is figures.loss_figure:
                     log_y = st.toggle("Log-scale loss", key="loss_log_y", value=True)
-                    st.plotly_chart(figures.loss_figure(snap, log_y=log_y), key=key)
+                    live_chart(figures.loss_figure(snap, log_y=log_y), key)
+                elif make_figure in MARKS_A_UNIT:
+                    live_chart(make_figure(snap, highlight=unit), key)
                 else:
-                    st.plotly_chart(make_figure(snap), key=key)
+                    live_chart(make_figure(snap), key)
 
 
 # Tab label -> (figure function, chart key, the spec's standard view it is, None: every variant has it).
@@ -201,12 +258,14 @@ TAB_CHARTS = {
     "Unit density": (figures.density_histogram, "density_chart", "density"),
     "Reconstructions": (figures.reconstructions_figure, "recon_chart", None),
     "KL per unit": (figures.kl_curve_figure, "kl_chart", "kl"),
+    DATA_TAB: (figures.data_figure, "data_chart", None),
 }
+MARKS_A_UNIT = (figures.density_histogram, figures.kl_curve_figure)  # they take highlight=
 
 
 def draw_objective() -> None:
     cfg = common.current_config()
-    with st.container(border=True):
+    with st.container(border=True, key=presentation.OBJECTIVE_BOX):  # its formulas scale to fit it
         st.latex(formulas.objective_latex(cfg))
         if cfg.model.effective_penalty == "kl":
             st.latex(formulas.kl_latex(cfg.model.rho))
@@ -236,9 +295,9 @@ def draw_variant_views(snap: Snapshot) -> None:
                     key=f"{view.key}_input",
                     format_func=lambda i: f"input #{i}",
                 )
-                st.plotly_chart(draw(snap, index=int(index or 0)), key=view.key)
+                live_chart(draw(snap, index=int(index or 0)), view.key)
             else:
-                st.plotly_chart(draw(snap), key=view.key)
+                live_chart(draw(snap), view.key)
 
 
 def draw_previous() -> None:

@@ -3,7 +3,8 @@
 Shared by tests/test_browser.py and the live benchmarks (benchmarks/live_latency.py,
 benchmarks/live_throughput.py). Selectors rely on what Streamlit puts in the DOM: the CSS class
 `st-key-<key>` on every keyed element, and `data-testid` attributes (`stProgress`, `stException`,
-`stSliderThumbValue`). The Train page's progress line reads "<status> · step 1,234 / 3,000 · …".
+`stSliderThumbValue`). The Train page's progress line reads "<status> · step 1,234 / 3,000 · …"
+(or "<status> · step 1,234 · until paused · …").
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ FILTERS_PLOT = ".st-key-filters_chart .js-plotly-plot"
 RHO_INPUT = '.st-key-rho input[type="range"]'
 RHO_VALUE = '.st-key-rho [data-testid="stSliderThumbValue"]'
 _TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-_PROGRESS_RE = re.compile(r"^\s*(\w+)\s*·\s*step\s*([\d,]+)\s*/\s*([\d,]+)")
+_PROGRESS_RE = re.compile(r"^\s*(\w+)\s*·\s*step\s*([\d,]+)\s*(?:/\s*([\d,]+)|·\s*until paused)")
 
 T = TypeVar("T")
 
@@ -57,8 +58,11 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def streamlit_app(deadline_s: float = 90.0, port: int | None = None) -> Iterator[str]:
+def streamlit_app(
+    deadline_s: float = 90.0, port: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Run `streamlit run app.py` offline on a free port; yield its URL once /_stcore/health answers.
+    `env`: extra environment variables for the server (e.g. SAE_IDLE_TIMEOUT_S).
 
     The server runs in its own process group and is terminated (then killed, if it lingers) on exit,
     whatever happened inside the `with`. Its output goes to a temporary log quoted in startup errors.
@@ -67,7 +71,7 @@ def streamlit_app(deadline_s: float = 90.0, port: int | None = None) -> Iterator
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     cmd += ["--server.port", str(port), "--browser.gatherUsageStats", "false"]
-    env = {**os.environ, "SAE_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "SAE_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
     log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -130,6 +134,7 @@ class Progress:
     """ready | training | paused | finished | stopped | diverged"""
     step: int
     total: int
+    """0 for a run until paused."""
 
 
 def parse_progress(text: str) -> Progress | None:
@@ -137,7 +142,7 @@ def parse_progress(text: str) -> Progress | None:
     if match is None:
         return None
     status, step, total = match.groups()
-    return Progress(status, int(step.replace(",", "")), int(total.replace(",", "")))
+    return Progress(status, int(step.replace(",", "")), int((total or "0").replace(",", "")))
 
 
 def progress(page) -> Progress | None:

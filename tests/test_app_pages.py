@@ -13,12 +13,14 @@ import torch
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
-from sae_core import data
+from sae_core import data, presets
 from sae_core.models import build
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 RUN_TIMEOUT = 60  # seconds per script run: the first run imports torch and loads data on 2 shared cores
 POLL_DEADLINE = 60
+DEFAULT_RHO = presets.get(presets.DEFAULT_PRESET).config.model.rho
+"""ρ of the preset a new session starts with (what a refused URL value leaves in place)."""
 TINY = {"dataset": "digits", "hidden": "4", "steps": "100000", "batch_size": "32"}
 
 
@@ -69,7 +71,7 @@ def test_train_page_loads_with_every_control_keyed(apps):
     _no_exceptions(at)
     for key in ("dataset", "variant", "penalty", "optimizer"):
         assert at.selectbox(key=key).value is not None
-    assert at.select_slider(key="rho").value == pytest.approx(0.05)
+    assert at.select_slider(key="rho").value == pytest.approx(DEFAULT_RHO)
     assert at.slider(key="beta").value == pytest.approx(3.0)
     for key in ("weight_decay", "hidden", "lr", "batch_size", "steps", "seed"):
         assert at.number_input(key=key).value is not None
@@ -87,12 +89,12 @@ def test_train_runs_and_live_settings_reach_the_trainer_without_a_restart(apps):
     assert job.running
     before = job.step_count
 
-    at.select_slider(key="rho").set_value(0.1).run()
+    at.select_slider(key="rho").set_value(0.2).run()
     at.slider(key="beta").set_value(5.0).run()
-    _poll(at, lambda: job.config.model.rho == 0.1 and job.config.model.beta == 5.0, "live ρ and β")
+    _poll(at, lambda: job.config.model.rho == 0.2 and job.config.model.beta == 5.0, "live ρ and β")
     assert at.session_state["job"] is job, "a live change must not rebuild the model"
     assert job.step_count >= before
-    assert at.query_params.get("rho") == ["0.1"] or at.query_params.get("rho") == "0.1"
+    assert at.query_params.get("rho") == ["0.2"] or at.query_params.get("rho") == "0.2"
     _no_exceptions(at)
 
 
@@ -110,6 +112,66 @@ def test_pause_holds_the_step_count(apps):
     at.button(key="step").click().run()
     assert job.step_count == held + 1
     _no_exceptions(at)
+
+
+def _progress_text(at: AppTest) -> str:
+    return at.get("progress")[0].proto.text
+
+
+def test_a_finished_run_trains_on_with_the_same_model(apps):
+    at = apps({**TINY, "steps": "30"})
+    job = at.session_state["job"]
+    at.button(key="train").click().run()
+    _poll(at, lambda: job.status == "done" and not job.running, "the run to reach its length")
+    at.run()  # the buttons as they are drawn once the run has ended
+    train = at.button(key="train")
+    assert (train.label, train.disabled, at.button(key="step").disabled) == ("Train on", False, False)
+    caption = " ".join(c.value for c in at.main.caption)
+    assert "Training length reached (30 steps)" in caption and "Nothing is rebuilt" in caption
+    assert "new model" not in caption
+
+    at.button(key="step").click().run()  # a step past the end
+    assert job.step_count == 31
+    at.button(key="train").click().run()  # Train on: the same length again, live
+    assert at.session_state["job"] is job and job.config.train.steps == 61
+    assert at.session_state["settings"]["steps"] == 61 and at.number_input(key="steps").value == 61
+    _poll(at, lambda: job.status == "done" and job.step_count == 61, "the longer run to reach its end")
+    assert at.query_params.get("steps") in (["61"], "61")  # the link opens the longer run
+    assert list(job.trainer.history_steps) == list(range(1, 62))  # one run, trained on
+    _no_exceptions(at)
+
+
+def test_run_until_paused_switches_a_running_job_without_a_rebuild(apps):
+    at = apps(TINY)
+    job = at.session_state["job"]
+    at.button(key="train").click().run()
+    _poll(at, lambda: job.step_count > 0, "the first training steps")
+    assert "/ 100,000" in _progress_text(at) and "ETA" in _progress_text(at)
+
+    at.checkbox(key="until_paused").check().run()
+    assert at.session_state["job"] is job and job.running
+    assert at.session_state["settings"]["steps"] == 0 and at.query_params.get("steps") in (["0"], "0")
+    _poll(at, lambda: "until paused" in _progress_text(at), "the page to show the new length")
+    text = _progress_text(at)
+    assert "until paused" in text and "ETA" not in text and " / " not in text
+    length = at.number_input(key="steps")
+    assert length.disabled and length.value == 100_000  # the kept length, for unticking
+    _poll(at, lambda: job.step_count > 100 and job.running, "training to go on")
+
+    at.checkbox(key="until_paused").uncheck().run()
+    assert at.session_state["settings"]["steps"] == 100_000 and at.session_state["job"] is job
+    _poll(at, lambda: job.latest().total_steps == 100_000, "the job to take its length back")
+    assert not at.number_input(key="steps").disabled and job.running
+    _no_exceptions(at)
+
+
+def test_a_link_with_steps_0_opens_a_run_until_paused(apps):
+    at = apps({**TINY, "steps": "0"})
+    _no_exceptions(at)
+    assert at.checkbox(key="until_paused").value
+    assert at.number_input(key="steps").disabled and at.number_input(key="steps").value >= 1
+    assert at.session_state["job"].config.train.steps == 0
+    assert "step 0 · until paused" in _progress_text(at)
 
 
 def test_reset_gives_a_fresh_model_and_keeps_the_old_one_as_previous(apps):
@@ -138,7 +200,7 @@ def test_bad_url_value_is_refused_with_a_message_next_to_the_control(apps):
     at = apps({**TINY, "rho": "2"})
     _no_exceptions(at)
     assert any("rho must be in (0, 1)" in e.value for e in at.error)
-    assert at.session_state["job"].config.model.rho == pytest.approx(0.05)
+    assert at.session_state["job"].config.model.rho == pytest.approx(DEFAULT_RHO)
 
 
 def test_bad_number_is_refused_and_the_job_is_kept(apps):
@@ -214,3 +276,64 @@ def test_first_visit_of_a_fresh_server_goes_through_app_py():
         assert at.selectbox(key="dataset").value == "digits"
     finally:
         stop_jobs(at)
+
+
+# ----- what a teacher expects to see: test error, the data, the bars found, a picked unit -------------------
+def _charts(at: AppTest) -> dict[str, list]:
+    """The plotly figures drawn, by chart key: a live chart has two slots, `key` and `key__back`
+    (pages/live_charts.py), the newest figure in one of them. Element ids end in '-<key>'."""
+    import plotly.io as pio
+
+    out: dict[str, list] = {}
+    for chart in at.get("plotly_chart"):
+        key = chart.proto.id.split("-", 2)[-1].removesuffix("__back")
+        out.setdefault(key, []).append(pio.from_json(chart.proto.spec))
+    return out
+
+
+def test_bars_page_shows_test_error_data_strip_and_bars_found(apps):
+    import base64
+
+    import numpy as np
+
+    from sae_core import metrics
+
+    at = apps({**TINY, "dataset": "bars", "hidden": "16"})
+    _no_exceptions(at)
+    snap = at.session_state["job"].latest()
+    shown = {m.label: m.value for m in at.metric}
+    labels = list(shown)
+    assert labels.index("Test error") == labels.index("Reconstruction error") + 1
+    assert shown["Test error"] == f"{snap.test_metrics['recon_error']:.4g}"
+    found = metrics.features_found(torch.from_numpy(snap.truth_match))
+    assert shown["Bars found"] == f"{found} / 16" and found <= 2  # an untrained model finds (almost) none
+    # Before the first step the Training data tab is open: the first 20 training images in one montage.
+    charts = _charts(at)
+    assert {"filters_chart", "rho_hat_chart", "data_chart"} <= set(charts) and "loss_chart" not in charts
+    first = at.session_state["job"].trainer.dataset.train[0].numpy().reshape(8, 8)
+    for fig in charts["data_chart"]:
+        z = fig.data[0].z  # plotly's JSON packs a 2-D array as base64 {"dtype", "bdata", "shape": "H, W"}
+        shape = [int(n) for n in str(z["shape"]).split(",")]
+        pixels = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+        np.testing.assert_allclose(pixels[1:9, 1:9], first, atol=1e-6)
+
+    at.button(key="step").click().run()  # the first step opens the loss curves, test points included
+    charts = _charts(at)
+    assert "loss_chart" in charts and "data_chart" not in charts
+    for fig in charts["loss_chart"]:
+        names = [t.name for t in fig.data]
+        assert "test reconstruction" in names and "test total" in names
+    _no_exceptions(at)
+
+
+def test_a_picked_unit_is_marked_on_its_tile_and_in_the_rho_hat_histogram(apps):
+    at = apps(TINY)
+    snap = at.session_state["job"].latest()
+    at.session_state["highlight_unit"] = 2  # what a click on tile 2 stores (train_views.on_filter_select)
+    at.run()
+    _no_exceptions(at)
+    charts = _charts(at)
+    label = f"unit 2: ρ̂ = {snap.rho_hat[2]:.3f}"
+    assert any(label in [a.text for a in fig.layout.annotations] for fig in charts["rho_hat_chart"])
+    assert any([s.type for s in fig.layout.shapes] == ["rect"] for fig in charts["filters_chart"])
+    assert all(fig.data[1].type == "scatter" for fig in charts["filters_chart"])  # the click targets

@@ -155,3 +155,24 @@ def test_a_link_to_train_opened_first_on_a_fresh_server_applies_its_settings(pag
         shown = open_train(page, url, "rho=0.1&steps=100000", timeout_s=DEADLINE_S)
         assert shown.total == 100_000
         assert rho_shown(page) == "0.1"
+
+
+def test_clicking_a_filter_tile_marks_its_unit_in_the_rho_hat_histogram(page, app_url):
+    """Hover a tile: its unit's numbers. Click it: its ρ̂ bar is coloured and named (Streamlit's on_select
+    reports the click on the invisible click targets; in Chromium their customdata arrives as an object)."""
+    open_train(page, app_url, "dataset=bars&hidden=16&steps=3000", timeout_s=DEADLINE_S)
+    plot = page.locator(".st-key-filters_chart .nsewdrag").first
+    plot.scroll_into_view_if_needed()
+    box = wait_until(lambda: plot.bounding_box(), DEADLINE_S, "the filter montage")
+    side = 4 * 9 + 1  # 16 units: a 4×4 grid of 8×8 tiles with 1-pixel gaps
+    x, y = (box["x"] + (1 + 9 + 4) / side * box["width"], box["y"] + (1 + 9 + 4) / side * box["height"])
+    page.mouse.move(x, y)  # the middle of tile 5 (row 1, column 1)
+    hover_js = "() => Array.from(document.querySelectorAll('.hoverlayer')).map(e => e.textContent).join(' ')"
+    hover = wait_until(lambda: t if "unit 5" in (t := page.evaluate(hover_js)) else None, 10, "the hover")
+    assert "ρ̂ = " in hover and "KL(ρ‖ρ̂ⱼ)" in hover and "of samples" in hover
+    page.mouse.click(x, y)
+    notes_js = "() => Array.from(document.querySelectorAll('.st-key-rho_hat_chart__stack .annotation'))"
+    notes_js += ".map(e => e.textContent).join(' | ')"
+    wait_until(lambda: "unit 5: ρ̂ =" in page.evaluate(notes_js) or None, DEADLINE_S, "the unit's bar label")
+    assert exception_texts(page) == []
+    screenshot(page, "train-unit-picked.png")
