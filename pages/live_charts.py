@@ -8,19 +8,22 @@ Not a page itself. Why it exists (Streamlit 1.67, read from its Python and front
   new one starts unmeasured (width -1 from `useResizeObserver`, drawn with `visibility: hidden`) until a
   post-paint effect measures it and Plotly draws it. Every refresh paints one or more empty frames, more
   of them the busier the machine. No public option keeps the element when the data change.
-* An element that is still "stale" half a second into a rerun fades (`opacity` with a `1s ease-in 0.5s`
-  transition on `[data-stale=true]`), so a view that takes that long to redraw pulses grey.
+* An element that is still "stale" half a second into a rerun fades to opacity 0.33 (a `1s ease-in 0.5s`
+  transition on `[data-stale=true]`; the tab bar too), so a view that takes that long to redraw pulses.
 
-So each live chart is double-buffered: two slots stacked in one grid cell. A redraw puts the new figure
-in the slot at the back, sends the other slot's figure again unchanged (same spec, same id: the browser
-keeps that plot as it is) and then flips which slot is in front through a marker element that `STYLE`
-reads. While the new plot mounts it is invisible and the previous picture behind it shows through; once
-drawn it covers it. `STYLE` also turns the stale fade off inside the live views (`LIVE_VIEWS`).
+So each live chart is double-buffered: two slots stacked in one grid cell. Redraw n puts the new figure
+in slot n % 2 and sends the other slot's figure again unchanged (same spec, same id: the browser keeps
+that plot as it is); a marker at the end of the live views (`views()`) then tells `STYLE` to bring slot
+n % 2 to the front. While the new plot mounts it is invisible and the previous picture behind it shows
+through; once drawn it covers it. One marker serves every chart, because Streamlit drops a session whose
+browser falls 500 messages behind (`WEBSOCKET_MAX_SEND_QUEUE_SIZE`): each chart costs three messages a
+redraw (its stack and two slots) instead of one. `STYLE` also turns the stale fade off in the views.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import streamlit as st
@@ -28,28 +31,41 @@ import streamlit as st
 LIVE_VIEWS = "live_views"
 """Key of the container around the views that refresh while training (pages/train.py)."""
 STACK, BACK, FRONT = "__stack", "__back", "__front"
-"""Key suffixes: the stack container, the second slot, the marker naming the slot in front (0 or 1)."""
+"""Key suffixes: a chart's stack container and its second slot; the marker naming the slot in front."""
 FRAME = "live_charts_frame"
-"""Session-state counter of live redraws (`new_frame`): tells a chart drawn in the last one from one
-that comes back (a tab opened again), whose back slot holds an old picture."""
+"""Session-state count of redraws of the live views: its parity is the slot in front, and it tells a
+chart drawn in the last redraw from one that comes back (a tab opened again) with an old back slot."""
 _STATE = "live_charts:"
 _SELECTION = "__selection"
+_MARKER = LIVE_VIEWS + FRONT
 
 STYLE = f"""
-[class*="st-key-"][class*="{STACK}"] {{ display: grid !important; grid-template-columns: minmax(0, 1fr); }}
-[class*="st-key-"][class*="{STACK}"] > * {{ grid-area: 1 / 1; }}
-[class*="st-key-"][class*="{STACK}"] > :has(> [class*="{FRONT}"]) {{ display: none !important; }}
-[class*="{STACK}"]:has(> * > [class*="{FRONT}0"]) > :not([class*="{BACK}"]),
-[class*="{STACK}"]:has(> * > [class*="{FRONT}1"]) > [class*="{BACK}"] {{ z-index: 1; }}
-.st-key-{LIVE_VIEWS} [data-stale="true"],
-.st-key-{LIVE_VIEWS} [role="tablist"] {{ opacity: 1 !important; transition: none !important; }}
+.stVerticalBlock[class*="{STACK}"] {{ display: grid !important; grid-template-columns: minmax(0, 1fr); }}
+.stVerticalBlock[class*="{STACK}"] > .stElementContainer {{ grid-area: 1 / 1; will-change: transform; }}
+.st-key-{LIVE_VIEWS} > [data-testid="stLayoutWrapper"]:has(> .st-key-{_MARKER}0),
+.st-key-{LIVE_VIEWS} > [data-testid="stLayoutWrapper"]:has(> .st-key-{_MARKER}1) {{
+    display: none !important;
+}}
+.st-key-{LIVE_VIEWS}:has(.st-key-{_MARKER}0) .stVerticalBlock[class*="{STACK}"]
+    > .stElementContainer:not([class*="{BACK}"]),
+.st-key-{LIVE_VIEWS}:has(.st-key-{_MARKER}1) .stVerticalBlock[class*="{STACK}"]
+    > .stElementContainer[class*="{BACK}"] {{ z-index: 1; }}
+.st-key-{LIVE_VIEWS} .stElementContainer[data-stale="true"],
+.st-key-{LIVE_VIEWS} div[role="tablist"] {{ opacity: 1 !important; transition: none !important; }}
 """
-"""CSS for the page to inject once: slots stacked, the marked one in front, no stale fade."""
+"""CSS for the page to inject once: slots stacked, the marked one in front, no stale fade. Each rule ends in
+a class or tag (not a bare `[class*=…]`), so the browser does not test it against every SVG node of a plot."""
 
 
-def new_frame() -> None:
-    """Call once at the start of each redraw of the live views."""
-    st.session_state[FRAME] = st.session_state.get(FRAME, 0) + 1
+@contextmanager
+def views() -> Iterator[None]:
+    """The container to draw one redraw of the live views in; `plotly_chart` works only inside it."""
+    frame = st.session_state[FRAME] = st.session_state.get(FRAME, 0) + 1
+    with st.container(key=LIVE_VIEWS):
+        yield
+        # Last, so that a chart's new slot is in the page before it is brought to the front. An empty
+        # container is left out of the page unless it has a fixed height.
+        st.container(key=f"{_MARKER}{frame % 2}", height=1, border=False)
 
 
 def plotly_chart(
@@ -61,20 +77,18 @@ def plotly_chart(
     has been set to the selection of the slot that was clicked.
     """
     frame = st.session_state.get(FRAME, 0)
+    front = frame % 2
     state = st.session_state.get(_STATE + key)
-    if state is None or state["frame"] < frame - 1:  # first drawn, or back after a gap: both show it
-        figures, front = [figure, figure], 0
+    if state is None or state["frame"] != frame - 1:  # first drawn, or back after a gap: both show it
+        figures = [figure, figure]
     else:
-        front = 1 - state["front"]
         figures = list(state["figures"])
         figures[front] = figure
-    st.session_state[_STATE + key] = {"figures": figures, "front": front, "frame": frame}
+    st.session_state[_STATE + key] = {"figures": figures, "frame": frame}
     with st.container(key=key + STACK, gap=None):
         for figure_in_slot, slot_key in zip(figures, (key, key + BACK), strict=True):
             select = _on_select(key, slot_key, on_select) if callable(on_select) else on_select
             st.plotly_chart(figure_in_slot, key=slot_key, on_select=select, **kwargs)
-        with st.container(key=f"{key}{FRONT}{front}"):  # the marker STYLE reads (not displayed)
-            st.html("<span></span>")  # an empty container is not put in the page at all
 
 
 def selection(key: str) -> Any:

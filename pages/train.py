@@ -28,8 +28,7 @@ def live_views_fragment(job: TrainingJob):
             return
         snap = job.latest()
         running = job.running
-        live_charts.new_frame()
-        with st.container(key=live_charts.LIVE_VIEWS):  # no stale fade in here (live_charts.STYLE)
+        with live_charts.views():  # charts redrawn without blank or faded frames
             train_views.draw_progress(snap, running)
             train_views.draw_metrics(snap)
             train_views.draw_views(snap)

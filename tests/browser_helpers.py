@@ -32,7 +32,11 @@ VIEWPORT = {"width": 1400, "height": 1000}
 
 PROGRESS = '[data-testid="stProgress"]'
 EXCEPTION = '[data-testid="stException"]'
-FILTERS_PLOT = ".st-key-filters_chart .js-plotly-plot"
+# A live chart is two stacked slots (pages/live_charts.py); the marker in the live views names the front one.
+FILTERS_PLOT = (
+    ".st-key-live_views:has(.st-key-live_views__front0) .st-key-filters_chart .js-plotly-plot, "
+    ".st-key-live_views:has(.st-key-live_views__front1) .st-key-filters_chart__back .js-plotly-plot"
+)
 RHO_INPUT = '.st-key-rho input[type="range"]'
 RHO_VALUE = '.st-key-rho [data-testid="stSliderThumbValue"]'
 _TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
