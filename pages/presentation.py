@@ -19,7 +19,7 @@ ON = "presentation_on"
 OBJECTIVE_BOX = "objective_box"
 """Key of the bordered container of the objective's formulas (pages/train_views.py)."""
 
-FILTERS_HEIGHT = 430
+FILTERS_HEIGHT = 380
 """Pixels of the filter montage in presentation mode: what is left of 720 under the buttons and numbers."""
 RIGHT_HEIGHT = FILTERS_HEIGHT + 48
 """The ρ̂ histogram beside it: as tall as the filters and their switch together."""
@@ -28,19 +28,24 @@ FONT = 16
 TITLE_FONT = 18
 
 PAGE_STYLE = f"""
+[data-testid="stMetric"] {{ container-type: inline-size; }}
 [data-testid="stMetricLabel"] div, [data-testid="stMetricLabel"] p {{
     white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+    overflow-wrap: normal !important; word-break: normal !important;
 }}
 [data-testid="stMetricLabel"] {{ height: auto !important; }}
+[data-testid="stMetricLabel"] p {{ font-size: clamp(0.75rem, 11cqi, 0.875rem) !important; }}
+[data-testid="stMetricValue"] {{ font-size: clamp(1.25rem, 18cqi, 2.25rem) !important; }}
 .st-key-{OBJECTIVE_BOX} {{ container-type: inline-size; }}
 .st-key-{OBJECTIVE_BOX} .katex-display > .katex {{ font-size: min(1.21em, 4.6cqi); }}
 """
-"""Labels wrap rather than clip; a formula's font follows its box's width (4.6 % of it: the KL
-formula, the widest, is about 19 em wide)."""
+"""Metric labels wrap rather than end in "…", and a metric's text and a formula's font follow the width
+of their box (a formula's 4.6 % of it: the KL formula, the widest, is about 19 em wide; a metric value
+"59.5 / 196" is about 5.5 em), so seven metrics and the formulas fit at 1280 px."""
 
 PRESENTATION_STYLE = f"""
 [data-testid="stMainBlockContainer"] {{
-    padding-top: 3.5rem !important; padding-left: 1.5rem !important; padding-right: 1.5rem !important;
+    padding-top: 3rem !important; padding-left: 1.5rem !important; padding-right: 1.5rem !important;
 }}
 [data-testid="stSidebarUserContent"] .st-key-{KEY} {{ order: -3; }}
 [data-testid="stSidebarUserContent"] [data-testid="stElementContainer"]:has(+ .st-key-rho),
