@@ -1,6 +1,6 @@
 """Training throughput while a browser watches the run, against the same run with nobody watching.
 
-One config, the quick digits preset (digits 64 -> 25, batch 128, Adam, ρ 0.05, β 3), run four ways:
+One config, the default preset (bars 64 -> 16, batch 1000, Adam lr 0.1, ρ 0.1, β 3), run four ways:
   trainer   Trainer.step() in a loop, losses synced every 50 steps: training and nothing else
   cli       Trainer.run() as `sae train` uses it: a snapshot (probe forward pass) every 50 steps
   job       TrainingJob in this process: the app's background thread, snapshots every 0.25 s, no UI
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     costs = piece_costs(Trainer(cfg, dataset))
     result = {
         "benchmark": "live_throughput",
-        "preset": "quick-digits (digits 64 -> 25, batch 128, Adam)",
+        "preset": DEFAULT_PRESET,
         "window_s": args.seconds,
         "rounds": args.rounds,
         "samples_per_s_median": med,
