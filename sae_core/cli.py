@@ -3,12 +3,14 @@
 `sae train` has one flag per config field (kebab-case, generated from sae_core.config, so a new
 field gets a flag with no change here). Errors the user can fix print one line,
 `sae: error: ...`, and exit with status 2; a diverged run still saves its restored weights and
-exits with status 3. Set SAE_DEBUG=1 to get the traceback instead of the one line.
+exits with status 3. Set SAE_DEBUG=1 to get the traceback instead of the one line. A run is checked
+against the per-run memory budget (sae_core.budget) before its data or model is built.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import typing
@@ -18,8 +20,8 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from . import budget, data, export, gradcheck, metrics
 from . import config as config_module
-from . import data, export, gradcheck, metrics
 from .config import FIELD_DOCS, FIELD_SECTION, RunConfig, field_type
 from .models import REGISTRY, VARIANTS
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nsae: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, OSError, data.DataUnavailableError) as e:
+    except (UsageError, ValueError, OverflowError, OSError, data.DataUnavailableError) as e:
         # UploadError is a ValueError; config validation raises ValueError naming the field.
         if os.environ.get("SAE_DEBUG") == "1":  # developers: see where it came from
             raise
@@ -65,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train an autoencoder and save model, metrics and figures")
     _add_config_flags(train)
     train.add_argument("--out", metavar="DIR", help="folder for model, config, metrics and PNG figures")
+    train.add_argument("--force", action="store_true", help="overwrite a run already saved in --out")
+    train.add_argument(
+        "--memory-mb",
+        type=float,
+        metavar="MB",
+        help=f"per-run memory budget (default: ${budget.ENV_VAR} or {budget.DEFAULT_RUN_MEMORY_MB})",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     train.set_defaults(run=cmd_train)
 
@@ -84,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tol", type=float, default=gradcheck.TOLERANCE, help="largest relative error allowed"
     )
     check.add_argument("--seed", type=int, default=0, help="seed of the tiny model and inputs")
+    check.add_argument(
+        "--variant",
+        choices=("all", *VARIANTS),
+        default="all",
+        help="the variant to check, with every penalty it takes (default: all of them)",
+    )
     check.set_defaults(run=cmd_gradcheck)
 
     listing = commands.add_parser("datasets", help="list datasets and whether they are available here")
@@ -150,7 +165,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(
             "--steps 0 means 'until paused', which only the app can do; give --steps N or --epochs E"
         )
-    dataset = data.load(cfg.data)
+    if args.out:
+        check_out_dir(args.out, args.force)
+    if cfg.data.dataset == "upload":  # its size is the file's: read it (within the upload limits) first
+        dataset = data.load(cfg.data)
+        budget.check(cfg, args.memory_mb, samples=len(dataset.train), image_shape=dataset.image_shape)
+    else:
+        budget.check(cfg, args.memory_mb)
+        dataset = data.load(cfg.data)
     trainer = Trainer(cfg, dataset)
     progress = Progress(enabled=not args.quiet)
     last = None
@@ -167,6 +189,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_out_dir(out: str | Path, force: bool) -> None:
+    """Refuse, before training, to write into a file or over a run saved earlier (unless --force)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    saved = [f for f in (export.MODEL_FILE, export.CONFIG_FILE) if (path / f).exists()]
+    if saved and not force:
+        raise UsageError(f"--out {out} already holds a run ({', '.join(saved)}); add --force to overwrite it")
+
+
 def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, Any]:
     """metrics.evaluate on the whole training set plus run facts and the last step's loss terms."""
     out: dict[str, Any] = metrics.evaluate(trainer.model, trainer.x)
@@ -177,6 +209,7 @@ def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, A
         steps=snap.step,
         seconds=snap.seconds,
         samples_per_second=snap.samples_per_second,
+        evaluations=snap.evaluations,
         device=str(trainer.device),
         status=snap.status,
     )
@@ -243,53 +276,87 @@ def _format_metrics(summary: dict[str, Any]) -> str:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    output = encode_output(args.output)
     model, _, image_shape = export.load(args.model)
     x = read_inputs(args.input, image_shape)
     with torch.no_grad():
-        codes = torch.cat([model.encode(chunk) for chunk in x.split(4096)]) if len(x) else x[:, :0]
-    np.save(args.output, codes.numpy().astype(np.float32))
-    print(f"wrote {args.output}: {len(codes)} codes of {codes.shape[1]} units")
+        codes = torch.cat([model.encode(chunk) for chunk in x.split(4096)])
+    np.save(output, codes.numpy().astype(np.float32))
+    print(f"wrote {output}: {len(codes)} codes of {codes.shape[1]} units")
     return 0
 
 
+def encode_output(output: str | Path) -> Path:
+    """The file `np.save` will write for --output: a folder is refused, a missing .npy is added (and said)."""
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"--output {output} is a folder; give a file name such as {path / 'codes.npy'}")
+    if path.suffix != ".npy":  # np.save would add it silently
+        path = path.with_name(path.name + ".npy")
+    if not path.parent.is_dir():
+        raise UsageError(f"--output {output}: folder {path.parent} does not exist")
+    return path
+
+
 def read_inputs(path: str | Path, image_shape: tuple[int, int]) -> torch.Tensor:
-    """[N, D] float32 from an .npy of [N, D] or [N, H, W] (uint8 scaled by 1/255); D must be H·W."""
+    """[N, D] float32 from an .npy of [N, D] or [N, H, W] (uint8 scaled by 1/255); D must be H·W.
+
+    The file is memory-mapped, so a header that claims more than the file holds fails without allocating.
+    """
     if not Path(path).is_file():
         raise FileNotFoundError(f"input file {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(6)
+        if head.startswith(b"PK"):
+            raise ValueError(f"{path} is a .npz archive; encode reads one .npy array (save it with np.save)")
+        if head != b"\x93NUMPY":
+            raise ValueError(f"{path} is not a .npy file (no .npy header)")
+        f.seek(0)
+        try:
+            fmt = np.lib.format
+            version = fmt.read_magic(f)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, _ = read_header(f)
+        except (ValueError, OSError, EOFError, SyntaxError) as e:
+            raise ValueError(f"{path} is not a readable .npy array ({_one_line(e)})") from None
+    if len(shape) in (2, 3) and math.prod(shape) == 0:
+        raise ValueError(f"{path} holds no samples (shape {list(shape)}); nothing to encode")
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{path} is not a readable .npy array ({_one_line(e)})") from None
     d = image_shape[0] * image_shape[1]
     if array.ndim == 3 and tuple(array.shape[1:]) != tuple(image_shape):
         raise ValueError(
             f"{path} holds {array.shape[1]}×{array.shape[2]} images; the model expects {image_shape}"
         )
-    if array.ndim not in (2, 3) or array.reshape(len(array), -1).shape[1] != d:
+    if array.ndim not in (2, 3) or math.prod(array.shape[1:]) != d:
         raise ValueError(
             f"{path} has shape {list(array.shape)}; the model expects [N, {d}] or [N, *{image_shape}]"
         )
-    if array.dtype == np.uint8:
-        array = array / 255.0
-    elif not np.issubdtype(array.dtype, np.floating):
+    if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{path} has dtype {array.dtype}; use floats in [0, 1] or uint8")
-    if not np.isfinite(array).all():
+    x = np.array(array, dtype=np.float32).reshape(len(array), d)  # one float32 copy, read from the map
+    if array.dtype == np.uint8:
+        x /= np.float32(255.0)
+    elif not (np.isfinite(x.min()) and np.isfinite(x.max())):
         raise ValueError(f"{path} contains NaN or infinite values")
-    return torch.from_numpy(np.ascontiguousarray(array.reshape(len(array), d), dtype=np.float32))
+    return torch.from_numpy(x)
 
 
 # ----- gradcheck and datasets -------------------------------------------------------------------------------
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    results = gradcheck.check_all(seed=args.seed, eps=args.eps)
+    variants = None if args.variant == "all" else [args.variant]
+    results = gradcheck.check_all(seed=args.seed, eps=args.eps, variants=variants)
     print("relative error ‖g_analytic − g_numeric‖ / ‖g_analytic + g_numeric‖, float64, eps", f"{args.eps:g}")
-    print(f"{'penalty':<8} {'parameter':<16} {'rel. error':>10}")
+    print(f"{'variant':<12} {'penalty':<8} {'parameter':<24} {'rel. error':>10}")
     worst = 0.0
-    for penalty, errors in results.items():
+    for (variant, penalty), errors in results.items():
         for name, err in errors.items():
             flag = "" if err <= args.tol else "  FAIL"
-            print(f"{penalty:<8} {name:<16} {err:>10.2e}{flag}")
+            print(f"{variant:<12} {penalty:<8} {name:<24} {err:>10.2e}{flag}")
             worst = max(worst, err)
     verdict = "ok" if worst <= args.tol else "FAILED"
     print(f"largest {worst:.2e}, tolerance {args.tol:g}: {verdict}")

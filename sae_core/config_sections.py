@@ -37,6 +37,49 @@ def _check_choice(obj: Any) -> None:
             _fail(name, "one of " + ", ".join(allowed), getattr(obj, name))
 
 
+MAX_SEED = 2**63 - 1
+"""Largest seed (torch generators take 64-bit seeds)."""
+SIZE_LIMITS: dict[str, int | float] = {
+    "n_patches": 1_000_000,
+    "n_bars": 1_000_000,
+    "max_samples": 10_000_000,
+    "hidden": 16_384,
+    "k": 16_384,
+    "k_start": 16_384,
+    "layers": 16_384,
+    "kernels": 1_024,
+    "latent": 1_024,
+    "batch_size": 1_000_000,
+    "steps": 100_000_000,
+    "epochs": 100_000,
+    "snapshot_every": 1_000_000,
+}
+"""The one table of upper bounds on every size-like field (a sample count, a layer width, a number of
+steps): a link or a flag can never ask for more. Within them, `sae_core.budget` refuses a run whose
+estimated memory does not fit the per-run budget. For `layers` the bound is per layer."""
+MAX_LAYERS = 8
+"""Deep variant: most encoder layers before the code layer."""
+
+
+def _check_limits(obj: Any) -> None:
+    """Every size-like field of obj (SIZE_LIMITS) is at most its bound; seeds are in [0, MAX_SEED]."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name.endswith("seed") and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED
+        ):
+            _fail(f.name, "an integer in [0, 2**63 - 1]", value)
+        limit = SIZE_LIMITS.get(f.name)
+        if limit is None or value is None:
+            continue
+        if isinstance(value, tuple):
+            if len(value) > MAX_LAYERS or any(v > limit for v in value):
+                shown = value if len(value) <= MAX_LAYERS else f"{len(value)} layers"
+                _fail(f.name, f"at most {MAX_LAYERS} sizes of at most {limit}", shown)
+        elif not value <= limit:  # also catches NaN
+            _fail(f.name, f"<= {limit} (the size limit)", value)
+
+
 _LITERALS = {
     "Penalty": get_args(Penalty),
     "Activation": get_args(Activation),
@@ -56,11 +99,15 @@ class DataConfig:
     data_dir: str | None = None
     """Folder with torchvision-layout datasets (default: $SAE_DATA_DIR or ~/.cache/sae-playground)."""
     upload: str | None = None
-    """Path of an uploaded .npy/.npz/.zip file, used when dataset is 'upload'."""
+    """Your .npy/.npz/.zip file, used when dataset is 'upload' (CLI: its path; app: the upload's id)."""
     patch_size: int = 8
     """Side of the square natural-image patches, in pixels."""
     n_patches: int = 10000
     """How many natural-image patches to sample."""
+    whiten: bool = False
+    """Natural patches: ZCA-whiten them before scaling to [0.1, 0.9] (UFLDL's photos were whitened)."""
+    zca_epsilon: float = 0.01
+    """Natural patches: ZCA regulariser ε, as a fraction of the mean eigenvalue λ̄: W = U(Λ + ε·λ̄)^-½Uᵀ."""
     bar_prob: float = 0.125
     """Probability that each of the 16 bars is present in a bars image."""
     n_bars: int = 4000
@@ -71,12 +118,20 @@ class DataConfig:
     """Seed for generated data and patch sampling."""
 
     def __post_init__(self) -> None:
+        _check_limits(self)
         if not self.dataset:
             _fail("dataset", "a dataset name", self.dataset)
+        from .data import DATASETS  # data imports this module
+
+        if self.dataset not in DATASETS:
+            names = ", ".join(DATASETS)
+            raise ValueError(f"unknown dataset {self.dataset!r}; dataset must be one of {names}")
         if not 2 <= self.patch_size <= 64:
             _fail("patch_size", "in [2, 64]", self.patch_size)
         if self.n_patches < 1:
             _fail("n_patches", ">= 1", self.n_patches)
+        if not 0.0 < self.zca_epsilon < math.inf:
+            _fail("zca_epsilon", "> 0 and finite", self.zca_epsilon)
         if not 0.0 < self.bar_prob < 1.0:
             _fail("bar_prob", "in (0, 1)", self.bar_prob)
         if self.n_bars < 1:
@@ -123,9 +178,22 @@ class ModelConfig:
     """Contractive variant: weight λ_c of ‖∂h/∂x‖²_F."""
     tied: bool = False
     """k-sparse variant: decoder uses the transposed encoder weights."""
+    k_start: int = 0
+    """k-sparse variant: k at the first step, falling linearly to k over k_anneal of the run (0: none)."""
+    k_anneal: float = 0.5
+    """k-sparse variant: share of the run over which k falls from k_start to k (the paper: the first half)."""
+    alpha: float = 1.0
+    """k-sparse variant: outside training, encode with the α·k largest units (Makhzani & Frey's αk, α ≥ 1)."""
 
     def __post_init__(self) -> None:
         _check_choice(self)
+        _check_limits(self)
+        if self.k_start < 0:
+            _fail("k_start", ">= 0 (0: no schedule)", self.k_start)
+        if not 0.0 < self.k_anneal <= 1.0:
+            _fail("k_anneal", "in (0, 1]", self.k_anneal)
+        if not 1.0 <= self.alpha < math.inf:
+            _fail("alpha", ">= 1 and finite", self.alpha)
         spec = self.spec  # raises ValueError for an unknown variant
         if self.hidden < 1:
             _fail("hidden", ">= 1", self.hidden)
@@ -205,6 +273,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_choice(self)
+        _check_limits(self)
         if not self.lr > 0.0 or math.isinf(self.lr):
             _fail("lr", "> 0 and finite", self.lr)
         if not 0.0 <= self.momentum < 1.0:
@@ -214,6 +283,6 @@ class TrainConfig:
         if self.steps < 0:
             _fail("steps", ">= 0 (0 = until paused)", self.steps)
         if self.epochs is not None and not self.epochs > 0:
-            _fail("epochs", "> 0 or None", self.epochs)
+            _fail("epochs", f"> 0 and <= {SIZE_LIMITS['epochs']}, or None", self.epochs)
         if self.snapshot_every < 1:
             _fail("snapshot_every", ">= 1", self.snapshot_every)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import images
+from . import budget, images
 from .config import RunConfig
 from .models import build
 
@@ -36,6 +36,8 @@ LOSS_CSV = "loss_history.csv"
 TEST_LOSS_CSV = "test_loss_history.csv"
 SHAPE_KEY = "shape"
 """Top-level key of config.json that is not part of RunConfig: {"n_inputs": D, "image_shape": [H, W]}."""
+MAX_INPUTS = 256 * 256
+"""Largest input (pixels) a saved model may have: uploads.MAX_FEATURES, the largest the app trains on."""
 
 
 def save(
@@ -69,16 +71,27 @@ def save(
 def load(model_dir: str | Path) -> tuple[nn.Module, RunConfig, tuple[int, int]]:
     """Rebuild the model saved in model_dir on the CPU: (model in eval mode, config, image_shape).
 
-    Raises FileNotFoundError when a file is missing and ValueError when a file is unreadable or the
-    weights do not fit the architecture that config.json describes.
+    Raises FileNotFoundError when a file is missing and ValueError when a file is unreadable, the
+    weights do not fit the architecture that config.json describes or are not finite, or that model is
+    over the per-run memory budget (checked on the meta device, before anything is allocated).
     """
     folder = Path(model_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist")
     config, image_shape = load_config(folder)
+    need = budget.model_bytes(config.model, image_shape)
+    limit = budget.budget_mb() * budget.MB
+    if need > limit:
+        raise ValueError(
+            f"{folder / CONFIG_FILE}: its model's weights take {need / budget.MB:.0f} MB, more "
+            f"than the memory budget of {limit / budget.MB:g} MB (set by {budget.ENV_VAR})"
+        )
+    weights = folder / MODEL_FILE
+    if weights.is_file() and weights.stat().st_size > 2 * need + 2**20:
+        raise ValueError(f"{weights} is far larger than the model config.json describes ({need} bytes)")
     model = build(config.model, image_shape[0] * image_shape[1], image_shape)
-    tensors = _read_safetensors(folder / MODEL_FILE)
-    _check_tensors(model, tensors, folder / MODEL_FILE)
+    tensors = _read_safetensors(weights)
+    _check_tensors(model, tensors, weights)
     model.load_state_dict(tensors)
     return model.eval(), config, image_shape
 
@@ -118,6 +131,8 @@ def _image_shape_from(shape: Any, path: Path) -> tuple[int, int]:
         ) from None
     if h < 1 or w < 1:
         raise ValueError(f"{path}: image_shape must be positive, got {[h, w]}")
+    if h * w > MAX_INPUTS:
+        raise ValueError(f"{path}: image_shape {[h, w]} has {h * w} pixels; at most {MAX_INPUTS} allowed")
     if "n_inputs" in shape and int(shape["n_inputs"]) != h * w:
         raise ValueError(f"{path}: n_inputs {shape['n_inputs']} does not equal H·W = {h * w}")
     return h, w
@@ -150,6 +165,8 @@ def _check_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], path: Pat
             raise ValueError(
                 f"{path}: {name} has shape {list(tensors[name].shape)}; the config needs {list(shape)}"
             )
+        if tensors[name].is_floating_point() and not bool(torch.isfinite(tensors[name]).all()):
+            raise ValueError(f"{path}: {name} holds NaN or infinite values; this model cannot be used")
 
 
 def _n_inputs(model: nn.Module) -> int:

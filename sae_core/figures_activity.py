@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from .metrics import FOUND_THRESHOLD
+from .metrics import FOUND_THRESHOLD, active_rule
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -183,7 +183,7 @@ def density_histogram(snap: Snapshot, bins: int = 30, highlight: int | None = No
         "range": [dead_x - 1.5 * width, width],
     }
     title = f"Feature density ({dead} of {density.size} units dead)"
-    x_title = f"fraction of samples with hⱼ > {snap.active_threshold:g} (log scale)"
+    x_title = f"fraction of samples with {active_rule(snap.active_threshold)} (log scale)"
     notes = []
     unit = valid_unit(highlight, density.size)
     if unit is not None and density[unit] > 0:
@@ -287,17 +287,24 @@ def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
             "–" if not np.isfinite(mean_rho) else f"{mean_rho:.3f}",
             "Mean activation of the hidden units over the probe set; the KL penalty pulls it to ρ",
         ),
-        (
-            "L0",
-            f"{fmt('l0', '.1f')} / {hidden}",
-            f"Units active (h > {threshold:g}) per sample, averaged over the probe set",
-        ),
+        ("L0", f"{fmt('l0', '.1f')} / {hidden}", l0_help(threshold, model.rho, model.effective_penalty)),
         (
             "Dead units",
             UNTRAINED if untrained else f"{dead} / {hidden}",
             "Units never active on any probe sample" + (UNTRAINED_HELP if untrained else ""),
         ),
     ]
+
+
+def l0_help(threshold: float, rho: float, penalty: str) -> str:
+    """What L0 counts: the activity rule, and for sigmoid units that 0.1 is a fixed level, not ρ."""
+    text = f"Units active ({active_rule(threshold, 'h')}) per sample, averaged over the probe set"
+    if threshold == 0:
+        return text + ": a unit that is off is exactly 0, so this counts non-zeros, negative ones too"
+    text += f". Sigmoid units are never exactly 0: {threshold:g} is a fixed level, it does not follow ρ"
+    if penalty == "kl" and rho >= threshold:
+        text += f". With ρ = {rho:g} a unit at its target mean sits near {threshold:g}: read L0 loosely"
+    return text
 
 
 def held_out_metric(snap: Snapshot) -> tuple[str, str, str]:

@@ -22,7 +22,7 @@ def _weight_decay(model: ModelConfig) -> str:
 
 
 def _sparsity(model: ModelConfig) -> str | None:
-    beta = tex_number(model.beta)
+    beta = tex_number(model.beta) + model.spec.penalty_factor_tex
     units, j = model.spec.penalty_units(model)
     if model.effective_penalty == "kl":
         rho = tex_number(model.rho)

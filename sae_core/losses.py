@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # the models import this module for their reconstruction term
     from .models.base import AEOutput, Autoencoder
 
 EPS = 1e-6
-"""ρ̂ is clamped to [EPS, 1 − EPS] so KL(ρ‖ρ̂) stays finite when a unit is fully off or saturated."""
+"""ρ̂ is clamped to [EPS, 1 − EPS] so KL(ρ‖ρ̂) stays finite when a unit is fully off or saturated. The clamp
+is straight-through (see `kl_divergence`): it bounds the value, not the restoring force."""
 
 
 def add_all(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -32,9 +33,20 @@ def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (recon - x).pow(2).sum(dim=1).mean()
 
 
+def clamp_straight_through(t: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """t clamped to [low, high] in value, with the gradient of the identity: d/dt = 1 everywhere."""
+    return t + (t.clamp(low, high) - t).detach()
+
+
 def kl_divergence(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
-    """KL between Bernoulli(ρ) and Bernoulli(ρ̂), elementwise. rho_hat: [hidden] -> [hidden]."""
-    rho_hat = rho_hat.clamp(EPS, 1.0 - EPS)
+    """KL between Bernoulli(ρ) and Bernoulli(ρ̂), elementwise. rho_hat: [hidden] -> [hidden].
+
+    ρ̂ is clamped to [EPS, 1 − EPS] straight-through: a plain clamp has zero gradient outside the band,
+    so a dead unit (ρ̂ < EPS) would feel no pull back towards ρ. Here it gets the derivative at the
+    band's edge, −ρ/EPS + (1 − ρ)/(1 − EPS), which pushes ρ̂ up (and the mirror image pushes a
+    saturated unit down).
+    """
+    rho_hat = clamp_straight_through(rho_hat, EPS, 1.0 - EPS)
     return rho * torch.log(rho / rho_hat) + (1.0 - rho) * torch.log((1.0 - rho) / (1.0 - rho_hat))
 
 
@@ -69,13 +81,15 @@ def loss_terms(
 
     x: [batch, n_inputs] the clean input; out: the model's forward on it. The model supplies its
     reconstruction term (the VAE's likelihood), the codes the sparsity penalty sees (conv: one row per
-    position; None: no penalty) and terms of its own (the VAE's prior KL, the contractive penalty).
+    position; None: no penalty) and their weight (conv: the number of positions), and terms of its own
+    (the VAE's prior KL, the contractive penalty).
     """
     terms = {"reconstruction": model.reconstruction_term(out.recon, x)}
     codes = model.sparsity_codes(out)
     sparsity = None if codes is None else sparsity_term(codes, cfg)
     if sparsity is not None:
-        terms["sparsity"] = sparsity
+        scale = model.sparsity_scale
+        terms["sparsity"] = sparsity if scale == 1.0 else scale * sparsity
     terms.update(model.extra_terms(x, out, cfg))
     # Always present (a constant 0 when λ = 0) so the set of terms, and so the loss history's columns,
     # stays the same when λ is moved to or from 0 during a run.

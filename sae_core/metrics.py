@@ -1,7 +1,10 @@
 """Diagnostics of a trained autoencoder on a dataset: error, variance explained, sparsity.
 
-Activity threshold: a unit counts as *active* on a sample when its code exceeds the model's
-`active_threshold` (see `models.base.ACTIVE_THRESHOLD`). L0, dead units and activation density all use it.
+Activity: a unit counts as *active* on a sample when |code| exceeds the model's `active_threshold`
+(`models.base.ACTIVE_THRESHOLD`, one per code activation): non-zero for ReLU and linear / top-k codes
+(top-k keeps negative values too), above 0.1 for sigmoid units, which are never exactly 0. The model
+decides (`Autoencoder.active`): the VAE counts latent dimensions in use instead. L0, dead units and
+activation density all use it.
 """
 
 from __future__ import annotations
@@ -35,8 +38,22 @@ def forward_all(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> tuple[t
     return torch.cat(recons), torch.cat(codes)
 
 
-def summary(x: torch.Tensor, recon: torch.Tensor, codes: torch.Tensor, threshold: float) -> dict[str, float]:
-    """Scalar metrics from inputs x [N, D], reconstructions [N, D] and codes [N, H].
+def is_active(codes: torch.Tensor, threshold: float) -> torch.Tensor:
+    """[N, H] bool: |code| > threshold. With threshold 0 that is "non-zero", whatever the sign."""
+    return codes.abs() > threshold
+
+
+def active_rule(threshold: float, symbol: str = "hⱼ") -> str:
+    """The rule `is_active` applies, for labels: "hⱼ ≠ 0" for threshold 0, else "hⱼ > 0.1" (only sigmoid
+    codes, which are positive, have a threshold above 0, so |hⱼ| = hⱼ there)."""
+    return f"{symbol} ≠ 0" if threshold == 0 else f"{symbol} > {threshold:g}"
+
+
+def summary(
+    x: torch.Tensor, recon: torch.Tensor, codes: torch.Tensor, active: torch.Tensor
+) -> dict[str, float]:
+    """Scalar metrics from inputs x [N, D], reconstructions [N, D], codes [N, H] and which of them are
+    active, [N, H] bool (the model's `active(codes)`).
 
     recon_error: ½·mean Σᵢ(x̂ᵢ−xᵢ)² (the objective's term); mse: mean per pixel;
     fve: 1 − Σ(x−x̂)² / Σ(x−x̄)², x̄ the per-pixel mean (fraction of variance explained);
@@ -44,7 +61,6 @@ def summary(x: torch.Tensor, recon: torch.Tensor, codes: torch.Tensor, threshold
     """
     err = (recon - x).pow(2)
     total_var = (x - x.mean(dim=0)).pow(2).sum()
-    active = codes > threshold
     return {
         "recon_error": float(0.5 * err.sum(dim=1).mean()),
         "mse": float(err.mean()),
@@ -55,12 +71,12 @@ def summary(x: torch.Tensor, recon: torch.Tensor, codes: torch.Tensor, threshold
     }
 
 
-def unit_stats(codes: torch.Tensor, threshold: float) -> dict[str, torch.Tensor]:
-    """Per-unit statistics from codes [N, H]: rho_hat (mean activation) and density.
+def unit_stats(codes: torch.Tensor, active: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-unit statistics from codes [N, H] and active [N, H] bool: rho_hat (mean activation) and density.
 
     density (lifetime sparsity): fraction of samples on which the unit is active, [H].
     """
-    return {"rho_hat": codes.mean(dim=0), "density": (codes > threshold).float().mean(dim=0)}
+    return {"rho_hat": codes.mean(dim=0), "density": active.float().mean(dim=0)}
 
 
 def top_activating(codes: torch.Tensor, n: int = 9) -> torch.Tensor:
@@ -71,7 +87,7 @@ def top_activating(codes: torch.Tensor, n: int = 9) -> torch.Tensor:
 def evaluate(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     """All scalar metrics of `model` on the whole of x [N, D]."""
     recon, codes = forward_all(model, x)
-    return summary(x, recon, codes, model.active_threshold)
+    return summary(x, recon, codes, model.active(codes))
 
 
 @torch.no_grad()

@@ -24,6 +24,8 @@ class Snapshot:
     seconds: float
     """Training time so far, pauses excluded."""
     samples_per_second: float
+    """Samples passed through the objective per second of training: batch size × evaluations, so an
+    L-BFGS step counts every evaluation of its line search."""
     losses: dict[str, float]
     """Latest step's loss terms, including "total"."""
     history_steps: np.ndarray
@@ -79,6 +81,8 @@ class Snapshot:
     truth_match: np.ndarray | None = None
     """[true features] each known generating feature's best correlation with a unit's feature
     (metrics.feature_match); None when the dataset has no ground truth (only bars has one)."""
+    evaluations: int = 0
+    """Objective evaluations so far: one per step for Adam and SGD, one or more for L-BFGS."""
     data_examples: np.ndarray | None = None
     """[n, n_inputs] the first training inputs, for the data strip (read-only, shared by all snapshots)."""
 

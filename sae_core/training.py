@@ -16,6 +16,8 @@ from torch import nn
 from . import metrics
 from .config import LIVE_FIELDS, RunConfig
 from .data import Dataset
+from .history import LossHistory
+from .lbfgs import LBFGSStepper
 from .losses import EPS, kl_divergence, loss_terms
 from .models import AEOutput, build
 from .snapshot import Snapshot
@@ -62,7 +64,8 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=t.lr, fused=device.type in ("cpu", "cuda"))
     if t.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum)
-    # One trainer step = one L-BFGS iteration; its curvature history persists across step() calls.
+    # One trainer step = one L-BFGS iteration; its curvature history persists across step() calls, and
+    # `lbfgs.LBFGSStepper` spares the evaluation each call would otherwise repeat.
     return torch.optim.LBFGS(
         model.parameters(), lr=t.lr, max_iter=1, max_eval=25, history_size=20, line_search_fn="strong_wolfe"
     )
@@ -77,7 +80,7 @@ class Trainer:
         self.device = torch.device(device) if device is not None else resolve_device(config.train.device)
         torch.manual_seed(config.train.seed)
         self.model = build(config.model, dataset.n_inputs, dataset.image_shape).to(self.device)
-        self.optimizer = make_optimizer(self.model, config)
+        self._set_optimizer(make_optimizer(self.model, config))
         self.x = dataset.train.to(self.device)
         self.n = self.x.shape[0]
         self.generator = torch.Generator().manual_seed(config.train.seed)
@@ -85,10 +88,14 @@ class Trainer:
         self._cursor = 0
         self.step_count = 0
         self.seconds = 0.0
+        self.evaluations = 0
+        """Objective evaluations so far (one per step, more for L-BFGS: its line search evaluates too)."""
+        self.samples = 0
+        """Samples passed through the objective so far (batch size × evaluations)."""
         self._pending: list[torch.Tensor] = []  # per-step loss vectors not yet synced to the CPU
         self._terms: list[str] = []
-        self.history_steps: list[int] = []
-        self.history: dict[str, list[float]] = {}
+        self.losses_log = LossHistory()
+        """Every term's loss by step, bounded (history.HISTORY_CAP points, evenly spread)."""
         self._pending_config: RunConfig | None = None
         self._last_good = self._state_copy()
         self._previous_good = self._last_good  # the copy before: see _diverge
@@ -102,13 +109,23 @@ class Trainer:
         # Held-out probe: the test split's first samples (it is already in random order).
         test, n_test = dataset.test, min(PROBE_SIZE, max(SHOW_SIZE, TEST_PROBE_PIXELS // dataset.n_inputs))
         self.test_probe = None if test is None or len(test) == 0 else test[:n_test].to(self.device)
-        self.test_steps: list[int] = []
-        self.test_history: dict[str, list[float]] = {}
+        self.test_log = LossHistory()
+        """The held-out terms at the steps that had a snapshot, bounded like losses_log."""
         self.examples = _numpy(dataset.train[:EXAMPLES_SIZE])
         self.examples.setflags(write=False)  # one array shared by every snapshot
         self.truth = None if dataset.ground_truth is None else dataset.ground_truth.to(self.device)
 
     # ----- sizes -----------------------------------------------------------------------------------------
+    @property
+    def history_steps(self) -> np.ndarray:
+        """[T] the steps of the recorded losses (a bounded, evenly spread subset: `losses_log`)."""
+        return self.losses_log.steps()
+
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        """term -> [T] the recorded losses at `history_steps`."""
+        return self.losses_log.values()
+
     @property
     def batch_size(self) -> int:
         b = self.config.train.batch_size
@@ -161,6 +178,8 @@ class Trainer:
         pending, self._pending_config = self._pending_config, None
         if pending is None:
             return
+        if self.lbfgs is not None and pending.model != self.config.model:
+            self.lbfgs.forget()  # same weights, another objective: its cached evaluation is stale
         self.config = pending
         for group in self.optimizer.param_groups:
             group["lr"] = pending.train.lr
@@ -180,27 +199,32 @@ class Trainer:
     def _objective(self, xb: torch.Tensor) -> dict[str, torch.Tensor]:
         return loss_terms(self.model, xb, self.model(xb), self.config.model)
 
+    def _set_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self.lbfgs = LBFGSStepper(optimizer) if isinstance(optimizer, torch.optim.LBFGS) else None
+
     def step(self) -> None:
-        """One optimisation step (one L-BFGS iteration for lbfgs). Losses are synced lazily."""
+        """One optimisation step (one L-BFGS iteration for lbfgs). Losses are synced lazily.
+
+        The recorded loss terms are the batch's before the update for Adam and SGD (as usual), and the
+        objective's at the weights after the step for L-BFGS (its line search has evaluated them anyway).
+        """
         self._apply_pending()
+        if self.model.set_step_(self.step_count, self.total_steps) and self.lbfgs is not None:
+            self.lbfgs.forget()  # a scheduled change of the objective (k-sparse's k)
         xb = self._next_batch()
-        if isinstance(self.optimizer, torch.optim.LBFGS):
-            terms_box: list[dict[str, torch.Tensor]] = []
-
-            def closure() -> torch.Tensor:
-                self.optimizer.zero_grad(set_to_none=True)
-                terms = self._objective(xb)
-                terms["total"].backward()
-                terms_box.append(terms)
-                return terms["total"]
-
-            self.optimizer.step(closure)
-            terms = terms_box[0]
+        if self.lbfgs is not None:
+            before = self.lbfgs.evaluations
+            terms = self.lbfgs.step(lambda: self._objective(xb))
+            evaluations = self.lbfgs.evaluations - before
         else:
             self.optimizer.zero_grad(set_to_none=True)
             terms = self._objective(xb)
             terms["total"].backward()
             self.optimizer.step()
+            evaluations = 1
+        self.evaluations += evaluations
+        self.samples += evaluations * xb.shape[0]
         if not self._terms:
             self._terms = list(terms)
         self._pending.append(torch.stack([t.detach() for t in terms.values()]))
@@ -248,9 +272,8 @@ class Trainer:
             bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
             if bad_rows.size:
                 self._diverge(first + int(bad_rows[0]), values[bad_rows[0]])
-            self.history_steps.extend(range(first, self.step_count + 1))
-            for name, column in zip(self._terms, values.T, strict=True):
-                self.history.setdefault(name, []).extend(column.tolist())
+            terms = dict(zip(self._terms, values.T, strict=True))
+            self.losses_log.extend(range(first, self.step_count + 1), terms)
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             self._diverge(self.step_count, None)
         if self._last_good["step"] != self.step_count:
@@ -269,15 +292,9 @@ class Trainer:
             good = self._last_good = self._previous_good
         self.model.load_state_dict(good["model"])
         self.step_count = good["step"]
-        keep = sum(1 for s in self.history_steps if s <= self.step_count)  # forget the undone steps' losses
-        del self.history_steps[keep:]
-        for values in self.history.values():
-            del values[keep:]
-        keep = sum(1 for s in self.test_steps if s <= self.step_count)
-        del self.test_steps[keep:]
-        for values in self.test_history.values():
-            del values[keep:]
-        self.optimizer = make_optimizer(self.model, self.config)  # moments may hold NaN too
+        self.losses_log.truncate(self.step_count)  # forget the undone steps' losses
+        self.test_log.truncate(self.step_count)
+        self._set_optimizer(make_optimizer(self.model, self.config))  # moments may hold NaN too
         self.message = (
             f"Training diverged at step {step}: the {term} term became NaN or infinite. "
             f"Weights were restored to step {self.step_count}. Try a smaller learning rate "
@@ -298,9 +315,10 @@ class Trainer:
         model = self.model
         recon, codes = metrics.forward_all(model, self.probe)
         threshold = model.active_threshold
-        stats = metrics.unit_stats(codes, threshold)
+        active = model.active(codes)
+        stats = metrics.unit_stats(codes, active)
         show_recon, _ = metrics.forward_all(model, self.show)
-        latest = {n: v[-1] for n, v in self.history.items() if v}  # empty after a divergence at the start
+        latest = self.losses_log.latest()  # empty after a divergence at the start
         decoder = model.dictionary()
         was_training = model.training
         model.eval()
@@ -316,10 +334,11 @@ class Trainer:
             total_steps=self.total_steps,
             epoch=self.step_count * self.batch_size / self.n,
             seconds=self.seconds,
-            samples_per_second=self.step_count * self.batch_size / self.seconds if self.seconds else 0.0,
+            samples_per_second=self.samples / self.seconds if self.seconds else 0.0,
+            evaluations=self.evaluations,
             losses=latest,
-            history_steps=np.asarray(self.history_steps),
-            history={n: np.asarray(v) for n, v in self.history.items()},
+            history_steps=self.losses_log.steps(),
+            history=self.losses_log.values(),
             encoder_weight=_numpy(model.filters()),
             decoder_weight=None if decoder is None else _numpy(decoder),
             filter_shape=tuple(model.filter_shape(self.dataset.image_shape)),
@@ -328,7 +347,7 @@ class Trainer:
             activations=codes.cpu().numpy(),
             show_inputs=_numpy(self.show),  # on the CPU .cpu() returns self.show itself: copy
             show_recon=show_recon.cpu().numpy(),
-            metrics=metrics.summary(self.probe, recon, codes, threshold),
+            metrics=metrics.summary(self.probe, recon, codes, active),
             config=self.config,
             image_shape=self.dataset.image_shape,
             status=status,
@@ -341,8 +360,8 @@ class Trainer:
             kl_curve=np.stack([grid, kl_divergence(rho, torch.from_numpy(grid)).numpy()]),
             probe_labels=self.probe_labels,
             test_metrics=test,
-            test_history_steps=None if test is None else np.asarray(self.test_steps),
-            test_history={n: np.asarray(v) for n, v in self.test_history.items()},
+            test_history_steps=None if test is None else self.test_log.steps(),
+            test_history=self.test_log.values(),
             truth_match=self._truth_match(decoder),
             data_examples=self.examples,
         )
@@ -353,13 +372,7 @@ class Trainer:
         if self.test_probe is None:
             return None
         values = metrics.held_out(self.model, self.test_probe, self.config.model)
-        if self.test_steps and self.test_steps[-1] == self.step_count:
-            for values_of in self.test_history.values():
-                values_of.pop()
-        else:
-            self.test_steps.append(self.step_count)
-        for name in metrics.HELD_OUT_TERMS:
-            self.test_history.setdefault(name, []).append(values[name])
+        self.test_log.record(self.step_count, {name: values[name] for name in metrics.HELD_OUT_TERMS})
         return values
 
     def _truth_match(self, decoder: torch.Tensor | None) -> np.ndarray | None:

@@ -9,16 +9,24 @@ named 'x', 'X' or 'data' if present, else its first array. A .zip must hold imag
 size: mixed sizes are rejected (rather than resized) so that pixels are never silently
 resampled. Values are scaled to [0, 1]: uint8 by /255, data already in [0, 1] is kept,
 anything else is min-max scaled over the whole array.
+
+Sizes are checked before they cost memory: a .npy header's shape and dtype before its data is read
+(MAX_ELEMENTS), an archive's own directory record before the directory is parsed, the number of images
+before any is decoded, each image's pixel count from its header before it is decoded, and the bytes
+actually inflated from a zip as they stream (declared sizes are not trusted). Values stay float32.
+
+The app keeps the files it accepted with `sae_core.upload_store.SessionUploads`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
-import tempfile
+import struct
 import zipfile
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -29,25 +37,21 @@ MAX_ELEMENTS = 50_000_000
 """Largest samples × features: 200 MB as float32, enough for 60000 MNIST-sized images."""
 MAX_FEATURES = 256 * 256
 """Largest image (or feature vector): an autoencoder's input layer beyond this is impractical on a CPU."""
+MAX_IMAGES = 60_000
+"""Most images in a zip (counted from its directory, before any is decoded)."""
+MAX_IMAGE_BYTES = 8 * 2**20
+"""Largest single image file inside a zip, as inflated."""
+MAX_ZIP_ENTRIES = 2 * MAX_IMAGES + 1000
+MAX_ZIP_DIRECTORY_BYTES = 16 * 2**20
+"""A zip's central directory is parsed whole by zipfile: a small file could list millions of entries."""
+READ_CHUNK = 2**16
+"""Bytes inflated per read from a zip member, so that no single read can inflate more than this."""
 MIN_SAMPLES = 2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_KEYS = ("x", "X", "data")
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 LUMINANCE = np.array([0.299, 0.587, 0.114])
-
-
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "sae-playground-uploads"
-"""Where the app keeps the uploaded files it accepted (named by content hash)."""
-
-
-def store(raw: bytes, filename: str, folder: Path = UPLOAD_DIR) -> Path:
-    """Keep an accepted upload's bytes under a name made of their hash (the same file is stored once)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (hashlib.sha256(raw).hexdigest()[:20] + Path(filename).suffix.lower())
-    if not path.exists():
-        path.write_bytes(raw)
-    return path
 
 
 class UploadError(ValueError):
@@ -87,61 +91,184 @@ def _read_npy(data: bytes, name: str) -> np.ndarray:
     # Without this check numpy would try to unpickle anything that lacks the .npy magic.
     if not data.startswith(NPY_MAGIC):
         raise UploadError(f"{name}: not a valid .npy file (no .npy header)")
+    f = io.BytesIO(data)
+    count, dtype, shape, fortran = _npy_header(f, name, "not a valid .npy file")
+    offset, need = f.tell(), count * dtype.itemsize
+    if len(data) - offset < need:
+        raise UploadError(
+            f"{name}: not a valid .npy file (it ends before the {count} values its header declares)"
+        )
+    flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)  # a view: no copy of the data
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+
+
+def _npy_header(f: BinaryIO, name: str, invalid: str) -> tuple[int, np.dtype, tuple[int, ...], bool]:
+    """Read and check a .npy header from f (left at the data): numeric dtype, at most MAX_ELEMENTS values
+    (grey values: a channel axis does not count) and MAX_FILE_BYTES of data. Returns (values, dtype,
+    shape, fortran_order). Nothing of the data is read, so a header may claim any size safely."""
+    fmt = np.lib.format
     try:
-        # allow_pickle=False: an uploaded pickle could run arbitrary code; object arrays fail here.
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise UploadError(f"{name}: object arrays are not supported; save a numeric array") from None
-        raise UploadError(f"{name}: not a valid .npy file ({_short(e)})") from None
-    except (OSError, EOFError) as e:
-        raise UploadError(f"{name}: not a valid .npy file ({_short(e)})") from None
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unknown .npy version {version}")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise UploadError(f"{name}: {invalid} ({_short(e)})") from None
+    if dtype.hasobject:
+        raise UploadError(f"{name}: object arrays are not supported; save a numeric array")
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.shape != ():
+        raise UploadError(f"{name}: array has dtype {dtype}; a numeric array is needed")
+    count = math.prod(shape)
+    if count == 0:
+        raise UploadError(f"{name}: the array is empty (shape {tuple(shape)})")
+    grey = count // shape[3] if len(shape) == 4 and shape[3] in (1, 3, 4) else count
+    if grey > MAX_ELEMENTS or count * dtype.itemsize > MAX_FILE_BYTES:
+        raise UploadError(
+            f"{name}: shape {list(shape)} of {dtype} holds {count} values; at most {MAX_ELEMENTS} values "
+            f"and {MAX_FILE_BYTES // 2**20} MB are allowed"
+        )
+    return count, dtype, tuple(shape), fortran
 
 
 def _read_npz(data: bytes, name: str) -> np.ndarray:
+    """The array named x, X or data (else the first .npy member), its header checked before its data is
+    inflated; members that are not .npy arrays are never read."""
     if not data.startswith(ZIP_MAGIC):
         raise UploadError(f"{name}: not a valid .npz archive (no zip header)")
+    _check_zip_directory(data, name, ".npz archive")
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise UploadError(f"{name}: not a valid .npz archive")
-            keys = list(npz.files)
-            if not keys:
-                raise UploadError(f"{name}: the .npz archive holds no arrays")
-            key = next((k for k in ARRAY_KEYS if k in keys), keys[0])
-            return npz[key]
-    except UploadError:
-        raise
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise UploadError(f"{name}: object arrays are not supported; save a numeric array") from None
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise UploadError(f"{name}: not a valid .npz archive ({_short(e)})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise UploadError(f"{name}: not a valid .npz archive ({_short(e)})") from None
+    with archive:
+        members = [i for i in archive.infolist() if not i.is_dir()]
+        arrays = {i.filename.removesuffix(".npy"): i for i in members if i.filename.endswith(".npy")}
+        if not arrays:
+            found = ", ".join(i.filename for i in members[:3]) or "nothing"
+            raise UploadError(f"{name}: the .npz archive holds no .npy arrays (found {found})")
+        key = next((k for k in ARRAY_KEYS if k in arrays), next(iter(arrays)))
+        info = arrays[key]
+        invalid = f"member {info.filename} is not a valid .npy array"
+        try:
+            with archive.open(info) as f:
+                if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                    raise UploadError(f"{name}: member {info.filename} is not a .npy array (no .npy header)")
+                f = _Rewound(f, NPY_MAGIC)
+                count, dtype, shape, fortran = _npy_header(f, name, invalid)
+                flat = np.frombuffer(_read_exactly(f, count * dtype.itemsize, name, info), dtype=dtype)
+        except UploadError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+            raise UploadError(f"{name}: not a valid .npz archive ({info.filename}: {_short(e)})") from None
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+
+
+class _Rewound(io.RawIOBase):
+    """A stream with bytes already read from it put back in front (numpy's header reader wants the magic)."""
+
+    def __init__(self, f: BinaryIO, head: bytes) -> None:
+        self._f, self._head = f, head
+
+    def read(self, n: int = -1) -> bytes:
+        head, self._head = (self._head, b"") if n < 0 else (self._head[:n], self._head[n:])
+        rest = n - len(head) if n >= 0 else -1
+        return head + (self._f.read(rest) if rest else b"")
+
+    def readable(self) -> bool:
+        return True
+
+
+def _read_exactly(f: BinaryIO, need: int, name: str, info: zipfile.ZipInfo) -> bytearray:
+    """`need` bytes from a zip member, inflated READ_CHUNK at a time (never more than the header promised)."""
+    buf = bytearray(need)
+    view, done = memoryview(buf), 0
+    while done < need:
+        chunk = f.read(min(READ_CHUNK, need - done))
+        if not chunk:
+            raise UploadError(f"{name}: member {info.filename} ends before the data its .npy header declares")
+        view[done : done + len(chunk)] = chunk
+        done += len(chunk)
+    return buf
+
+
+def _check_zip_directory(data: bytes, name: str, kind: str) -> None:
+    """Read the archive's end record (entry count and directory size) before zipfile parses the whole
+    directory into objects; refuse more than MAX_ZIP_ENTRIES entries or MAX_ZIP_DIRECTORY_BYTES."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 65535))
+    if end < 0 or len(data) < end + 22:
+        return  # no end record: zipfile will say it is not a zip
+    entries, size = struct.unpack_from("<HI", data, end + 10)
+    if (entries == 0xFFFF or size == 0xFFFFFFFF) and data[end - 20 : end - 16] == b"PK\x06\x07":
+        (offset,) = struct.unpack_from("<Q", data, end - 12)  # the ZIP64 end record
+        if data[offset : offset + 4] == b"PK\x06\x06" and offset + 56 <= len(data):
+            entries, size = struct.unpack_from("<QQ", data, offset + 32)
+    if entries > MAX_ZIP_ENTRIES or size > MAX_ZIP_DIRECTORY_BYTES:
+        raise UploadError(
+            f"{name}: the {kind} lists {entries} entries in a {size}-byte directory; at most "
+            f"{MAX_ZIP_ENTRIES} entries and {MAX_ZIP_DIRECTORY_BYTES // 2**20} MB are allowed"
+        )
 
 
 def _read_image_zip(data: bytes, name: str) -> np.ndarray:
-    """A zip of images -> [N, H, W] uint8 grey (sorted by entry name)."""
+    """A zip of images -> [N, H, W] uint8 grey (sorted by entry name).
+
+    The number of images is capped before any is decoded, every member is inflated READ_CHUNK bytes at a
+    time with a cap on what it inflates to (MAX_IMAGE_BYTES each, MAX_FILE_BYTES in all: a directory
+    that lies about sizes costs no more), and each image's pixel count is read from its header first.
+    """
+    _check_zip_directory(data, name, ".zip archive")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise UploadError(f"{name}: not a valid .zip archive ({_short(e)})") from None
     with archive:
         entries = sorted((i for i in archive.infolist() if _is_image_entry(i)), key=lambda i: i.filename)
         if not entries:
             raise UploadError(f"{name}: the zip holds no .png or .jpg images")
-        # Sizes in the zip directory are checked before decompressing anything (zip bombs).
-        if sum(i.file_size for i in entries) > MAX_FILE_BYTES:
-            raise UploadError(f"{name}: the images unpack to more than {MAX_FILE_BYTES // 2**20} MB")
-        images = [_read_image(archive, info, name) for info in entries]
-    first = images[0].shape
-    for info, image in zip(entries, images, strict=True):
-        if image.shape != first:
-            raise UploadError(
-                f"{name}: all images must have the same size; {entries[0].filename} is "
-                f"{first[1]}×{first[0]} but {info.filename} is {image.shape[1]}×{image.shape[0]}"
-            )
-    return np.stack(images)
+        if len(entries) > MAX_IMAGES:
+            raise UploadError(f"{name}: the zip holds {len(entries)} images; at most {MAX_IMAGES} allowed")
+        inflated = [0]  # bytes inflated so far, over all members
+        out: np.ndarray | None = None
+        for i, info in enumerate(entries):
+            raw = _inflate(archive, info, name, inflated)
+            image = _read_image(raw, info, name, None if out is None else (entries[0], out.shape[1:]))
+            if out is None:
+                h, w = image.shape
+                if len(entries) * h * w > MAX_ELEMENTS:
+                    raise UploadError(
+                        f"{name}: {len(entries)} images of {w}×{h} are {len(entries) * h * w} values; "
+                        f"at most {MAX_ELEMENTS} allowed"
+                    )
+                out = np.empty((len(entries), h, w), dtype=np.uint8)
+            out[i] = image
+    return out
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, inflated: list[int]) -> bytes:
+    """One member's bytes, inflated in chunks and cut off at MAX_IMAGE_BYTES (and the archive's total at
+    MAX_FILE_BYTES), whatever sizes the zip directory declares."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        with archive.open(info) as f:
+            while chunk := f.read(READ_CHUNK):
+                size += len(chunk)
+                inflated[0] += len(chunk)
+                if size > MAX_IMAGE_BYTES:
+                    raise UploadError(
+                        f"{name}: {info.filename} inflates to more than {MAX_IMAGE_BYTES // 2**20} MB"
+                    )
+                if inflated[0] > MAX_FILE_BYTES:
+                    raise UploadError(f"{name}: the images unpack to more than {MAX_FILE_BYTES // 2**20} MB")
+                parts.append(chunk)
+    except UploadError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+        raise UploadError(f"{name}: cannot read image {info.filename} ({_short(e)})") from None
+    return b"".join(parts)
 
 
 def _is_image_entry(info: zipfile.ZipInfo) -> bool:
@@ -151,22 +278,36 @@ def _is_image_entry(info: zipfile.ZipInfo) -> bool:
     return not info.is_dir() and not hidden and Path(base).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _read_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> np.ndarray:
-    """One zip entry -> [H, W] uint8 grey."""
+def _read_image(
+    raw: bytes, info: zipfile.ZipInfo, name: str, first: tuple[zipfile.ZipInfo, tuple[int, int]] | None
+) -> np.ndarray:
+    """One image file -> [H, W] uint8 grey; its size is checked from its header before it is decoded
+    (at most MAX_FEATURES pixels; the size of the `first` image, if given)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(archive.read(info))) as image:
+        with Image.open(io.BytesIO(raw)) as image:  # reads the header only
             if image.width * image.height > MAX_FEATURES:
                 raise UploadError(
                     f"{name}: {info.filename} is {image.width}×{image.height}; "
                     f"images may have at most {MAX_FEATURES} pixels"
                 )
+            if first is not None and (image.height, image.width) != tuple(first[1]):
+                (h, w), entry = first[1], first[0]
+                raise UploadError(
+                    f"{name}: all images must have the same size; {entry.filename} is "
+                    f"{w}×{h} but {info.filename} is {image.width}×{image.height}"
+                )
             # "L" applies the same ITU-R 601 luminance as the array path; alpha is dropped.
             return np.asarray(image.convert("L"))
     except UploadError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, zipfile.BadZipFile) as e:
+    except Image.DecompressionBombError:
+        raise UploadError(
+            f"{name}: {info.filename} is refused: its header claims more pixels than an image may have "
+            f"(a decompression bomb); images may have at most {MAX_FEATURES} pixels"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, zlib.error) as e:
         raise UploadError(f"{name}: cannot read image {info.filename} ({_short(e)})") from None
 
 
@@ -175,13 +316,7 @@ def _to_samples(array: np.ndarray, name: str) -> tuple[torch.Tensor, tuple[int, 
     _check_values(array, name)
     was_uint8 = array.dtype == np.uint8
     grey, shape = _to_grey(array, name)
-    if grey.shape[0] < MIN_SAMPLES:
-        raise UploadError(f"{name}: need at least {MIN_SAMPLES} samples, got {grey.shape[0]}")
-    if grey.shape[1] > MAX_FEATURES:
-        raise UploadError(f"{name}: {grey.shape[1]} features per sample; at most {MAX_FEATURES} allowed")
-    if grey.size > MAX_ELEMENTS:
-        raise UploadError(f"{name}: {grey.size} values in all; at most {MAX_ELEMENTS} allowed")
-    return torch.from_numpy(_to_unit_range(grey, was_uint8)).float(), shape
+    return torch.from_numpy(_to_unit_range(grey, was_uint8)), shape
 
 
 def _check_values(array: np.ndarray, name: str) -> None:
@@ -190,40 +325,61 @@ def _check_values(array: np.ndarray, name: str) -> None:
         raise UploadError(f"{name}: array has dtype {array.dtype}; a numeric array is needed")
     if array.size == 0:
         raise UploadError(f"{name}: the array is empty (shape {array.shape})")
-    if kind == "f" and not np.isfinite(array).all():
+    _check_shape(array, name)
+    # min and max propagate NaN and reach ±inf: no array-sized temporary, unlike np.isfinite(array).all()
+    if kind == "f" and not (np.isfinite(array.min()) and np.isfinite(array.max())):
         raise UploadError(f"{name}: the array contains NaN or infinite values")
 
 
+def _check_shape(array: np.ndarray, name: str) -> None:
+    """Sample count, features and values of the grey [N, D] array `array` becomes, before any conversion."""
+    if array.ndim not in (2, 3, 4):
+        raise UploadError(f"{name}: shape {array.shape}; expected [N, D], [N, H, W] or [N, H, W, C]")
+    if array.ndim == 4 and array.shape[3] not in (1, 3, 4):
+        raise UploadError(
+            f"{name}: shape {array.shape}: the last axis must be 1, 3 or 4 channels (channel-last)"
+        )
+    n, features = array.shape[0], math.prod(array.shape[1:3])
+    if n < MIN_SAMPLES:
+        raise UploadError(f"{name}: need at least {MIN_SAMPLES} samples, got {n}")
+    if features > MAX_FEATURES:
+        raise UploadError(f"{name}: {features} features per sample; at most {MAX_FEATURES} allowed")
+    if n * features > MAX_ELEMENTS:
+        raise UploadError(f"{name}: {n * features} values in all; at most {MAX_ELEMENTS} allowed")
+
+
 def _to_grey(array: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int]]:
-    """[N, D] | [N, H, W] | [N, H, W, C] -> ([N, D] float64, (H, W))."""
-    x = array.astype(np.float64, copy=False)
+    """[N, D] | [N, H, W] | [N, H, W, C] -> ([N, D] float32, (H, W)); shapes already checked."""
+    if array.ndim == 4:
+        if array.shape[3] == 1:
+            x = array[..., 0].astype(np.float32)
+        else:  # one channel at a time: never a float copy of every channel
+            x = array[..., 0].astype(np.float32) * np.float32(LUMINANCE[0])
+            x += array[..., 1].astype(np.float32) * np.float32(LUMINANCE[1])
+            x += array[..., 2].astype(np.float32) * np.float32(LUMINANCE[2])
+    else:
+        x = array.astype(np.float32)  # a copy: the data may be a read-only view of the uploaded bytes
     if x.ndim == 2:
         side = math.isqrt(x.shape[1])
         shape = (side, side) if side * side == x.shape[1] else (1, x.shape[1])
         return x, shape
-    if x.ndim == 4:
-        channels = x.shape[3]
-        if channels not in (1, 3, 4):
-            raise UploadError(
-                f"{name}: shape {array.shape}: the last axis must be 1, 3 or 4 channels (channel-last)"
-            )
-        x = x[..., 0] if channels == 1 else x[..., :3] @ LUMINANCE
-    if x.ndim != 3:
-        raise UploadError(f"{name}: shape {array.shape}; expected [N, D], [N, H, W] or [N, H, W, C]")
     n, h, w = x.shape
     return x.reshape(n, h * w), (h, w)
 
 
 def _to_unit_range(x: np.ndarray, was_uint8: bool) -> np.ndarray:
-    """Scale to [0, 1]: uint8 by /255, [0, 1] data unchanged, anything else min-max over the array."""
+    """Scale float32 x to [0, 1] in place: uint8 by /255, [0, 1] data unchanged, anything else min-max."""
     if was_uint8:
-        return x / 255.0
+        x /= np.float32(255.0)
+        return x
     low, high = float(x.min()), float(x.max())
     if low >= 0.0 and high <= 1.0:
         return x
     if high == low:  # a constant array has no range to stretch
         return np.zeros_like(x)
-    return (x - low) / (high - low)
+    x -= np.float32(low)
+    x /= np.float32(high - low)
+    return x
 
 
 def _short(error: BaseException) -> str:

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from sae_core import data, export, gradcheck, metrics
 from sae_core.cli import main
 from sae_core.config import FIELD_SECTION
-from sae_core.models import build
+from sae_core.models import REGISTRY, VARIANTS, build
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--hidden", "9", "--steps", "60", "--batch-size", "64", "--device", "cpu"]
@@ -193,12 +193,44 @@ def test_encode_rejects_inputs_of_the_wrong_size(run_dir, tmp_path, capsys, shap
 # ----- gradcheck ----------------------------------------------------------------------------------
 
 
-def test_gradcheck_passes_and_prints_small_errors_for_every_penalty(capsys):
+GRADCHECK_ROW = r"^(\S+)\s+(kl|l1|topk|none)\s+(\S+)\s+(\S+)$"
+
+
+def test_gradcheck_passes_and_prints_small_errors_for_every_variant_and_penalty(capsys):
     assert main(["gradcheck"]) == 0
-    rows = re.findall(r"^(kl|l1|topk|none)\s+(\S+)\s+(\S+)$", capsys.readouterr().out, re.MULTILINE)
-    assert len(rows) == 16  # 4 penalties × 4 parameter tensors
-    assert {r[1] for r in rows} == {"encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias"}
-    assert all(0 <= float(r[2]) < 1e-7 for r in rows)
+    rows = re.findall(GRADCHECK_ROW, capsys.readouterr().out, re.MULTILINE)
+    assert all(0 <= float(r[3]) < 1e-7 for r in rows)
+    checked = {(r[0], r[1]) for r in rows}
+    expected = set()
+    for name, spec in REGISTRY.items():
+        expected |= {(name, p) for p in ((spec.fixed_penalty,) if spec.fixed_penalty else spec.penalties)}
+    assert checked == expected
+    assert ("sparse", "topk") in checked and ("contractive", "topk") not in checked  # it refuses top-k
+    # every parameter tensor of each model has its row
+    for variant, penalty in checked:
+        model, _, _ = gradcheck.tiny_problem(penalty, variant=variant)
+        names = {r[2] for r in rows if (r[0], r[1]) == (variant, penalty)}
+        assert names == {n for n, _ in model.named_parameters()}
+
+
+def test_gradcheck_variant_flag_checks_that_variant_only(capsys):
+    assert main(["gradcheck", "--variant", "conv"]) == 0
+    rows = re.findall(GRADCHECK_ROW, capsys.readouterr().out, re.MULTILINE)
+    assert {r[0] for r in rows} == {"conv"} and {r[1] for r in rows} == {"kl", "l1", "topk", "none"}
+    assert main(["gradcheck", "--variant", "nonsense"]) == 2
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_gradcheck_of_each_variant_catches_a_gradient_ten_percent_off(variant):
+    """A hook scales one tensor's autograd gradient by 1.1: the check must flag that tensor and only it."""
+    penalty = gradcheck.penalties_of(variant)[0]
+    model, x, cfg = gradcheck.tiny_problem(penalty, variant=variant)
+    assert max(gradcheck.check_gradients(model, x, cfg).values()) < gradcheck.TOLERANCE
+    name, first = next(iter(model.named_parameters()))
+    first.register_hook(lambda g: g * 1.1)
+    errors = gradcheck.check_gradients(model, x, cfg)
+    assert errors[name] > 1e-3  # ‖0.1·g‖ / ‖2.1·g‖ ≈ 0.048
+    assert all(err < gradcheck.TOLERANCE for n, err in errors.items() if n != name)
 
 
 class _SigmoidWithWrongBackward(torch.autograd.Function):

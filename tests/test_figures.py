@@ -546,3 +546,13 @@ def test_a_picked_tile_is_a_unit_of_the_histograms_only_when_tiles_are_code_unit
     assert figures.unit_of_tile(snap, HIDDEN) is None  # a stale pick from a bigger model
     kernels = dataclasses.replace(snap, encoder_weight=snap.encoder_weight[:4, :9])  # conv: 4 kernels, 7 ρ̂
     assert figures.unit_of_tile(kernels, 3) is None
+
+
+def test_l0_help_states_the_sigmoid_threshold_and_warns_when_rho_reaches_it():
+    from sae_core.figures_activity import l0_help
+
+    signed = l0_help(0.0, 0.05, "topk")
+    assert "h ≠ 0" in signed and "negative" in signed
+    sigmoid = l0_help(0.1, 0.05, "kl")
+    assert "h > 0.1" in sigmoid and "does not follow ρ" in sigmoid and "loosely" not in sigmoid
+    assert "ρ = 0.1" in l0_help(0.1, 0.1, "kl") and "loosely" in l0_help(0.1, 0.1, "kl")  # UFLDL's MNIST ρ

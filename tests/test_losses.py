@@ -67,6 +67,34 @@ def test_kl_clamps_rho_hat_into_eps_band_so_dead_and_saturated_units_stay_finite
     np.testing.assert_allclose(h2.grad.numpy(), np.full((2, 1), grad), rtol=1e-12)
 
 
+def test_a_dead_unit_gets_the_kl_gradient_of_the_band_edge_pushing_it_up():
+    """ρ̂ = 0 (a unit off on every sample) and ρ̂ = 1 (saturated): the clamp bounds the value, but the
+    gradient is the derivative of KL(ρ‖·) at the band's edge, so descent moves them back towards ρ."""
+    eps, rho = losses.EPS, 0.05
+    rho_hat = torch.tensor([0.0, 1.0, 0.2], dtype=torch.float64, requires_grad=True)
+    losses.kl_divergence(rho, rho_hat).sum().backward()
+    edge = np.array([eps, 1 - eps, 0.2])
+    expected = -rho / edge + (1 - rho) / (1 - edge)
+    np.testing.assert_allclose(rho_hat.grad.numpy(), expected, rtol=1e-12)
+    assert rho_hat.grad[0] < -1e4  # descent raises the dead unit's ρ̂, strongly
+    assert rho_hat.grad[1] > 1e4  # and lowers the saturated one's
+
+
+def test_a_dead_sigmoid_units_bias_is_pushed_up_by_the_kl_penalty():
+    """Through the model: a unit whose bias drives it to ρ̂ below EPS gets a bias gradient < 0 (so a
+    descent step raises the bias), where a plain clamp gave exactly 0."""
+    cfg = ModelConfig(hidden=3, penalty="kl", rho=0.05, beta=3.0, weight_decay=0.0)
+    torch.manual_seed(0)
+    model = build(cfg, 4, (2, 2)).double()
+    with torch.no_grad():
+        model.encoder.bias[0] = -40.0  # σ(−40 + small) ≈ 4e-18: far below EPS
+    x = torch.rand(8, 4, dtype=torch.float64)
+    out = model(x)
+    assert out.hidden[:, 0].mean() < losses.EPS
+    losses.sparsity_term(out.hidden, cfg).backward()
+    assert model.encoder.bias.grad[0] < 0
+
+
 def test_reconstruction_is_half_the_mean_over_samples_of_the_summed_squared_error():
     rng = np.random.default_rng(2)
     x, recon = rng.uniform(size=(7, 5)), rng.uniform(size=(7, 5))

@@ -26,7 +26,7 @@ CODES = torch.tensor(
 
 
 def test_summary_matches_the_hand_computation():
-    got = metrics.summary(X, RECON, CODES, threshold=0.1)
+    got = metrics.summary(X, RECON, CODES, active=CODES > 0.1)
     # Squared errors per sample: 1, 0, 1 -> Σ = 2; ½·mean of per-sample sums = ½·(2/3).
     assert got["recon_error"] == pytest.approx(1 / 3)
     assert got["mse"] == pytest.approx(2 / 6)
@@ -39,18 +39,18 @@ def test_summary_matches_the_hand_computation():
 
 
 def test_perfect_reconstruction_explains_all_variance():
-    got = metrics.summary(X, X.clone(), CODES, threshold=0.1)
+    got = metrics.summary(X, X.clone(), CODES, active=CODES > 0.1)
     assert got["fve"] == pytest.approx(1.0)
     assert got["recon_error"] == 0.0
 
 
 def test_predicting_the_pixel_mean_explains_no_variance():
-    got = metrics.summary(X, X.mean(dim=0).expand_as(X), CODES, threshold=0.1)
+    got = metrics.summary(X, X.mean(dim=0).expand_as(X), CODES, active=CODES > 0.1)
     assert got["fve"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_unit_stats_rho_hat_and_density_match_the_hand_computation():
-    stats = metrics.unit_stats(CODES, threshold=0.1)
+    stats = metrics.unit_stats(CODES, active=CODES > 0.1)
     torch.testing.assert_close(stats["rho_hat"], torch.tensor([1.45, 0.37, 0.006, 0.26]) / 3)
     torch.testing.assert_close(stats["density"], torch.tensor([2 / 3, 1 / 3, 0.0, 1 / 3]))
 
@@ -64,7 +64,41 @@ def test_top_activating_lists_the_strongest_samples_per_unit_in_order():
 
 def test_active_threshold_depends_on_the_hidden_activation():
     assert build(ModelConfig(hidden=2), 4, (2, 2)).active_threshold == 0.1
-    assert build(ModelConfig(hidden=2, penalty="l1"), 4, (2, 2)).active_threshold == 1e-6
+    assert build(ModelConfig(hidden=2, penalty="l1"), 4, (2, 2)).active_threshold == 0.0
+    assert build(ModelConfig(variant="ksparse", hidden=2, k=1), 4, (2, 2)).active_threshold == 0.0
+
+
+def test_signed_codes_count_as_active_when_non_zero_and_sigmoid_codes_above_the_threshold():
+    codes = torch.tensor([[-0.3, 0.0, 2.0], [0.0, -1e-9, 0.0]])
+    assert metrics.is_active(codes, 0.0).tolist() == [[True, False, True], [False, True, False]]
+    assert metrics.is_active(torch.tensor([[0.09, 0.11]]), 0.1).tolist() == [[False, True]]
+    assert metrics.active_rule(0.0) == "hⱼ ≠ 0" and metrics.active_rule(0.1) == "hⱼ > 0.1"
+
+
+def test_ksparse_with_10_units_and_k_8_reports_l0_of_exactly_8():
+    """Top-k keeps the 8 largest linear values, negative ones among them when fewer than 8 are positive:
+    every kept value counts, so L0 is 8.0 exactly and no unit is dead (the old 1e-6 rule said 6.5)."""
+    cfg = ModelConfig(variant="ksparse", hidden=10, k=8, output="linear")
+    torch.manual_seed(0)
+    model = build(cfg, 64, (8, 8))
+    x = torch.rand(200, 64, generator=torch.Generator().manual_seed(0))
+    got = metrics.evaluate(model, x)
+    _, codes = metrics.forward_all(model, x)
+    assert (codes < 0).any()  # kept negative values exist, so this is a real test of the sign
+    assert got["l0"] == 8.0
+    assert got["dead_fraction"] == 0.0
+
+
+def test_vae_l0_counts_the_latent_dimensions_in_use():
+    """μ of 3 dimensions over 50 inputs: two vary (variance 1 and 0.04 > 0.01), one barely (1e-4).
+    L0 is the number in use, 2, on every sample; one in three is dead."""
+    model = build(ModelConfig(variant="vae", latent=3, hidden=4), 4, (2, 2))
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(50, 3, generator=g) * torch.tensor([1.0, 0.2, 0.01]) + 5.0
+    active = model.active(mu)
+    assert active.tolist() == [[True, True, False]] * 50
+    got = metrics.summary(torch.zeros(50, 4), torch.zeros(50, 4), mu, active)
+    assert got["l0"] == 2.0 and got["dead_fraction"] == pytest.approx(1 / 3)
 
 
 def test_evaluate_equals_summary_of_a_forward_pass_in_chunks():
@@ -76,7 +110,9 @@ def test_evaluate_equals_summary_of_a_forward_pass_in_chunks():
         out = model(x)
     torch.testing.assert_close(recon, out.recon)
     torch.testing.assert_close(codes, out.hidden)
-    assert metrics.evaluate(model, x) == pytest.approx(metrics.summary(x, out.recon, out.hidden, 0.1))
+    assert metrics.evaluate(model, x) == pytest.approx(
+        metrics.summary(x, out.recon, out.hidden, out.hidden > 0.1)
+    )
     assert model.training  # forward_all restores the mode it found
 
 

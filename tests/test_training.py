@@ -12,6 +12,7 @@ import torch
 from sae_core import data, metrics
 from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sae_core.losses import loss_terms
+from sae_core.models import build
 from sae_core.training import PROBE_SIZE, SHOW_SIZE, Snapshot, Trainer
 
 
@@ -99,9 +100,120 @@ def test_lbfgs_full_batch_halves_the_objective_in_fifty_iterations(tiny_digits):
     final = objective()
     assert final < initial / 2, (initial, final)
     history = np.asarray(trainer.history["total"])
-    assert history[0] == pytest.approx(initial, rel=1e-5)
+    # An L-BFGS step records the objective at the weights after it (its line search evaluated them).
+    assert history[-1] == pytest.approx(final, rel=1e-5)
+    assert history[0] < initial
     # Line search: an L-BFGS iteration never accepts a worse objective on the same (full) batch.
     assert (np.diff(history) <= 1e-6 * history[:-1]).all()
+
+
+def count_forward_passes(model: torch.nn.Module) -> list[int]:
+    """A one-element counter that a forward hook increments at every forward pass of `model`."""
+    calls = [0]
+    model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def test_lbfgs_steps_evaluate_as_one_long_lbfgs_call_does_and_end_where_it_ends(tiny_digits):
+    """N trainer steps of one L-BFGS iteration each against one torch.optim.LBFGS call of max_iter=N
+    from the same weights: same number of objective evaluations (not ~2N, as when every step() call
+    re-evaluates its starting point) and the same final objective."""
+    steps = 60
+    cfg = run_config(hidden=16, optimizer="lbfgs", lr=1.0, steps=steps, snapshot_every=steps)
+    trainer = Trainer(cfg, tiny_digits, device="cpu")
+    reference = build(cfg.model, 64, (8, 8))
+    reference.load_state_dict(trainer.model.state_dict())
+    ours, theirs = count_forward_passes(trainer.model), count_forward_passes(reference)
+    x = tiny_digits.train
+
+    def objective(model: torch.nn.Module) -> torch.Tensor:
+        return loss_terms(model, x, model(x), cfg.model)["total"]
+
+    optimizer = torch.optim.LBFGS(
+        reference.parameters(), lr=1.0, max_iter=steps, max_eval=25 * steps, history_size=20,
+        line_search_fn="strong_wolfe",
+    )  # fmt: skip
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = objective(reference)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    assert optimizer.state[optimizer.param_groups[0]["params"][0]]["n_iter"] == steps  # no early stop
+    assert trainer.advance() == "done"
+    assert ours[0] == theirs[0] == trainer.evaluations
+    snap = trainer.snapshot()
+    assert snap.evaluations == trainer.evaluations
+    assert steps < ours[0] < 1.25 * steps
+    with torch.no_grad():
+        final, expected = objective(trainer.model).item(), objective(reference).item()
+    assert final == pytest.approx(expected, rel=1e-6)
+    assert trainer.history["total"][-1] == pytest.approx(final, rel=1e-6)  # the loss after the last step
+    # samples/s counts every evaluation of the line searches, not one batch per step
+    assert snap.samples_per_second == pytest.approx(snap.evaluations * len(x) / trainer.seconds)
+
+
+def test_after_a_live_change_lbfgs_steps_from_the_new_objective(tiny_digits):
+    """Five steps at ρ = 0.05, then one at ρ = 0.2, against torch's L-BFGS driven the plain way (one
+    step() call per iteration, each evaluating its starting point afresh): the same weights. Had the
+    trainer answered the sixth step's opening evaluation from its ρ = 0.05 cache, they would differ."""
+    cfg = run_config(hidden=8, optimizer="lbfgs", lr=1.0, steps=10, rho=0.05)
+    trainer = Trainer(cfg, tiny_digits, device="cpu")
+    reference = build(cfg.model, 64, (8, 8))
+    reference.load_state_dict(trainer.model.state_dict())
+    optimizer = torch.optim.LBFGS(
+        reference.parameters(),
+        lr=1.0,
+        max_iter=1,
+        max_eval=25,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+    x = tiny_digits.train
+    for rho in [0.05] * 5 + [0.2]:
+        model_cfg = dataclasses.replace(cfg.model, rho=rho)
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = loss_terms(reference, x, reference(x), model_cfg)["total"]  # noqa: B023 (called at once)
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+    trainer.advance(max_steps=5)
+    trainer.set_live(rho=0.2)
+    trainer.advance(max_steps=1)
+    for ours, theirs in zip(trainer.model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+
+
+def test_lbfgs_follows_a_scheduled_change_of_the_objective(tiny_digits):
+    """k-sparse with k falling from 6 to 2 over the first 4 of 8 L-BFGS steps, against torch's L-BFGS
+    driven the plain way with the model's k set the same way before each step: the same weights."""
+    cfg = run_config(variant="ksparse", hidden=8, k=2, k_start=6, steps=8, optimizer="lbfgs", lr=1.0)
+    trainer = Trainer(cfg, tiny_digits, device="cpu")
+    reference = build(cfg.model, 64, (8, 8))
+    reference.load_state_dict(trainer.model.state_dict())
+    optimizer = torch.optim.LBFGS(
+        reference.parameters(), lr=1.0, max_iter=1, max_eval=25, line_search_fn="strong_wolfe"
+    )  # its default history (100) and the trainer's (20) are both longer than these 8 steps
+    x = tiny_digits.train
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_terms(reference, x, reference(x), cfg.model)["total"]
+        loss.backward()
+        return loss
+
+    for step in range(8):
+        reference.set_step_(step, 8)
+        optimizer.step(closure)
+    trainer.advance()
+    assert trainer.model.k == 2
+    for ours, theirs in zip(trainer.model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(("epochs", "batch_size"), [(2.5, 64), (1.0, 300), (0.1, 7), (3.0, 0), (1.0, 10_000)])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import gradcheck
+from sae_core import gradcheck, metrics
 from sae_core.config import ModelConfig, RunConfig
 from sae_core.data import Dataset
 from sae_core.losses import loss_terms
@@ -206,6 +206,94 @@ def test_ksparse_has_no_penalty_term_whatever_the_penalty_says():
     assert set(loss_terms(model, x, model(x), cfg)) == {"reconstruction", "weight_decay", "total"}
 
 
+def count_kept_per_training_step(model: torch.nn.Module) -> list[int]:
+    """Non-zero code units per row at every training-mode forward pass, read from the encoder's output
+    as top-k leaves it (every row must agree)."""
+    kept: list[int] = []
+
+    def hook(module, inputs, output):
+        if module.training:
+            counts = (output.hidden != 0).sum(dim=1)
+            assert (counts == counts[0]).all()
+            kept.append(int(counts[0]))
+
+    model.register_forward_hook(hook)
+    return kept
+
+
+def test_k_schedule_falls_linearly_from_k_start_to_k_over_the_set_share_of_the_run(tiny_digits):
+    """20 steps, k from 10 to 2 over the first half: k = 10 − 0.8·s rounded for s = 0..9, then 2."""
+    cfg = RunConfig.from_flat(
+        dict(
+            variant="ksparse", hidden=12, k=2, k_start=10, k_anneal=0.5, steps=20, batch_size=32, device="cpu"
+        )
+    )
+    trainer = Trainer(cfg, tiny_digits)
+    kept = count_kept_per_training_step(trainer.model)
+    trainer.advance()
+    # 10, 9.2, 8.4, 7.6, 6.8, 6.0, 5.2, 4.4, 3.6, 2.8 rounded to the nearest integer
+    assert kept == [10, 9, 8, 8, 7, 6, 5, 4, 4, 3] + [2] * 10
+    assert trainer.snapshot().metrics["l0"] == 2.0  # after the schedule: the target k
+
+
+def test_without_a_run_length_or_a_schedule_k_is_the_target_from_the_start(tiny_digits):
+    for k_start, steps in ((0, 6), (10, 0)):  # no schedule; a run until paused
+        cfg = RunConfig.from_flat(
+            dict(variant="ksparse", hidden=12, k=2, k_start=k_start, steps=steps, batch_size=32, device="cpu")
+        )
+        trainer = Trainer(cfg, tiny_digits)
+        kept = count_kept_per_training_step(trainer.model)
+        trainer.advance(max_steps=6)
+        assert kept == [2] * 6
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_k_schedule_leaves_fewer_dead_units_than_a_fixed_small_k(tiny_digits, seed):
+    """40 units, k = 2 on 300 digits: with k fixed most units never win a sample early on and stay dead
+    (about 85 % here); starting at k = 20 and annealing over the first half every unit learns first."""
+
+    def dead(k_start: int) -> float:
+        cfg = RunConfig.from_flat(
+            dict(variant="ksparse", hidden=40, k=2, k_start=k_start, steps=300, batch_size=32, seed=seed,
+                 device="cpu")
+        )  # fmt: skip
+        trainer = Trainer(cfg, tiny_digits)
+        trainer.advance()
+        _, codes = metrics.forward_all(trainer.model, trainer.x)
+        return float(((codes != 0).sum(dim=0) == 0).float().mean())  # units never kept on any input
+
+    fixed, scheduled = dead(0), dead(20)
+    assert fixed > 0.5 and scheduled < fixed - 0.15, (fixed, scheduled)
+
+
+def test_alpha_k_rule_keeps_alpha_times_k_units_outside_training_only():
+    model, x, cfg = tiny("ksparse", hidden=10, k=3, alpha=2.5)
+    z = model.encoder(x).detach().numpy()
+    assert ((model.encode(x) != 0).sum(dim=1) == 3).all()  # training: k
+    model.eval()
+    h = model.encode(x).detach().numpy()
+    for row, z_row in zip(h, z, strict=True):  # round(2.5·3) = round(7.5) = 8 largest linear values
+        assert set(np.flatnonzero(row)) == set(np.argsort(z_row)[-8:])
+    capped, _, _ = tiny("ksparse", hidden=10, k=4, alpha=3.0)
+    capped.eval()
+    assert ((capped.encode(x) != 0).sum(dim=1) == 10).all()  # 12 > 10 units: all of them
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"k_start": 11}, r"k_start must be 0 \(no schedule\) or in \[k=2, hidden=10\], got 11"),
+        ({"k_start": 1}, r"k_start must be 0 \(no schedule\) or in \[k=2"),
+        ({"k_start": -1}, "k_start must be >= 0"),
+        ({"k_anneal": 0.0}, r"k_anneal must be in \(0, 1\]"),
+        ({"alpha": 0.9}, "alpha must be >= 1"),
+    ],
+)
+def test_k_schedule_and_alpha_settings_are_validated(changes, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(variant="ksparse", hidden=10, k=2, **changes)
+
+
 # ----- convolutional ----------------------------------------------------------------------------------------
 
 
@@ -220,15 +308,41 @@ def test_conv_feature_maps_are_half_size_and_reconstruction_has_the_input_shape(
     assert model.filters().shape == (3, 25) and model.filter_shape((8, 8)) == (5, 5)
 
 
-def test_conv_kl_penalty_uses_one_rho_hat_per_kernel_over_samples_and_positions():
+def test_conv_kl_penalty_uses_one_rho_hat_per_kernel_weighted_by_the_positions():
     model, x, cfg = tiny("conv", n_side=6, kernels=3, beta=2.0)
     out = model(x)
-    rho_hat = model.feature_maps(x).mean(dim=(0, 2, 3)).detach().numpy()  # [kernels]
+    maps = model.feature_maps(x).detach()  # [5, 3, 3, 3]: 6×6 images give 3×3 maps, P = 9 positions
+    rho_hat = maps.mean(dim=(0, 2, 3)).numpy()  # [kernels]
     rho = cfg.rho
     kl = rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))
-    assert loss_terms(model, x, out, cfg)["sparsity"].item() == pytest.approx(cfg.beta * kl.sum(), rel=1e-10)
+    got = loss_terms(model, x, out, cfg)["sparsity"].item()
+    assert got == pytest.approx(cfg.beta * 9 * kl.sum(), rel=1e-10)
     codes = model.sparsity_codes(AEOutput(recon=out.recon, hidden=out.hidden))  # what the penalty sees
     np.testing.assert_allclose(codes.mean(dim=0).detach().numpy(), rho_hat, rtol=1e-12)
+
+
+def test_conv_l1_penalty_is_the_one_layer_models_on_every_code_unit():
+    """β·P·mean over (sample, position) of Σₖ|h| = β·mean over samples of Σ over all kernels·positions."""
+    model, x, cfg = tiny("conv", n_side=6, kernels=3, beta=0.5, penalty="l1")
+    out = model(x)
+    every_unit = out.hidden.detach().abs().sum(dim=1).mean().item()  # [5, 3·9] codes, per sample
+    assert loss_terms(model, x, out, cfg)["sparsity"].item() == pytest.approx(0.5 * every_unit, rel=1e-10)
+
+
+def test_conv_kl_penalty_brings_the_kernels_mean_activation_to_rho_on_large_maps(tiny_digits):
+    """Digits upsampled to 24×24 (12×12 maps, P = 144): after 400 Adam steps every kernel's ρ̂ is within
+    2× of ρ = 0.05. Without the factor P (β·Σₖ KL alone) the same run ends near 0.15, 3× the target."""
+    up = torch.nn.functional.interpolate(tiny_digits.train.view(-1, 1, 8, 8), scale_factor=3, mode="bilinear")
+    dataset = Dataset("digits-24", up.flatten(1), None, None, None, (24, 24))
+    cfg = RunConfig.from_flat(
+        dict(variant="conv", kernels=8, rho=0.05, beta=3.0, steps=400, batch_size=32, seed=0, device="cpu")
+    )
+    trainer = Trainer(cfg, dataset)
+    trainer.advance()
+    with torch.no_grad():
+        rho_hat = trainer.model.feature_maps(trainer.x).mean(dim=(0, 2, 3))  # per kernel, by hand
+    assert float(rho_hat.max()) < 2 * 0.05, rho_hat
+    assert float(rho_hat.mean()) == pytest.approx(0.05, rel=0.5)
 
 
 # ----- deep -------------------------------------------------------------------------------------------------
@@ -337,7 +451,7 @@ def expected_extras(variant: str, cfg: RunConfig, n_train: int) -> dict[str, tup
             "posterior_var": (m.latent,),
         },
         "contractive": {"jacobian_norms": (min(PROBE_SIZE, n_train),)},
-        "ksparse": {},
+        "ksparse": {"k_train": (), "k_encode": ()},
     }[variant]
 
 

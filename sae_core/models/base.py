@@ -16,6 +16,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..losses import reconstruction_loss
+from ..metrics import is_active
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
@@ -23,9 +24,13 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "linear": lambda t: t,
 }
 
-ACTIVE_THRESHOLD = {"sigmoid": 0.1, "relu": 1e-6, "linear": 1e-6}
-"""A unit counts as active on a sample when its code exceeds this: 0.1 for sigmoid units (never exactly
-0; well above the ρ ≤ 0.05 an "off" unit sits near), 1e-6 for ReLU and top-k codes, exactly 0 when off."""
+ACTIVE_THRESHOLD = {"sigmoid": 0.1, "relu": 0.0, "linear": 0.0}
+"""A unit counts as active on a sample when |code| exceeds this (`metrics.is_active`). ReLU and linear
+codes (top-k among them) are exactly 0 when off, so active means non-zero, negative values included:
+top-k keeps the k largest linear values, some of which can be negative. Sigmoid units are never exactly
+0, so they need a level: 0.1, a fixed value that does not follow ρ. It sits well above the ρ ≤ 0.05 an
+"off" unit is pulled to, but with ρ ≥ 0.1 (UFLDL's MNIST recipe has ρ = 0.1) a unit at its target mean
+is near it, and L0 no longer separates "on" from "at target"; the page's L0 help says so."""
 
 
 class AEOutput(NamedTuple):
@@ -100,8 +105,13 @@ class Autoencoder(nn.Module):
 
     @property
     def active_threshold(self) -> float:
-        """The code value above which a unit counts as active (L0, dead units, density)."""
+        """The |code| above which a unit counts as active (L0, dead units, density)."""
         return ACTIVE_THRESHOLD[self.activation]
+
+    def active(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes: [N, units] -> [N, units] bool, which units are active on which samples (L0, dead
+        units, density): |code| > active_threshold unless the code is not a unit activation (the VAE)."""
+        return is_active(codes, self.active_threshold)
 
     def reconstruction_term(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The objective's reconstruction term: ½·mean‖x̂ − x‖² unless a variant's likelihood replaces it."""
@@ -110,6 +120,17 @@ class Autoencoder(nn.Module):
     def sparsity_codes(self, out: AEOutput) -> torch.Tensor | None:
         """The tensor the sparsity penalty acts on, [rows, units] (ρ̂ is its column mean); None: no penalty."""
         return out.hidden
+
+    def set_step_(self, step: int, total_steps: int) -> bool:
+        """Called by the trainer before each step (`step` steps done of `total_steps`, 0: until paused)
+        for what follows a schedule (k-sparse's k). Returns whether the objective changed."""
+        return False
+
+    @property
+    def sparsity_scale(self) -> float:
+        """The sparsity term's weight beyond β: how many code units of a sample each column of
+        `sparsity_codes` stands for (1; a conv kernel stands for one unit per map position)."""
+        return 1.0
 
     def extra_terms(self, x: torch.Tensor, out: AEOutput, cfg: ModelConfig) -> dict[str, torch.Tensor]:
         """Loss terms of the variant's own beyond reconstruction, sparsity and weight decay."""

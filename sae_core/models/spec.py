@@ -116,6 +116,8 @@ class VariantSpec:
     """Weight decay acts on more than W₁ and W₂ (written Σₗ‖Wₗ‖²)."""
     penalty_units: Callable[[ModelConfig], tuple[int, str]] = _hidden_units
     """(how many ρ̂ the penalty sums over, their index letter)."""
+    penalty_factor_tex: str = ""
+    """A factor written between β and the penalty's sum: the model's `sparsity_scale` (conv: "P")."""
 
     def effective_penalty(self, penalty: str) -> str:
         """The penalty the objective really contains for a configured `penalty`."""

@@ -11,6 +11,11 @@ latter: on [0, 1] pixels a unit-variance Gaussian is so flat that the prior KL w
 N(0, I) and the decoder outputs the mean image (seen on digits 8×8: kl_prior → 0, FVE ≈ 0).
 Note that the Bernoulli term does not reach 0 for grey pixels; its minimum is at x̂ = x.
 `hidden` is μ, and the sparsity penalty is off: the prior KL already regularises the code.
+μ is signed and almost never 0, so "μⱼ ≠ 0" would count every dimension. What L0, dead units and
+density count instead are the latent dimensions in use (Burda et al. 2016): dimension j is active when
+the variance of μⱼ over the evaluated inputs exceeds ACTIVE_VARIANCE; it is then active on every sample,
+so L0 = the number of dimensions in use and the dead fraction = the share of dimensions that carry no
+information.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ PRIOR_SAMPLES = 16
 GRID_SIDE = 10
 SAMPLE_SEED = 0
 """Seed of the prior samples in the snapshot, so the same z's are decoded at every snapshot."""
+ACTIVE_VARIANCE = 0.01
+"""Variance of μⱼ over the data above which a latent dimension counts as used (Burda et al. 2016)."""
 
 
 class VariationalAutoencoder(Autoencoder):
@@ -77,6 +84,13 @@ class VariationalAutoencoder(Autoencoder):
     def sparsity_codes(self, out: AEOutput) -> None:
         """No sparsity penalty for the VAE (None tells losses.loss_terms to skip it)."""
         return None
+
+    def active(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes: μ [N, latent] -> [N, latent] bool: dimension j is in use, Var over the rows of μⱼ >
+        ACTIVE_VARIANCE (Burda et al. 2016), the same for every row (fewer than 2 rows: none in use)."""
+        if codes.shape[0] < 2:
+            return torch.zeros_like(codes, dtype=torch.bool)
+        return (codes.var(dim=0) > ACTIVE_VARIANCE).expand_as(codes)
 
     def filters(self) -> torch.Tensor:
         """[hidden, n_inputs] the first encoder layer's weights."""

@@ -10,10 +10,8 @@ import plotly.graph_objects as go
 from ..figures import IMAGE_X, IMAGE_Y, grey_heatmap
 from ..figures_activity import BAR_COLOUR, empty_figure, figure
 from ..images import montage
+from ..models.vae import ACTIVE_VARIANCE
 from .common import LABEL_COLOURS, data_range, image_figure, missing
-
-ACTIVE_VARIANCE = 0.01
-"""Variance of μⱼ over the data above which a latent dimension counts as used (Burda et al. 2016)."""
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
@@ -161,8 +159,9 @@ def vae_metrics(snap: Snapshot) -> list[tuple[str, str, str | None]]:
     kl = np.asarray(snap.extras.get("kl_per_dim", np.zeros(0)), dtype=np.float64)
     mu = np.asarray(snap.activations, dtype=np.float64)
     # Burda et al. (2016): a latent dimension is active when its posterior mean varies over the data,
-    # Cov_x(E_q[zⱼ]) > 0.01.
-    active = int((mu.var(axis=0) > ACTIVE_VARIANCE).sum()) if mu.size else 0
+    # Cov_x(E_q[zⱼ]) > 0.01. The model's own rule (VariationalAutoencoder.active) made the density:
+    # 1 for a dimension in use, 0 for one that is not.
+    active = int((np.asarray(snap.density) > 0).sum())
     return [
         ("KL to the prior", f"{kl.sum():.4g}" if kl.size else "–", "Mean over the probe set, in nats"),
         (
