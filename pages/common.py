@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
+import re
 from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 from pages.navigation_guard import leave_old_multipage_mode  # noqa: F401 (re-exported)
-from sae_core import data
+from sae_core import budget, data, scheduler, upload_store
 from sae_core.config import BETA_DEFAULTS, FIELD_SECTION, LIVE_FIELDS, DataConfig, RunConfig
 from sae_core.jobs import TrainingJob
 from sae_core.models import REGISTRY
 from sae_core.presets import DEFAULT_PRESET, load_presets
+from sae_core.scheduler import TrainingQueue
 
-MAX_TRAINING_JOBS = 4
-"""Jobs allowed to train at once on this server (all browser sessions together)."""
+PER_BROWSER = 2
+"""Runs one browser may have training or queued at once (two tabs comparing runs; a reload's old run
+holds its place for the few seconds until it notices its tab is gone, sae_core.jobs.DISCONNECT_GRACE_S)."""
 IDLE_TIMEOUT_S = 30.0
 """A job pauses itself when for this long no page has drawn it and no tab of its browser session has
 been open (see `session_watcher`); $SAE_IDLE_TIMEOUT_S overrides it (tests use a short one)."""
@@ -61,6 +63,12 @@ PREVIOUS = "previous_job"
 NOTICE = "notice"
 """A one-off message for the next run of the Train page (e.g. "model rebuilt")."""
 URL_READ = "url_read"
+UPLOADS = "uploads"
+"""This session's `upload_store.SessionUploads`: its accepted file, referenced by a server-issued id."""
+
+SERVER_ONLY = ("upload", "data_dir")
+"""Fields that name files on the server: never taken from a URL (nor written to one) or a widget. The
+app sets `upload` to the id of the session's own uploaded file; `data_dir` stays $SAE_DATA_DIR's."""
 
 
 @st.cache_resource
@@ -82,9 +90,27 @@ def configure_torch() -> int:
 
 
 @st.cache_resource
-def training_slots() -> threading.BoundedSemaphore:
-    """One semaphore for the whole server: a job holds a slot while its thread trains."""
-    return threading.BoundedSemaphore(MAX_TRAINING_JOBS)
+def training_queue() -> TrainingQueue:
+    """The server's training slots (one per core, $SAE_MAX_JOBS) and the queue of runs waiting for one."""
+    return TrainingQueue(scheduler.default_slots(), per_owner=PER_BROWSER)
+
+
+@st.cache_resource
+def reaper() -> scheduler.Reaper:
+    """Releases the runs of browser sessions the server has dropped (after server.disconnectedSessionTTL)."""
+    return scheduler.Reaper(ttl_s=float(st.get_option("server.disconnectedSessionTTL")))
+
+
+def browser_owner() -> str:
+    """Who a run belongs to in the queue: the browser, by Streamlit's XSRF cookie (the same in every tab
+    and across reloads), else this session."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    cookie = st.context.cookies.get("_streamlit_xsrf")
+    if cookie:
+        return "browser:" + cookie
+    ctx = get_script_run_ctx()
+    return "session:" + (ctx.session_id if ctx is not None else "")
 
 
 @st.cache_resource
@@ -98,8 +124,36 @@ def _load_dataset(**fields: Any) -> data.Dataset:
 
 
 def load_dataset(cfg: DataConfig) -> data.Dataset:
-    """data.load through st.cache_data, keyed on the DataConfig's fields."""
+    """data.load through st.cache_data, keyed on the DataConfig's fields; an upload id becomes the path of
+    this session's file (UploadError for an id that is not this session's)."""
+    if cfg.dataset == "upload" and cfg.upload:
+        cfg = dataclasses.replace(cfg, upload=str(session_uploads().path(cfg.upload)))
     return _load_dataset(**dataclasses.asdict(cfg))
+
+
+def session_uploads() -> upload_store.SessionUploads:
+    if UPLOADS not in st.session_state:
+        st.session_state[UPLOADS] = upload_store.SessionUploads()
+    return st.session_state[UPLOADS]
+
+
+def check_memory(cfg: RunConfig) -> None:
+    """budget.check before anything is built: BudgetError (a ValueError) says what would fit."""
+    if cfg.data.dataset == "upload":
+        samples, shape = session_uploads().shape(cfg.data.upload)
+        budget.check(cfg, samples=samples, image_shape=shape)
+    else:
+        budget.check(cfg)
+
+
+def literal(text: object) -> str:
+    """Text from outside (a URL, a file name, a message quoting them) as a Markdown code span, which
+    CommonMark and Streamlit show character for character: no link, image, emphasis, directive or
+    formula can form inside it. The fence is longer than any run of backticks in the text."""
+    body = " ".join(str(text).split())  # one line: a blank line would end the span
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 # ----- settings -------------------------------------------------------------------------------------------
@@ -192,7 +246,8 @@ def read_query_params() -> None:
         return
     settings()
     unknown = sorted(k for k in params if k not in FIELD_SECTION)
-    known = {k: v for k, v in params.items() if k in FIELD_SECTION}
+    server_only = sorted(k for k in params if k in SERVER_ONLY)
+    known = {k: v for k, v in params.items() if k in FIELD_SECTION and k not in SERVER_ONLY}
     try:  # all at once first: ?penalty=topk&k=2 is valid together but not in the order k comes last
         cfg = RunConfig.from_flat({**settings(), **known})
         settings().update({k: cfg.flat()[k] for k in known})
@@ -204,13 +259,20 @@ def read_query_params() -> None:
     for key in WIDGET_KEYS + VARIANT_WIDGET_KEYS:
         st.session_state.pop(key, None)
     if unknown:
-        st.session_state[NOTICE] = f"Ignored unknown URL parameter(s): {', '.join(unknown)}."
+        add_notice(f"Ignored unknown URL parameter(s): {', '.join(literal(k) for k in unknown)}.")
+    if server_only:
+        add_notice(f"Ignored {', '.join(server_only)}: a link cannot name files on the server.")
+    # A refused value whose field has no control on the page (n_bars, n_patches...) is said here.
+    drawn = set(WIDGET_KEYS) | set(current_config().model.spec.fields)
+    for key in known:
+        if key in errors() and key not in drawn:
+            add_notice(f"Not applied from the link: {literal(errors().pop(key))}.")
 
 
 def write_query_params(cfg: RunConfig) -> None:
     """Put every field that differs from the session default into the URL, so a link reopens this run."""
     base = RunConfig.from_flat(base_settings()).flat()
-    wanted = {k: _url_value(v) for k, v in cfg.flat().items() if v != base[k] and k != "upload"}
+    wanted = {k: _url_value(v) for k, v in cfg.flat().items() if v != base[k] and k not in SERVER_ONLY}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 
@@ -299,15 +361,20 @@ def session_watcher() -> Callable[[], bool] | None:
 
 
 def build_job(cfg: RunConfig) -> TrainingJob:
-    """A fresh job on the (cached) dataset; raises DataUnavailableError / UploadError / ValueError."""
+    """A fresh job on the (cached) dataset, once the run's memory estimate fits the per-run budget;
+    raises DataUnavailableError / UploadError / ValueError (budget.BudgetError among them)."""
+    check_memory(cfg)
     dataset = load_dataset(cfg.data)
-    return TrainingJob(
+    job = TrainingJob(
         cfg,
         dataset,
-        slots=training_slots(),
+        queue=training_queue(),
+        owner=browser_owner(),
         idle_timeout=idle_timeout_s(),
         is_watched=session_watcher(),
     )
+    reaper().watch(job)
+    return job
 
 
 def retire_job(reason: str) -> None:

@@ -17,11 +17,12 @@ from sae_core.jobs import TrainingJob
 common.leave_old_multipage_mode()
 
 REFRESH_S = 0.5
-WAS_RUNNING = "job_was_running"
+WAS_ACTIVE = "job_was_active"
+"""(training, queued) at the last full run of the page: a change redraws the buttons too."""
 
 
 def live_views_fragment(job: TrainingJob):
-    @st.fragment(run_every=REFRESH_S if job.running else None)
+    @st.fragment(run_every=REFRESH_S if job.active else None)
     def live_views() -> None:
         job = common.current_job()
         if job is None:
@@ -29,15 +30,19 @@ def live_views_fragment(job: TrainingJob):
         snap = job.latest()
         running = job.running
         with live_charts.views():  # charts redrawn without blank or faded frames
-            train_views.draw_progress(snap, running)
+            train_views.draw_progress(snap, running, job.queue_place())
             train_views.draw_metrics(snap)
             train_views.draw_views(snap)
             train_views.draw_variant_views(snap)
-        if st.session_state.get(WAS_RUNNING) and not running:
-            st.session_state[WAS_RUNNING] = False
-            st.rerun()  # the run ended on its own: redraw the buttons (and stop this timer)
+        if st.session_state.get(WAS_ACTIVE, (False, False)) != _active(job):
+            # The run ended on its own, or its turn in the queue came: redraw the buttons (and the timer).
+            st.rerun()
 
     return live_views
+
+
+def _active(job: TrainingJob) -> tuple[bool, bool]:
+    return job.running, job.status == "queued"
 
 
 def main() -> None:
@@ -74,7 +79,7 @@ def _main_body() -> None:
     busy = st.session_state.pop(train_views.BUSY, None)
     if busy:
         st.warning(busy, icon=":material/hourglass_top:")
-    st.session_state[WAS_RUNNING] = job.running
+    st.session_state[WAS_ACTIVE] = _active(job)
     live_views_fragment(job)()
     train_views.draw_previous()
 

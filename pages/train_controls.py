@@ -13,8 +13,9 @@ from typing import Any, get_args
 import streamlit as st
 
 from pages import common
-from sae_core import data, uploads
+from sae_core import data
 from sae_core.config import FIELD_DOCS, Optimizer, TrainConfig, field_type
+from sae_core.config_sections import SIZE_LIMITS
 from sae_core.models import REGISTRY, get_spec
 from sae_core.models.spec import Control, VariantSpec
 
@@ -59,7 +60,8 @@ def on_until_paused() -> None:
 
 
 def on_upload() -> None:
-    """Check the uploaded file now, so a bad file gets a message next to the uploader, then store it."""
+    """Check the uploaded file now, so a bad file gets a message next to the uploader, then keep it under a
+    server-issued id for this session (the file it replaces is deleted)."""
     upload = st.session_state.get("upload_file")
     common.errors().pop("upload", None)
     if upload is None:
@@ -70,9 +72,9 @@ def on_upload() -> None:
     except data.UploadError as err:
         common.errors()["upload"] = str(err)
         return
-    common.apply_setting("upload", str(uploads.store(raw, upload.name)))
+    common.apply_setting("upload", common.session_uploads().put(raw, upload.name, len(x), shape))
     st.session_state[common.NOTICE] = (
-        f"Loaded {upload.name}: {len(x)} samples of {shape[0]}×{shape[1]} pixels."
+        f"Loaded {common.literal(upload.name)}: {len(x)} samples of {shape[0]}×{shape[1]} pixels."
     )
 
 
@@ -80,10 +82,12 @@ def on_upload() -> None:
 def error_under(key: str) -> None:
     message = common.errors().get(key)
     if message:
-        st.error(f"Not applied: {message}", icon=":material/block:")
+        st.error(f"Not applied: {common.literal(message)}", icon=":material/block:")
 
 
 def widget(kind, label: str, key: str, **kwargs) -> None:
+    if kind is st.number_input and key in SIZE_LIMITS and "format" not in kwargs:  # the config's bound
+        kwargs.setdefault("max_value", int(SIZE_LIMITS[key]))
     kind(label, key=key, help=FIELD_DOCS.get(key), on_change=on_setting, args=(key,), **kwargs)
     error_under(key)
 

@@ -79,7 +79,7 @@ def on_discard_previous() -> None:
 # ----- buttons, progress, numbers --------------------------------------------------------------------------
 def draw_buttons(job: TrainingJob) -> None:
     snap = job.latest()
-    running, done = job.running, job.trainer.finished
+    running, done = job.active, job.trainer.finished
     length = job.trainer.total_steps
     label = "Train on" if done else "Resume" if job.step_count > 0 and not running else "Train"
     train_help = "Train in the background; the views refresh twice a second."
@@ -100,7 +100,7 @@ def draw_buttons(job: TrainingJob) -> None:
         key="pause",
         on_click=on_pause,
         disabled=not running,
-        help="Hold training; the views keep the last picture.",
+        help="Hold training (or leave the queue); the views keep the last picture.",
         width="stretch",
     )
     cols[2].button(
@@ -137,7 +137,7 @@ def draw_buttons(job: TrainingJob) -> None:
         help="model.safetensors, config.json, metrics.json (with the step count), filters.png, "
         "reconstructions.png and the loss history as CSV (pause first while training).",
     )
-    if done:
+    if done and not presentation.is_on():  # on a projector the button's tooltip says it; room for filters
         st.caption(
             f"Training length reached ({length:,} steps). **Train on** adds another {length:,} steps to "
             "this same model; raising *Training length* and pressing **Resume** trains on too, and **Step** "
@@ -172,18 +172,26 @@ STATUS_TEXT = {
     "done": "finished",
     "stopped": "stopped",
     "diverged": "diverged",
+    "queued": "queued",
 }
 
 
-def draw_progress(snap, running: bool) -> None:
+def draw_progress(snap, running: bool, queue_place: int | None = None) -> None:
     status = "training" if running else STATUS_TEXT.get(snap.status, snap.status)
+    queued = f" · place {queue_place} in the queue" if queue_place and not running else ""
     length = "· until paused" if snap.until_paused else f"/ {snap.total_steps:,}"
     eta = "" if snap.until_paused else f" · ETA {_eta(snap) if running else '–'}"
     text = (
-        f"**{status}** · step {snap.step:,} {length} · epoch {snap.epoch:.1f} · "
+        f"**{status}**{queued} · step {snap.step:,} {length} · epoch {snap.epoch:.1f} · "
         f"{snap.samples_per_second:,.0f} samples/s{eta}"
     )
     st.progress(snap.progress, text=text)
+    if queued:
+        st.info(
+            "Every training slot of this server is in use. This run starts by itself when its turn "
+            "comes; **Pause** leaves the queue.",
+            icon=":material/hourglass_top:",
+        )
     if snap.status == "diverged":
         st.error(snap.message or "Training diverged.", icon=":material/error:")
     elif snap.message and snap.status == "paused":

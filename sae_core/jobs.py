@@ -2,31 +2,42 @@
 
 The page keeps one `TrainingJob` per browser session; its buttons call start / pause / step_once /
 stop and its sliders call set_live. The thread never touches the UI: it publishes `Snapshot`s and
-the page draws the latest one on a timer.
+the page draws the latest one on a timer. The thread lives only while the job trains: a paused job
+holds no thread, and `release()` (the server's `scheduler.Reaper`, for a session that has gone) gives
+back its model, optimizer and data too.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
 
+import torch
+
 from .config import RunConfig
 from .data import Dataset
+from .scheduler import BusyError, TrainingQueue
 from .training import Snapshot, Trainer
 
+__all__ = ["BusyError", "TrainingJob"]
 
-class BusyError(RuntimeError):
-    """All training slots of this server are in use."""
+DISCONNECT_GRACE_S = 5.0
+"""A running job whose browser session has had no tab connected for this long pauses itself (the tab
+was closed or reloaded: a reload is a new session, so the old run must not keep its slot)."""
 
 
 class TrainingJob:
     """Owns a Trainer and the thread that steps it.
 
-    slots: a server-wide semaphore; a job holds one slot while it trains. idle_timeout: seconds
-    without a `latest()` call after which the job pauses itself (its browser tab has gone), unless
-    `is_watched()` says that someone is still there (the page passes one that asks the server whether
-    the browser session is connected, so a user on another page of the app keeps the run going).
+    queue: the server's `TrainingQueue`; a job holds a place in it while it trains or waits, as `owner`
+    (its browser). With no free slot, start() leaves the job "queued" (`queue_place()` says where) and
+    it starts by itself when its turn comes. is_watched: says whether the job's browser session has a
+    tab connected (the page passes one that asks the server, so a user on another page of the app keeps
+    the run going); a running job pauses itself once it has been False for disconnect_grace_s. Without
+    one (AppTest, scripts), the job pauses after idle_timeout seconds without a `latest()` call.
     The run's length (config steps / epochs, live) is its step limit: the thread ends its stepping there
     with status "done"; a run until paused (steps 0) has none. first_snapshot_s: length of the first
     stepping section after each start, so that the page sees the model move within a moment of the
@@ -41,9 +52,11 @@ class TrainingJob:
         snapshot_interval: float = 0.25,
         first_snapshot_s: float = 0.02,
         idle_timeout: float = 30.0,
-        slots: threading.Semaphore | None = None,
+        queue: TrainingQueue | None = None,
+        owner: str = "",
         device: str | None = None,
         is_watched: Callable[[], bool] | None = None,
+        disconnect_grace_s: float = DISCONNECT_GRACE_S,
     ) -> None:
         self.trainer = Trainer(config, dataset, device=device)
         self.snapshot_interval = snapshot_interval
@@ -52,8 +65,12 @@ class TrainingJob:
         self._published = threading.Condition(threading.Lock())  # notified by _publish
         self.idle_timeout = idle_timeout
         self._is_watched = is_watched
-        self._slots = slots
-        self._holds_slot = False
+        self.disconnect_grace_s = disconnect_grace_s
+        self._unwatched_since: float | None = None
+        self._last_seen = time.monotonic()  # the session last seen connected (or the page last read)
+        self._queue = queue
+        self._owner = owner
+        self._released = False
         self._lock = threading.RLock()  # guards the trainer and _latest
         self._running = threading.Event()
         self._halt = threading.Event()
@@ -74,39 +91,77 @@ class TrainingJob:
         return self._running.is_set() and self._thread is not None and self._thread.is_alive()
 
     @property
+    def active(self) -> bool:
+        """Training or waiting in the queue to train: the page keeps refreshing."""
+        return self.running or self.status == "queued"
+
+    def queue_place(self) -> int | None:
+        """Its place in the server's queue while "queued" (1 = next), else None."""
+        place = None if self._queue is None or self.status != "queued" else self._queue.place(self)
+        return place or None
+
+    @property
     def step_count(self) -> int:
         return self.trainer.step_count
 
     def latest(self) -> Snapshot:
         """The newest snapshot; reading it also tells the job that someone is still watching."""
-        self._last_read = time.monotonic()
+        self._last_read = self._last_seen = time.monotonic()
         return self._latest
+
+    def model_copy(self) -> tuple[torch.nn.Module, int]:
+        """(a CPU copy of the model in eval mode, the step it is at), taken between two steps (the thread
+        holds the lock while it steps): what a page may run on the UI thread while the job trains on."""
+        with self._lock:
+            model = copy.deepcopy(self.trainer.model).cpu().eval()
+            return model, self.trainer.step_count
 
     # ----- controls -------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start or resume training in the background. Raises BusyError when no slot is free."""
-        if self.running:
+        """Start or resume training in the background; with every slot taken, join the queue (status
+        "queued") and start when its turn comes. BusyError when its browser holds all it may."""
+        if self.active or self._released:
             return
         if self.trainer.finished:
             self.status = "done"
             return
-        self._acquire_slot()
+        place = 0 if self._queue is None else self._queue.acquire(self, self._owner, self._on_grant)
         self.message = None
         self._last_read = time.monotonic()
-        self._first_section = True
-        self._halt.clear()
-        self._running.set()
-        self.status = "running"
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="sae-training", daemon=True)
-            self._thread.start()
+        if place:
+            self._resume_status = self.status
+            self.status = "queued"
+            self._publish()
+            return
+        self._begin()
 
     resume = start
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._first_section = True
+            self._halt.clear()
+            self._running.set()
+            self.status = "running"
+            if self._thread is None:  # the thread clears this, under the lock, when it ends
+                self._thread = threading.Thread(target=self._loop, name="sae-training", daemon=True)
+                self._thread.start()
+
+    def _on_grant(self) -> None:
+        """The queue gave this job a slot (called from the thread that freed it)."""
+        with self._lock:
+            if self.status == "queued" and not self._halt.is_set():
+                self._last_read = time.monotonic()
+                self._begin()
+                return
+        self._release_slot()  # it left the queue meanwhile: pass the slot on
 
     def pause(self) -> None:
         self._running.clear()
         if self.status == "running":
             self.status = "paused"
+        elif self.status == "queued":  # leaves the queue: back to what it was before
+            self.status = getattr(self, "_resume_status", "paused")
         self._wait_idle()
         self._publish()
         self._release_slot()
@@ -124,12 +179,34 @@ class TrainingJob:
         """End the thread; the model is kept and can still be stepped or saved."""
         self._halt.set()
         self._running.clear()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self.status in ("running", "paused", "ready"):
+        thread = self._thread  # the thread clears the attribute itself as it ends
+        if thread is not None:
+            thread.join(timeout=10)
+        if self.status in ("running", "paused", "ready", "queued"):
             self.status = "stopped"
         self._publish()
         self._release_slot()
+
+    def release(self) -> None:
+        """Stop, and let go of the trainer (model, optimizer, data): for a run whose browser session has
+        gone for good. The last snapshot stays readable; nothing can train or step any more."""
+        self.stop()
+        with self._lock:
+            self._released = True
+            self.status = "stopped"
+            self.message = "Released: this run's browser session ended."
+            self._latest = dataclasses.replace(self._latest, status="stopped", message=self.message)
+            self.trainer = _ReleasedTrainer(self.trainer)
+
+    def abandoned_for(self) -> float:
+        """Seconds since the job's browser session was last seen connected; 0 while it is, and always 0
+        without a way to tell (no is_watched: AppTest, scripts), so such a job is never released."""
+        if self._is_watched is None or self._released:
+            return 0.0
+        if self._is_watched():
+            self._last_seen = time.monotonic()
+            return 0.0
+        return time.monotonic() - self._last_seen
 
     def set_config(self, config: RunConfig) -> None:
         """Take the live fields (LIVE_FIELDS: ρ, β, λ, lr, the run's length, λ_c) of an already validated
@@ -158,12 +235,18 @@ class TrainingJob:
     # ----- the thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
         trainer = self.trainer
-        while not self._halt.is_set():
-            if not self._running.wait(timeout=0.1):
-                continue
+        while True:
+            with self._lock:  # ends here, so that start() sees no thread and makes a new one
+                if self._halt.is_set() or not self._running.is_set():
+                    self._thread = None
+                    return
             if self._unwatched():
                 self.status = "paused"
-                self.message = "Paused: nobody has looked at this run for a while (tab closed?)."
+                self.message = (
+                    "Paused: nobody has looked at this run for a while (tab closed?)."
+                    if self._is_watched is None
+                    else "Paused: no tab of this browser session was open (closed or reloaded)."
+                )
                 self._running.clear()
                 self._publish()
                 self._release_slot()
@@ -185,10 +268,18 @@ class TrainingJob:
                 self._release_slot()
 
     def _unwatched(self) -> bool:
-        """No page has read a snapshot for idle_timeout s and is_watched (when given) sees nobody either."""
-        if time.monotonic() - self._last_read <= self.idle_timeout:
+        """No tab of its browser session for disconnect_grace_s (with is_watched), or no page read for
+        idle_timeout s (without)."""
+        now = time.monotonic()
+        if self._is_watched is None:
+            return now - self._last_read > self.idle_timeout
+        if self._is_watched():
+            self._unwatched_since = None
+            self._last_seen = now
             return False
-        return self._is_watched is None or not self._is_watched()
+        if self._unwatched_since is None:
+            self._unwatched_since = now
+        return now - self._unwatched_since > self.disconnect_grace_s
 
     def _publish(self) -> None:
         with self._lock:
@@ -211,17 +302,19 @@ class TrainingJob:
         with self._lock:
             pass
 
-    def _acquire_slot(self) -> None:
-        if self._slots is None or self._holds_slot:
-            return
-        if not self._slots.acquire(blocking=False):
-            raise BusyError("The server is busy: every training slot is in use. Try again in a minute.")
-        self._holds_slot = True
-
     def _release_slot(self) -> None:
-        # pause() and the thread can both get here; the lock makes the check-and-release atomic so a
-        # BoundedSemaphore is never released twice.
-        with self._lock:
-            if self._slots is not None and self._holds_slot:
-                self._holds_slot = False
-                self._slots.release()
+        # Idempotent (the queue forgets a job it does not hold), and called without this job's lock:
+        # giving the slot back may start the next job in the queue, which takes its own lock.
+        if self._queue is not None:
+            self._queue.release(self)
+
+
+class _ReleasedTrainer:
+    """What is left of a released job's trainer: its config and step count, no tensors."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.config = trainer.config
+        self.step_count = trainer.step_count
+        self.total_steps = trainer.total_steps
+        self.finished = True
+        self.model = None

@@ -40,7 +40,9 @@ FILTERS_PLOT = (
 RHO_INPUT = '.st-key-rho input[type="range"]'
 RHO_VALUE = '.st-key-rho [data-testid="stSliderThumbValue"]'
 _TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-_PROGRESS_RE = re.compile(r"^\s*(\w+)\s*·\s*step\s*([\d,]+)\s*(?:/\s*([\d,]+)|·\s*until paused)")
+_PROGRESS_RE = re.compile(
+    r"^\s*(\w+)\s*·\s*(?:place \d+ in the queue\s*·\s*)?step\s*([\d,]+)\s*(?:/\s*([\d,]+)|·\s*until paused)"
+)
 
 T = TypeVar("T")
 
@@ -66,7 +68,16 @@ def streamlit_app(
     deadline_s: float = 90.0, port: int | None = None, env: dict[str, str] | None = None
 ) -> Iterator[str]:
     """Run `streamlit run app.py` offline on a free port; yield its URL once /_stcore/health answers.
-    `env`: extra environment variables for the server (e.g. SAE_IDLE_TIMEOUT_S).
+    `env`: extra environment variables for the server (e.g. SAE_IDLE_TIMEOUT_S)."""
+    with streamlit_server(deadline_s, port, env) as (url, _):
+        yield url
+
+
+@contextmanager
+def streamlit_server(
+    deadline_s: float = 90.0, port: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """streamlit_app that also yields the server's process (to read its memory and threads).
 
     The server runs in its own process group and is terminated (then killed, if it lingers) on exit,
     whatever happened inside the `with`. Its output goes to a temporary log quoted in startup errors.
@@ -93,7 +104,7 @@ def streamlit_app(
                 )
                 raise RuntimeError(f"streamlit server {why}; log {log.name}:\n{tail}")
             time.sleep(0.2)  # polling interval of the health check, not synchronisation
-        yield url
+        yield url, proc
     finally:
         _terminate(proc)
         log.close()
@@ -258,3 +269,45 @@ def screenshot(page, name: str, max_height: int = 4000) -> Path:
     finally:
         page.set_viewport_size(size)
     return path
+
+
+def process_usage(pid: int) -> tuple[float, int]:
+    """(resident memory in MB, thread count) of a process, from /proc (Linux)."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
+
+
+def session_soak(browser, url: str, pid: int, sessions: int, query: str, train_s: float, settle_s: float):
+    """One round of a soak: open `sessions` browser sessions on Train (`query`), press Train in each,
+    keep them training for `train_s`, close them all, and watch the server for `settle_s`.
+
+    Returns {"during": peak (RSS MB, threads) while all train, "after": the lowest reading in the settle
+    window, "steps": each run's step count when its tab closed} of the server process.
+    """
+    contexts, pages = [], []
+    for _ in range(sessions):
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        open_train(page, url, query)
+        click_button(page, "train")
+        contexts.append(context)
+        pages.append(page)
+    for page in pages:
+        wait_until(lambda page=page: (p := progress(page)) and p.step > 0 and p, 90, "every run to train")
+    during = _watch(pid, train_s, max)
+    steps = [progress(page).step for page in pages]
+    for context in contexts:
+        context.close()
+    return {"during": during, "after": _watch(pid, settle_s, min), "steps": steps}
+
+
+def _watch(pid: int, seconds: float, pick) -> tuple[float, int]:
+    """(RSS MB, threads) of a process sampled every 0.5 s for `seconds`, each reduced with `pick`."""
+    end, reading = time.monotonic() + seconds, process_usage(pid)
+    while time.monotonic() < end:
+        time.sleep(0.5)  # a sampling period, not synchronisation
+        usage = process_usage(pid)
+        reading = (pick(reading[0], usage[0]), pick(reading[1], usage[1]))
+    return reading

@@ -225,21 +225,26 @@ def test_structural_change_rebuilds_and_says_so(apps):
     assert any("hidden" in i.value and "new model" in i.value for i in at.info)
 
 
-def test_busy_server_shows_a_message_instead_of_training(apps):
+def test_a_full_server_queues_the_run_and_starts_it_in_turn(apps):
     from pages import common
 
     at = apps(TINY)
-    slots = common.training_slots()
-    taken = 0
-    while slots.acquire(blocking=False):
-        taken += 1
+    queue = common.training_queue()
+    others = [object() for _ in range(queue.slots)]  # other students' runs hold every slot
+    for i, other in enumerate(others):
+        assert queue.acquire(other, f"other-{i}", lambda: None) == 0
     try:
         at.button(key="train").click().run()
-        assert any("busy" in w.value.lower() for w in at.warning)
-        assert not at.session_state["job"].running
+        job = at.session_state["job"]
+        assert job.status == "queued" and job.queue_place() == 1 and not job.running
+        assert "place 1 in the queue" in _progress_text(at)
+        assert any("starts by itself" in i.value for i in at.info)
+        queue.release(others.pop())  # a slot frees: the queued run starts by itself
+        _poll(at, lambda: job.running and job.step_count > 0, "the queued run to start")
+        assert "queue" not in _progress_text(at)
     finally:
-        for _ in range(taken):
-            slots.release()
+        for other in others:
+            queue.release(other)
     _no_exceptions(at)
 
 

@@ -37,7 +37,7 @@ DEADLINE_S = 90  # generous: 2 CPU cores shared with other jobs; the first page 
 IDLE_TIMEOUT_S = 2
 AWAY_S = 3 * IDLE_TIMEOUT_S
 NAV_LINK = '[data-testid="stSidebarNavLink"]'
-PAUSED_MESSAGE = "nobody has looked at this run"
+PAUSED_MESSAGE = "Paused:"  # the job's message when it pauses itself (sae_core/jobs.py)
 
 
 @pytest.fixture(scope="module")

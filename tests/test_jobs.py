@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
 from sae_core.config import RunConfig
 from sae_core.jobs import BusyError, TrainingJob
+from sae_core.scheduler import Reaper, TrainingQueue
 
 DEADLINE_S = 20.0
 
@@ -106,7 +110,7 @@ def test_stop_ends_the_thread_and_keeps_the_model(make_job):
     wait_until(lambda: job.step_count >= 2, "two steps are taken")
     model = job.trainer.model
     job.stop()
-    assert not job._thread.is_alive()
+    assert job._thread is None  # the thread has ended and forgotten itself
     assert job.status == "stopped" and job.latest().status == "stopped"
     steps = job.step_count
     job.step_once()  # a stopped job's model can still be stepped
@@ -135,8 +139,8 @@ def test_set_live_while_paused_is_visible_at_once(make_job):
 
 
 def test_idle_job_pauses_itself_with_a_message(make_job):
-    slots = threading.BoundedSemaphore(1)
-    job = make_job(idle_timeout=0.2, slots=slots)
+    queue = TrainingQueue(1)
+    job = make_job(idle_timeout=0.2, queue=queue)
     job.start()
     # Poll `status`, not latest(): reading a snapshot is what counts as someone watching.
     wait_until(lambda: job.status == "paused", "the unwatched job pauses itself")
@@ -147,25 +151,110 @@ def test_idle_job_pauses_itself_with_a_message(make_job):
     held = job.step_count
     time.sleep(0.3)  # not a synchronisation: a window in which a running job would take many steps
     assert job.step_count == held
-    wait_until(lambda: slots.acquire(blocking=False), "the job gives its slot back")
-    slots.release()
+    wait_until(lambda: queue.counts() == (0, 0), "the job gives its slot back")
 
 
-def test_a_second_job_is_refused_while_the_only_slot_is_taken(make_job):
-    slots = threading.BoundedSemaphore(1)
-    first, second = make_job(slots=slots), make_job(slots=slots)
+def test_a_job_whose_tab_is_gone_pauses_after_the_grace_even_if_read(make_job):
+    connected = threading.Event()
+    connected.set()
+    job = make_job(is_watched=connected.is_set, disconnect_grace_s=0.2, idle_timeout=1e9)
+    job.start()
+    wait_until(lambda: job.latest().step > 0, "training")
+    connected.clear()  # the tab closed (or reloaded: a new session); the old run must give its slot back
+    wait_until(lambda: job.latest().status == "paused", "the job of a closed tab pauses")
+    assert "no tab" in job.latest().message
+
+
+def test_a_second_job_waits_in_the_queue_and_starts_when_the_slot_frees(make_job):
+    queue = TrainingQueue(1, per_owner=1)
+    first, second = make_job(queue=queue, owner="a"), make_job(queue=queue, owner="b")
     first.start()
-    with pytest.raises(BusyError, match="busy"):
-        second.start()
-    assert second.status == "ready" and not second.running
-    first.pause()
     second.start()
-    wait_until(lambda: second.step_count > 0, "the second job trains")
-    with pytest.raises(BusyError):
-        first.resume()
-    second.stop()  # BoundedSemaphore raises if a slot were given back twice
-    first.resume()
-    assert first.running
+    assert second.status == "queued" and second.queue_place() == 1 and not second.running
+    assert second.latest().status == "queued" and second.active
+    time.sleep(0.2)  # not a synchronisation: a window in which a job that trained would take steps
+    assert second.step_count == 0
+    first.pause()
+    wait_until(lambda: second.running and second.step_count > 0, "the queued job starts in its turn")
+    assert second.status == "running" and second.queue_place() is None
+    first.resume()  # now the first one waits for the second
+    assert first.status == "queued" and first.queue_place() == 1
+    second.stop()
+    wait_until(lambda: first.running, "the first job gets the slot back")
+    assert queue.counts() == (1, 0)
+
+
+def test_pausing_a_queued_job_leaves_the_queue_and_keeps_its_status(make_job):
+    queue = TrainingQueue(1)
+    first, second, third = (make_job(queue=queue, owner=o) for o in "abc")
+    first.start()
+    second.start()
+    third.start()
+    assert (second.queue_place(), third.queue_place()) == (1, 2)
+    second.pause()
+    assert second.status == "ready" and second.queue_place() is None and not second.active
+    assert third.queue_place() == 1
+    first.pause()
+    wait_until(lambda: third.running, "the next in line starts")
+    assert second.status == "ready" and second.step_count == 0
+
+
+def test_one_owner_cannot_hold_more_places_than_allowed(make_job):
+    queue = TrainingQueue(1, per_owner=2)
+    jobs = [make_job(queue=queue, owner="student") for _ in range(3)]
+    jobs[0].start()
+    jobs[1].start()
+    assert jobs[1].status == "queued"
+    with pytest.raises(BusyError, match="at most 2"):
+        jobs[2].start()
+    assert jobs[2].status == "ready" and queue.counts() == (1, 1)
+    other = make_job(queue=queue, owner="another student")
+    other.start()  # another browser still gets a place in the line
+    assert other.queue_place() == 2
+
+
+def test_a_paused_job_holds_no_thread(make_job):
+    def training_threads() -> int:
+        return sum(t.name == "sae-training" and t.is_alive() for t in threading.enumerate())
+
+    before = training_threads()
+    jobs = [make_job() for _ in range(3)]
+    for job in jobs:
+        job.start()
+    wait_until(lambda: all(j.step_count > 0 for j in jobs), "every job trains")
+    assert training_threads() == before + 3
+    for job in jobs:
+        job.pause()
+    wait_until(lambda: training_threads() == before, "the paused jobs' threads end")
+    jobs[0].resume()  # a new thread, the same model
+    wait_until(lambda: jobs[0].running and training_threads() == before + 1, "the job trains again")
+
+
+def test_the_reaper_releases_runs_of_sessions_that_are_gone(tiny_digits):
+    connected = threading.Event()
+    connected.set()
+    # Not through make_job: its list would keep the job alive.
+    job = TrainingJob(
+        job_config(), tiny_digits, device="cpu", snapshot_interval=0.02, is_watched=connected.is_set
+    )
+    model = weakref.ref(job.trainer.model)
+    job.start()
+    wait_until(partial(lambda j: j.step_count > 0, job), "training")
+    reaper = Reaper(ttl_s=0.2, interval_s=3600)  # reap() by hand
+    reaper.watch(job)
+    assert reaper.reap() == 0  # connected: kept
+    connected.clear()
+    wait_until(partial(lambda j: j.abandoned_for() > 0.2, job), "the session to be gone for the ttl")
+    assert reaper.reap() == 1
+    assert job.status == "stopped" and not job.active and job._thread is None
+    gc.collect()
+    assert model() is None  # the model (and with it the optimizer's state) is gone
+    job.start()  # a released job cannot train again; it says why
+    assert job.status == "stopped" and "Released" in job.latest().message
+    collected = weakref.ref(job)
+    del job
+    gc.collect()
+    assert collected() is None  # nothing else (thread, queue, reaper) keeps it alive
 
 
 def test_a_diverging_job_ends_with_status_diverged(make_job):

@@ -1,0 +1,67 @@
+"""Soak: browser sessions come, train and go; does the server give their threads and memory back?
+
+Starts the app (offline) with a short disconnected-session TTL, then for --rounds rounds opens
+--sessions headless Chromium sessions on Train, presses Train in each, lets them train --train-s
+seconds, closes them and watches the server for --settle-s seconds. Prints the server's resident
+memory and thread count (from /proc) before, at the peak of each round and after it.
+
+    PYTHONPATH=. python benchmarks/soak.py [--rounds 5] [--sessions 4] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from tests.browser_helpers import (
+    CHROMIUM,
+    launch_chromium,
+    process_usage,
+    session_soak,
+    streamlit_server,
+    warm_up,
+)
+
+QUERY = "dataset=bars&n_bars=100000&steps=100000"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--train-s", type=float, default=5.0)
+    parser.add_argument("--settle-s", type=float, default=20.0)
+    parser.add_argument("--query", default=QUERY, help="Train page settings of every session")
+    parser.add_argument("--json", help="also write the readings to this JSON file")
+    args = parser.parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"needs Chromium at {CHROMIUM}", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    env = {"STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "2", "SAE_MAX_JOBS": str(args.sessions)}
+    rounds = []
+    with sync_playwright() as p, streamlit_server(120, env=env) as (url, server):
+        browser = launch_chromium(p)
+        warm_up(browser, url, 120)
+        start = process_usage(server.pid)
+        print(f"start: {start[0]:.0f} MB, {start[1]} threads")
+        for i in range(args.rounds):
+            r = session_soak(browser, url, server.pid, args.sessions, args.query, args.train_s, args.settle_s)
+            rounds.append(r)
+            print(
+                f"round {i + 1}: peak {r['during'][0]:.0f} MB / {r['during'][1]} threads, "
+                f"after {r['after'][0]:.0f} MB / {r['after'][1]} threads, steps {r['steps']}"
+            )
+        browser.close()
+    result = {"start": start, "rounds": rounds, "args": vars(args), "load": os.getloadavg()}
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(result, out, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Training slots for a shared server: a first-come queue, a per-owner limit, and a reaper (no Streamlit).
+
+A class of students shares one server. `TrainingQueue` lets at most `slots` jobs train at once and
+queues the rest in arrival order; when a slot frees, the first waiting job is told (its `on_grant`) and
+starts. An owner (a browser, or a browser session) may hold at most `per_owner` places, training or
+queued, so one student cannot fill every slot by opening tabs or reloading.
+
+`Reaper` gives back what abandoned runs hold: a job whose browser session has been gone for longer
+than the server keeps a disconnected session (Streamlit's `server.disconnectedSessionTTL`) is stopped and
+its model, optimizer and data are released, so memory returns even when nobody opens the app again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+
+class BusyError(RuntimeError):
+    """This owner already holds as many training places as it may."""
+
+
+def default_slots() -> int:
+    """Jobs that may train at once: one per CPU core ($SAE_MAX_JOBS overrides). Each job steps with one
+    thread, so more jobs than cores only slows every student down, and the web server needs a share."""
+    if os.environ.get("SAE_MAX_JOBS"):
+        return max(1, int(os.environ["SAE_MAX_JOBS"]))
+    return max(1, os.cpu_count() or 1)
+
+
+class TrainingQueue:
+    """`slots` places that train, a FIFO of jobs waiting for one, at most `per_owner` places per owner."""
+
+    def __init__(self, slots: int, per_owner: int = 1) -> None:
+        if slots < 1 or per_owner < 1:
+            raise ValueError(f"slots and per_owner must be >= 1, got {slots} and {per_owner}")
+        self.slots = slots
+        self.per_owner = per_owner
+        self._lock = threading.Lock()
+        self._holders: dict[object, str] = {}  # job -> owner, the jobs training now
+        self._waiting: deque[tuple[object, str, Callable[[], None]]] = deque()  # (job, owner, on_grant)
+
+    def acquire(self, job: object, owner: str, on_grant: Callable[[], None]) -> int:
+        """0 when `job` may train now; else its place in the queue (1 = next), and `on_grant()` is
+        called, from the thread that frees a slot, when its turn comes. BusyError past the owner's limit."""
+        with self._lock:
+            if job in self._holders:
+                return 0
+            for place, (waiting, _, _) in enumerate(self._waiting, start=1):
+                if waiting is job:
+                    return place
+            if self._owned(owner) >= self.per_owner:
+                raise BusyError(
+                    f"This browser already has {self._owned(owner)} run(s) training or queued on this "
+                    f"server (at most {self.per_owner}). Pause it before starting another."
+                )
+            if len(self._holders) < self.slots and not self._waiting:
+                self._holders[job] = owner
+                return 0
+            self._waiting.append((job, owner, on_grant))
+            return len(self._waiting)
+
+    def release(self, job: object) -> None:
+        """`job` gives its slot back or leaves the queue (either is a no-op when it holds neither); the
+        jobs that move into free slots are granted, outside the lock."""
+        with self._lock:
+            self._holders.pop(job, None)
+            self._waiting = deque(w for w in self._waiting if w[0] is not job)
+            granted = []
+            while self._waiting and len(self._holders) < self.slots:
+                waiting, owner, on_grant = self._waiting.popleft()
+                self._holders[waiting] = owner
+                granted.append(on_grant)
+        for on_grant in granted:
+            on_grant()
+
+    def place(self, job: object) -> int | None:
+        """0 while `job` trains, its place in the queue while it waits, None otherwise."""
+        with self._lock:
+            if job in self._holders:
+                return 0
+            for place, (waiting, _, _) in enumerate(self._waiting, start=1):
+                if waiting is job:
+                    return place
+            return None
+
+    def counts(self) -> tuple[int, int]:
+        """(training, waiting)."""
+        with self._lock:
+            return len(self._holders), len(self._waiting)
+
+    def _owned(self, owner: str) -> int:
+        return sum(o == owner for o in self._holders.values()) + sum(w[1] == owner for w in self._waiting)
+
+
+def give_back_memory() -> None:
+    """Collect cycles, then ask glibc to return its free heap pages to the system. Without the second
+    step a released run's tensors go back to malloc's free lists and the server's resident memory stays
+    where it was (glibc serves allocations under its adaptive mmap threshold, up to 32 MB, from the
+    heap); malloc_trim(0) is glibc's call for that. Elsewhere (macOS, musl) only the collection runs."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Reapable(Protocol):
+    def abandoned_for(self) -> float:
+        """Seconds since its browser session was last seen connected (0 while it is)."""
+
+    def release(self) -> None:
+        """Stop and drop the model, optimizer and data."""
+
+
+class Reaper:
+    """One server-wide thread that releases jobs abandoned for longer than `ttl_s` (weak references:
+    a job that is garbage already is simply forgotten)."""
+
+    def __init__(self, ttl_s: float, interval_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self.interval_s = interval_s
+        self._jobs: weakref.WeakSet = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, job: Reapable) -> None:
+        with self._lock:
+            self._jobs.add(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="sae-reaper", daemon=True)
+                self._thread.start()
+
+    def reap(self) -> int:
+        """Release every job abandoned for longer than ttl_s now; how many were."""
+        with self._lock:
+            jobs = list(self._jobs)
+        gone = [job for job in jobs if job.abandoned_for() > self.ttl_s]
+        for job in gone:
+            job.release()
+            with self._lock:
+                self._jobs.discard(job)
+        if gone:
+            del job
+            give_back_memory()
+        return len(gone)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.interval_s)  # a housekeeping period, not a synchronisation
+            self.reap()

@@ -1,0 +1,58 @@
+"""Closed tabs give back what their runs held (real Chromium, real server, its /proc numbers).
+
+Before, a closed tab's job paused after 30 s but its thread polled forever and kept the model, the
+optimizer and the data alive: threads went 12 -> 19 after 8 sessions and never dropped. Now a job's
+thread ends when it stops training, a job whose tab is gone pauses within seconds
+(sae_core.jobs.DISCONNECT_GRACE_S), and once Streamlit's disconnected-session TTL has passed the server's
+reaper (sae_core.scheduler.Reaper) releases the run. The server here keeps disconnected sessions for
+2 s instead of 120 s, so the test waits seconds.
+
+The server's own thread count moves by a few with no session at all (Streamlit's and torch's worker
+pools), so the test compares rounds: the threads after the third round of sessions has come and gone
+must be no more than after the first (a leak of one thread per session grows with every round), and
+each round must give its runs' memory back.
+"""
+
+from __future__ import annotations
+
+import pytest
+from browser_helpers import CHROMIUM, launch_chromium, session_soak, streamlit_server, warm_up
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
+    ),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+
+DEADLINE_S = 90
+SESSIONS = 3
+ROUNDS = 3
+# 100,000 bars images of 8×8 in float32: 25.6 MB, and each session's run gets its own copy of the data.
+QUERY = "dataset=bars&n_bars=100000&steps=100000"
+RUN_MB = 20  # the least each open run adds to the server's memory: the test can see a run's worth
+SETTLE_S = 15  # disconnect grace (5 s) + session TTL (2 s) + the reaper's period (5 s), with room
+
+
+def test_sessions_that_come_and_go_leave_no_threads_or_memory_behind():
+    env = {"STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "2", "SAE_MAX_JOBS": str(SESSIONS)}
+    with sync_api.sync_playwright() as p, streamlit_server(DEADLINE_S, env=env) as (url, server):
+        browser = launch_chromium(p)
+        warm_up(browser, url, DEADLINE_S)
+        rounds = [
+            session_soak(browser, url, server.pid, SESSIONS, QUERY, train_s=3, settle_s=SETTLE_S)
+            for _ in range(ROUNDS)
+        ]
+        browser.close()
+
+    first, last = rounds[0], rounds[-1]
+    assert all(steps > 0 for r in rounds for steps in r["steps"]), rounds
+    for r in rounds:  # the runs were really there (a thread and a copy of the data each), then gone
+        assert r["during"][1] >= r["after"][1] + SESSIONS, rounds
+        assert r["during"][0] >= r["after"][0] + SESSIONS * RUN_MB, rounds
+    assert last["after"][1] <= first["after"][1], rounds  # no thread left per round
+    # Memory: each round must give back what its runs took (checked above), and what stays per round
+    # must be under half a run's data per session. Measured 2026-12-02: about 30 MB stayed per round of
+    # 3 sessions, cause not found yet (benchmarks/soak.py follows it over more rounds).
+    assert last["after"][0] - first["after"][0] <= (ROUNDS - 1) * SESSIONS * RUN_MB / 2, rounds
