@@ -27,7 +27,11 @@ st.set_page_config(
 
 home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
 train = st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
-page = st.navigation([home, train])
+theory = st.Page("pages/theory.py", title="Theory", icon=":material/functions:", url_path="theory")
+applications = st.Page(
+    "pages/applications.py", title="Applications", icon=":material/insights:", url_path="applications"
+)
+page = st.navigation([home, train, applications, theory])
 
 common.configure_torch()
 common.read_query_params()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common, live_charts, presentation, train_controls, train_views
+from pages import common, live_charts, presentation, train_controls, train_views, unit_card
 from sae_core import data
 from sae_core.jobs import TrainingJob
 
@@ -37,6 +37,7 @@ def live_views_fragment(job: TrainingJob):
         if st.session_state.get(WAS_ACTIVE, (False, False)) != _active(job):
             # The run ended on its own, or its turn in the queue came: redraw the buttons (and the timer).
             st.rerun()
+        unit_card.draw(job)  # only a note while training: the card runs the model, so it waits for a pause
 
     return live_views
 

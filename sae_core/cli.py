@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from . import budget, data, export, gradcheck, metrics
+from . import budget, cli_applications, cli_unit, data, export, gradcheck, metrics
 from . import config as config_module
 from .config import FIELD_DOCS, FIELD_SECTION, RunConfig, field_type
 from .models import REGISTRY, VARIANTS
@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("datasets", help="list datasets and whether they are available here")
     listing.add_argument("--data-dir", metavar="DIR", help="folder with torchvision-layout datasets")
     listing.set_defaults(run=cmd_datasets)
+    cli_unit.add_parser(commands)  # sae unit: one hidden unit's card (sae_core/cli_unit.py)
+    cli_applications.add_parsers(commands)  # sae probe / denoise / anomaly (sae_core/cli_applications.py)
     return parser
 
 

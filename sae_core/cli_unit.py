@@ -1,0 +1,80 @@
+"""`sae unit`: one hidden unit's card (sae_core.unit_card) of a saved model, as a PNG and as numbers.
+
+    sae unit --model runs/edges --unit 3 --out card.png [--json] [--samples 1000]
+
+The inputs are the model's own dataset (read from its config.json): the test split when it has one,
+else the training split, at most --samples of them, so the numbers match what the page shows for a
+model trained there. Registered by sae_core.cli; errors are ValueError / OSError, printed as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from . import data, export, unit_card
+
+DEFAULT_SAMPLES = 1000
+"""Inputs the card is computed on (the page uses its probe set of the same size)."""
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Add `unit` to the `sae` subcommands."""
+    unit = commands.add_parser("unit", help="one hidden unit's card (PNG) and its numbers")
+    unit.add_argument("--model", required=True, metavar="DIR", help="folder written by `sae train --out`")
+    unit.add_argument("--unit", required=True, type=int, metavar="J", help="the hidden unit, from 0")
+    unit.add_argument("--out", metavar="card.png", help="where to write the card as PNG")
+    unit.add_argument("--json", action="store_true", help="print the numbers as one JSON object")
+    unit.add_argument(
+        "--samples",
+        type=int,
+        default=DEFAULT_SAMPLES,
+        metavar="N",
+        help=f"inputs used (default {DEFAULT_SAMPLES})",
+    )
+    unit.add_argument("--data-dir", metavar="DIR", help="folder with torchvision-layout datasets")
+    unit.set_defaults(run=cmd_unit)
+    return unit
+
+
+def card_inputs(config, image_shape: tuple[int, int], samples: int, data_dir: str | None) -> torch.Tensor:
+    """[≤ samples, H·W] inputs from the model's dataset: its test split, else its training split."""
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {samples}")
+    cfg = config.data if data_dir is None else config.replace(data_dir=data_dir).data
+    dataset = data.load(cfg)
+    if tuple(dataset.image_shape) != tuple(image_shape):
+        raise ValueError(
+            f"the model expects {image_shape[0]}×{image_shape[1]} inputs but its dataset {cfg.dataset} now "
+            f"gives {dataset.image_shape[0]}×{dataset.image_shape[1]}"
+        )
+    x = dataset.test if dataset.test is not None and len(dataset.test) > 0 else dataset.train
+    return x[:samples]
+
+
+def cmd_unit(args: argparse.Namespace) -> int:
+    out = None if args.out is None else Path(args.out)
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):
+        raise ValueError(f"--out {args.out}: give a file name in an existing folder, e.g. card.png")
+    model, config, image_shape = export.load(args.model)
+    x = card_inputs(config, image_shape, args.samples, args.data_dir)
+    card = unit_card.build_card(model, x, args.unit, image_shape)
+    numbers = card.numbers()
+    if out is not None:
+        unit_card.save_card_png(card, out)
+        numbers["png"] = str(out)
+    if args.json:
+        print(json.dumps(numbers, indent=2))
+    else:
+        print(unit_card.summary_line(card))
+        print(
+            "  ".join(
+                f"{k}={numbers[k]:.6g}" for k in ("rho_hat", "density", "ablation_increase", "recon_error")
+            )
+        )
+        if out is not None:
+            print(f"wrote {out}")
+    return 0
