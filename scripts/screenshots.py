@@ -1,0 +1,117 @@
+"""Screenshots of the app as a class sees it: Home and Train, at projector size and on a big screen.
+
+Starts the app offline, opens Home, then Train on the default preset, trains until the progress line
+reaches --steps, pauses and takes the picture (a settled frame, not one caught mid-redraw), then the
+Applications and Theory pages on that model. At 1280×720 Train is also shown in presentation mode.
+Writes PNGs to --out (default assets/screenshots/).
+
+    PYTHONPATH=. python scripts/screenshots.py [--steps 1000] [--out assets/screenshots]
+
+Needs Debian's Chromium at /usr/bin/chromium and the playwright Python package (tests extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tests.browser_helpers import (
+    CHROMIUM,
+    ROOT,
+    click_button,
+    exception_texts,
+    launch_chromium,
+    open_home,
+    open_train,
+    progress,
+    streamlit_app,
+    wait_until,
+    warm_up,
+)
+
+SIZES = {"1280x720": {"width": 1280, "height": 720}, "1600x1000": {"width": 1600, "height": 1000}}
+DEADLINE_S = 120.0
+
+
+def train_to(page, steps: int) -> None:
+    """Press Train, wait until the page shows at least `steps` steps, pause (unless it has finished)."""
+    click_button(page, "train")
+    wait_until(lambda: (p := progress(page)) and p.step >= steps, DEADLINE_S, f"step {steps}")
+    if progress(page).status == "training":  # else the run reached its length by itself
+        click_button(page, "pause")
+    wait_until(lambda: (p := progress(page)) and p.status in ("paused", "finished"), DEADLINE_S, "a pause")
+
+
+def presentation_on(page) -> None:
+    page.locator(".st-key-presentation label").first.click()
+    title = page.locator("h1", has_text="Train a sparse autoencoder")
+    wait_until(lambda: title.count() == 0 or None, DEADLINE_S, "presentation mode")
+
+
+def settle(page) -> None:
+    """Let Plotly finish its redraws: what a viewer sees a moment after the page stops changing."""
+    page.wait_for_timeout(800)  # a screenshot script, not a test: a fixed pause is how long a person looks
+
+
+def shoot(browser, url: str, out: Path, steps: int) -> list[Path]:
+    written = []
+    for name, viewport in SIZES.items():
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        page.set_default_timeout(DEADLINE_S * 1000)
+        open_home(page, url, DEADLINE_S)
+        settle(page)
+        written.append(out / f"home-{name}.png")
+        page.screenshot(path=str(written[-1]))
+        open_train(page, url, timeout_s=DEADLINE_S)
+        train_to(page, steps)
+        settle(page)
+        written.append(out / f"train-{name}.png")
+        page.screenshot(path=str(written[-1]))
+        for title in ("Applications", "Theory"):  # the same session: they show the model just trained
+            page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
+            page.locator("h1").first.wait_for()
+            settle(page)  # long computations show a spinner: wait for the page's own answer
+            spinner = page.locator('[data-testid="stSpinner"]')
+            wait_until(lambda s=spinner: s.count() == 0 or None, DEADLINE_S, f"the {title} page")
+            settle(page)
+            written.append(out / f"{title.lower()}-{name}.png")
+            page.screenshot(path=str(written[-1]))
+        page.locator('[data-testid="stSidebarNavLink"]', has_text="Train").click()
+        wait_until(lambda p=page: progress(p), DEADLINE_S, "the Train page again")
+        if name == "1280x720":
+            presentation_on(page)
+            train_to(page, 2 * steps)
+            settle(page)
+            written.append(out / f"train-{name}-presentation.png")
+            page.screenshot(path=str(written[-1]))
+        errors = exception_texts(page)
+        context.close()
+        if errors:
+            raise RuntimeError(f"the page showed a traceback at {name}: {errors}")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=1000, help="steps to train before the picture")
+    parser.add_argument("--out", type=Path, default=ROOT / "assets" / "screenshots")
+    args = parser.parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"needs Chromium at {CHROMIUM}", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p, streamlit_app(deadline_s=DEADLINE_S) as url:
+        browser = launch_chromium(p)
+        warm_up(browser, url, DEADLINE_S)
+        for path in shoot(browser, url, args.out, args.steps):
+            print(f"wrote {path}")
+        browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
