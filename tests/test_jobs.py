@@ -316,7 +316,8 @@ def test_a_finished_run_switched_to_until_paused_trains_on(make_job):
 
 
 def test_a_running_job_switches_to_until_paused_without_stopping(make_job):
-    job = make_job(flat={"steps": 3000})  # long enough that the switch lands before the old end
+    # Long enough that the switch lands before the old end; never idle (nobody reads it for seconds).
+    job = make_job(flat={"steps": 3000}, idle_timeout=1e9)
     job.start()
     wait_until(lambda: job.step_count >= 5, "five steps are taken")
     assert job.running and job.step_count < 3000
@@ -328,7 +329,7 @@ def test_a_running_job_switches_to_until_paused_without_stopping(make_job):
 def test_a_job_that_is_watched_keeps_training_while_nobody_reads_it(make_job):
     watched = threading.Event()
     watched.set()  # a tab of the session is open (on another page: it reads no snapshots)
-    job = make_job(idle_timeout=0.1, is_watched=watched.is_set)
+    job = make_job(idle_timeout=0.1, is_watched=watched.is_set, disconnect_grace_s=0.1)
     job.start()
     started = time.monotonic()
     # Read status and step_count only: latest() would count as a read. Ten idle timeouts go by.
