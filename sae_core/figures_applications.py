@@ -19,21 +19,11 @@ from .applications.probe import FEATURE_TITLES, ProbeResult
 from .figures import GAP_COLOUR, IMAGE_X, IMAGE_Y, grey_heatmap
 from .figures_activity import BAR_COLOUR, figure
 from .images import montage
+from .variant_figures.common import LABEL_COLOURS
 
 FEATURE_COLOURS = {"codes": "#d62728", "pixels": "#4c78a8", "pca": "#54a24b"}
 NORMAL_COLOUR, ANOMALY_COLOUR = "#4c78a8", "#d62728"
-CLASS_COLOURS = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
+CLASS_COLOURS = LABEL_COLOURS  # the same colour per class as the VAE's latent scatter
 LEGEND = {"orientation": "h", "y": -0.25, "x": 0.0}
 
 
