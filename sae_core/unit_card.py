@@ -190,10 +190,9 @@ def summary_line(card: UnitCard) -> str:
 def card_figure(card: UnitCard):
     """The card as one plotly figure: filter, feature and activation histogram on top; the top-activating
     and typical inputs (with hⱼ under each) below. Each panel is named by its x-axis title, under it."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from .figures import GAP_COLOUR, GREY, IMAGE_X, IMAGE_Y
+    from .figures import GAP_COLOUR, IMAGE_X, IMAGE_Y, grey_heatmap
     from .figures_activity import histogram_bars, target_line
 
     h, w = card.image_shape
@@ -201,7 +200,7 @@ def card_figure(card: UnitCard):
     fig = make_subplots(rows=2, cols=3, specs=specs, vertical_spacing=0.18, horizontal_spacing=0.08)
 
     def picture(z: np.ndarray, lo: float, hi: float, hover: str, row: int, col: int, axis: dict) -> None:
-        fig.add_trace(_grey(go, z, lo, hi, GREY, hover), row=row, col=col)
+        fig.add_trace(grey_heatmap(z, lo, hi, hover), row=row, col=col)
         fig.update_xaxes(axis, row=row, col=col)
         fig.update_yaxes({**IMAGE_Y, "scaleanchor": fig.data[-1].xaxis}, row=row, col=col)
 
@@ -245,18 +244,6 @@ def card_figure(card: UnitCard):
         margin={"l": 20, "r": 20, "t": 50, "b": 50},
     )
     return fig
-
-
-def _grey(go, z: np.ndarray, lo: float, hi: float, colours, hover: str):
-    return go.Heatmap(
-        z=z,
-        zmin=lo,
-        zmax=hi,
-        colorscale=colours,
-        showscale=False,
-        hoverongaps=False,
-        hovertemplate=hover + "<extra></extra>",
-    )
 
 
 def card_image(card: UnitCard, scale: int = 6) -> np.ndarray:
