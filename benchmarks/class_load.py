@@ -33,6 +33,7 @@ from tests.browser_helpers import (
     launch_chromium,
     open_train,
     progress,
+    start_training_sessions,
     streamlit_app,
     wait_until,
     warm_up,
@@ -55,16 +56,7 @@ def step_answer(page, clicks: int) -> float:
 
 
 def measure(browser, url: str, students: int, window_s: float, clicks: int) -> dict:
-    contexts, pages = [], []
-    for _ in range(students):
-        context = browser.new_context(viewport=VIEWPORT)
-        page = context.new_page()
-        open_train(page, url, QUERY)
-        click_button(page, "train")
-        contexts.append(context)
-        pages.append(page)
-    for page in pages:
-        wait_until(lambda page=page: (p := progress(page)) and p.step > 0, 90, "every student's run")
+    contexts, pages = start_training_sessions(browser, url, students, QUERY)
     first = [(progress(page).step, time.perf_counter()) for page in pages]
     watcher = browser.new_context(viewport=VIEWPORT)
     teacher = watcher.new_page()

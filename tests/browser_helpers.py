@@ -279,13 +279,9 @@ def process_usage(pid: int) -> tuple[float, int]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
 
 
-def session_soak(browser, url: str, pid: int, sessions: int, query: str, train_s: float, settle_s: float):
-    """One round of a soak: open `sessions` browser sessions on Train (`query`), press Train in each,
-    keep them training for `train_s`, close them all, and watch the server for `settle_s`.
-
-    Returns {"during": peak (RSS MB, threads) while all train, "after": the lowest reading in the settle
-    window, "steps": each run's step count when its tab closed} of the server process.
-    """
+def start_training_sessions(browser, url: str, sessions: int, query: str) -> tuple[list, list]:
+    """Open `sessions` browser sessions on Train (`query`), press Train in each, and wait until every
+    one has taken a step; (their contexts, their pages)."""
     contexts, pages = [], []
     for _ in range(sessions):
         context = browser.new_context(viewport=VIEWPORT)
@@ -296,6 +292,17 @@ def session_soak(browser, url: str, pid: int, sessions: int, query: str, train_s
         pages.append(page)
     for page in pages:
         wait_until(lambda page=page: (p := progress(page)) and p.step > 0 and p, 90, "every run to train")
+    return contexts, pages
+
+
+def session_soak(browser, url: str, pid: int, sessions: int, query: str, train_s: float, settle_s: float):
+    """One round of a soak: open `sessions` browser sessions on Train (`query`), press Train in each,
+    keep them training for `train_s`, close them all, and watch the server for `settle_s`.
+
+    Returns {"during": peak (RSS MB, threads) while all train, "after": the lowest reading in the settle
+    window, "steps": each run's step count when its tab closed} of the server process.
+    """
+    contexts, pages = start_training_sessions(browser, url, sessions, query)
     during = _watch(pid, train_s, max)
     steps = [progress(page).step for page in pages]
     for context in contexts:

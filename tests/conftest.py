@@ -34,3 +34,15 @@ def tiny_digits() -> Dataset:
 def digits_full_train() -> Dataset:
     """1500 training digits: enough for the sparsity target to be reached on the data, still fast."""
     return make_digits(n_train=1500, n_test=100)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium (Debian's) per browser-test module; those modules skip without it."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+    from browser_helpers import launch_chromium
+
+    with sync_api.sync_playwright() as p:
+        chromium = launch_chromium(p)
+        yield chromium
+        chromium.close()

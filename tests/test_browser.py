@@ -15,7 +15,6 @@ from browser_helpers import (
     click_button,
     exception_texts,
     filters_signature,
-    launch_chromium,
     move_rho,
     open_home,
     open_train,
@@ -44,14 +43,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 DEADLINE_S = 90  # generous: 2 CPU cores shared with other jobs; the first page load imports torch
 LONG_RUN = "steps=100000"
 PREFERRED_VARIANT = "denoising"  # a config value; the select shows VARIANT_NAMES[value]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        chromium = launch_chromium(p)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from browser_helpers import (
     VIEWPORT,
     click_button,
     exception_texts,
-    launch_chromium,
     open_train,
     progress,
     screenshot,
@@ -38,14 +37,6 @@ IDLE_TIMEOUT_S = 2
 AWAY_S = 3 * IDLE_TIMEOUT_S
 NAV_LINK = '[data-testid="stSidebarNavLink"]'
 PAUSED_MESSAGE = "Paused:"  # the job's message when it pauses itself (sae_core/jobs.py)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        chromium = launch_chromium(p)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

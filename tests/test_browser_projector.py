@@ -19,7 +19,6 @@ from browser_helpers import (
     click_button,
     exception_texts,
     filters_signature,
-    launch_chromium,
     open_train,
     progress,
     screenshot,
@@ -85,14 +84,6 @@ ON_ONE_SCREEN = [
     ".st-key-filters_chart__stack",
     ".st-key-rho_hat_chart__stack",
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        chromium = launch_chromium(p)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
