@@ -1,0 +1,131 @@
+"""A class on one server, without browsers: how many students train at once with the page answering in 1 s?
+
+Each student is a `benchmarks.ws_client.Student`: one websocket session that opens Train at the quick
+preset run until paused, presses Train and reruns the live-views fragment twice a second as a browser
+would, so the server does all the work a real class gives it while no Chromium competes for its cores.
+For each class size n, while all n train:
+  steps/s per student   from each student's progress line over --window seconds;
+  page load             seconds for one more student's first full run of the Train page;
+  answer                that student, paused, presses Step: seconds from the click to the server's end of
+                        the rerun (median and worst of --clicks). Target: <= 1 s.
+The server is started with $SAE_MAX_JOBS = the largest size tried (nobody queues; --max-jobs to change).
+
+    PYTHONPATH=. python benchmarks/class_load_ws.py [--sizes 1,2,4,8,12] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+
+from benchmarks.ws_client import Student
+from sae_core.jobs import DISCONNECT_GRACE_S
+from tests.browser_helpers import parse_progress, process_usage, streamlit_server
+
+QUERY = "preset=quick-digits&steps=0"
+TARGET_S = 1.0
+
+
+async def _until(read, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = read()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def _training(student: Student):
+    p = student.read(parse_progress)
+    return p if p is not None and p.status == "training" else None
+
+
+async def measure(url: str, students: int, window_s: float, clicks: int) -> dict:
+    class_ = [Student(url, query=QUERY) for _ in range(students)]
+    for s in class_:
+        await s.__aenter__()
+        await s.rerun("train")
+    try:
+        for s in class_:
+            await _until(lambda s=s: _training(s), 120, "a student's run to train")
+        first = [(s.read(parse_progress).step, time.perf_counter()) for s in class_]
+        async with Student(url, query=QUERY) as teacher:
+            load_s = teacher.run_seconds[0]
+            times = [await teacher.rerun("step") for _ in range(clicks)]
+            stepped = teacher.read(parse_progress)
+        await asyncio.sleep(max(0.0, window_s - (time.perf_counter() - first[0][1])))
+        now = time.perf_counter()
+        ends = [s.read(parse_progress).step for s in class_]
+        rates = [(end - s0) / (now - t0) for end, (s0, t0) in zip(ends, first, strict=True)]
+        ticks = sum(s.fragment_runs for s in class_)
+    finally:
+        for s in class_:
+            await s.__aexit__(None, None, None)
+    return {
+        "students": students,
+        "steps_per_s_median": statistics.median(rates),
+        "steps_per_s_min": min(rates),
+        "steps_per_s": rates,
+        "page_load_s": load_s,
+        "answer_median_s": statistics.median(times),
+        "answer_max_s": max(times),
+        "step_clicks_reached": stepped.step if stepped else None,
+        "fragment_reruns": ticks,
+        "load": os.getloadavg()[0],
+    }
+
+
+async def settle(proc, seconds: float) -> dict:
+    """Let the server pause the last class's runs (their sessions are gone) and give their slots back, so
+    the next class size does not queue behind them; the server's (RSS MB, threads) after."""
+    await asyncio.sleep(seconds)
+    return process_usage(proc.pid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1,2,4,8,12", help="class sizes to try, comma-separated")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds over which step rates are read")
+    parser.add_argument("--clicks", type=int, default=5, help="Step clicks timed per class size")
+    parser.add_argument("--max-jobs", type=int, help="$SAE_MAX_JOBS for the server (default: largest size)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    env = {"SAE_MAX_JOBS": str(args.max_jobs or max(sizes)), "SAE_IDLE_TIMEOUT_S": "3600"}
+    rows = []
+    with streamlit_server(120, env=env) as (url, proc):
+        asyncio.run(_warm(url))
+        for n in sizes:
+            row = asyncio.run(measure(url, n, args.window, args.clicks))
+            row["server_after"] = asyncio.run(settle(proc, DISCONNECT_GRACE_S + 5.0))
+            rows.append(row)
+            verdict = "ok" if row["answer_median_s"] <= TARGET_S else "too slow"
+            print(
+                f"{n:>2} students: {row['steps_per_s_median']:6.0f} steps/s each "
+                f"(slowest {row['steps_per_s_min']:.0f}); a new student's page loads in "
+                f"{row['page_load_s']:.2f} s, Step answers in {row['answer_median_s']:.2f} s "
+                f"(worst {row['answer_max_s']:.2f}) {verdict}; load {row['load']:.1f}",
+                flush=True,
+            )
+    holds = [r["students"] for r in rows if r["answer_median_s"] <= TARGET_S]
+    print(f"largest class size tried with Step answering within {TARGET_S:.0f} s: {max(holds, default=0)}")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"rows": rows, "target_s": TARGET_S, "args": vars(args)}, out, indent=2)
+    return 0
+
+
+async def _warm(url: str) -> None:
+    """One throwaway session: the server's first run imports torch and fills its caches."""
+    async with Student(url, query=QUERY):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
