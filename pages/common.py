@@ -244,6 +244,14 @@ def read_query_params() -> None:
     params = st.query_params.to_dict()
     if not params:
         return
+    from pages import classroom  # it imports this module
+
+    preset = params.pop("preset", None)  # ?preset=NAME: the link's other settings go on top of it
+    if preset in presets():
+        apply_preset(preset)
+    elif preset is not None:
+        add_notice(f"Ignored the unknown preset {literal(preset)}; the presets are: {', '.join(presets())}.")
+    classroom.read_link(params.pop(classroom.PARAM, None))
     settings()
     unknown = sorted(k for k in params if k not in FIELD_SECTION)
     server_only = sorted(k for k in params if k in SERVER_ONLY)
@@ -263,16 +271,24 @@ def read_query_params() -> None:
     if server_only:
         add_notice(f"Ignored {', '.join(server_only)}: a link cannot name files on the server.")
     # A refused value whose field has no control on the page (n_bars, n_patches...) is said here.
-    drawn = set(WIDGET_KEYS) | set(current_config().model.spec.fields)
+    drawn = {k for k in set(WIDGET_KEYS) | set(current_config().model.spec.fields) if classroom.allows(k)}
     for key in known:
         if key in errors() and key not in drawn:
             add_notice(f"Not applied from the link: {literal(errors().pop(key))}.")
 
 
+def url_query(cfg: RunConfig, base: RunConfig | None = None) -> dict[str, str]:
+    """cfg as URL parameters: every field that differs from `base` (default: what a new session starts
+    with), never a server path."""
+    start = (base or RunConfig.from_flat(base_settings())).flat()
+    return {k: _url_value(v) for k, v in cfg.flat().items() if v != start[k] and k not in SERVER_ONLY}
+
+
 def write_query_params(cfg: RunConfig) -> None:
-    """Put every field that differs from the session default into the URL, so a link reopens this run."""
-    base = RunConfig.from_flat(base_settings()).flat()
-    wanted = {k: _url_value(v) for k, v in cfg.flat().items() if v != base[k] and k not in SERVER_ONLY}
+    """Put cfg's URL parameters into the URL, so a link reopens this run (a classroom link stays one)."""
+    from pages import classroom  # it imports this module
+
+    wanted = {**url_query(cfg), **classroom.query()}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 

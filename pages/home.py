@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import common
+from pages import classroom, common
 from sae_core import data, presets
 
 common.leave_old_multipage_mode()
@@ -17,6 +17,7 @@ ALTERNATIVE = presets.ALTERNATIVE  # a missing dataset -> the one its card offer
 
 
 def open_preset(name: str, dataset: str | None = None) -> None:
+    classroom.leave()  # the preset replaces a classroom link's settings: every control is back
     common.apply_preset(name)
     if dataset is not None:
         common.settings()["dataset"] = dataset

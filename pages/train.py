@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common, live_charts, presentation, train_controls, train_views, unit_card
+from pages import classroom, common, live_charts, presentation, train_controls, train_views, unit_card
 from sae_core import data
 from sae_core.jobs import TrainingJob
 
@@ -51,7 +51,9 @@ def main() -> None:
     if not presentation.is_on():  # on a projector the screen's height goes to the pictures
         st.title("Train a sparse autoencoder")
     presentation.draw_toggle()
+    classroom.draw_note()
     train_controls.draw_controls()
+    classroom.draw_share()
     notice_box = st.empty()  # filled at the end: building the job may add a notice
     try:
         _main_body()

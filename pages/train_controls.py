@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 import streamlit as st
 
-from pages import common
+from pages import classroom, common
 from sae_core import data
 from sae_core.config import FIELD_DOCS, Optimizer, TrainConfig, field_type
 from sae_core.config_sections import SIZE_LIMITS
@@ -86,6 +86,8 @@ def error_under(key: str) -> None:
 
 
 def widget(kind, label: str, key: str, **kwargs) -> None:
+    if not classroom.allows(key):  # a classroom link hides it: the setting keeps the link's value
+        return
     if kind is st.number_input and key in SIZE_LIMITS and "format" not in kwargs:  # the config's bound
         kwargs.setdefault("max_value", int(SIZE_LIMITS[key]))
     kind(label, key=key, help=FIELD_DOCS.get(key), on_change=on_setting, args=(key,), **kwargs)
@@ -153,7 +155,9 @@ def draw_controls() -> None:
     init_widgets(common.WIDGET_KEYS, flat)
     with st.sidebar:
         _data_section()
-        st.subheader("Model")
+        spec = _chosen_spec()
+        if _shown("variant", "hidden", "penalty", "k", *spec.fields):
+            st.subheader("Model")
         widget(
             st.selectbox,
             "Variant",
@@ -161,23 +165,30 @@ def draw_controls() -> None:
             options=list(REGISTRY),
             format_func=lambda name: REGISTRY[name].title,
         )
-        spec = _chosen_spec()
-        st.caption(spec.note)
+        if _shown("variant"):
+            st.caption(spec.note)
         init_widgets(spec.fields, flat)
         for control in spec.controls:
             spec_control(control)
         _model_section(spec)
         _objective_section(spec, flat)
-        st.subheader("Optimisation")
+        if _shown("optimizer", "lr", "batch_size", "steps", "seed"):
+            st.subheader("Optimisation")
         widget(st.selectbox, "Optimizer", "optimizer", options=list(get_args(Optimizer)))
         widget(st.number_input, "Learning rate (live)", "lr", step=1e-3, format="%.4f")
         widget(st.number_input, "Batch size (0 = all data)", "batch_size", min_value=0, step=32)
         _length_section(flat)
         widget(st.number_input, "Seed", "seed", step=1)
-        st.caption(
-            "Changing anything but the live settings (ρ, β, λ, the learning rate and the length) builds a "
-            "new model; the current one is kept as the previous run."
-        )
+        if classroom.structural_shown():
+            st.caption(
+                "Changing anything but the live settings (ρ, β, λ, the learning rate and the length) "
+                "builds a new model; the current one is kept as the previous run."
+            )
+
+
+def _shown(*keys: str) -> bool:
+    """Whether any of these controls is drawn (a classroom link hides the others, and their headings)."""
+    return any(classroom.allows(key) for key in keys)
 
 
 def _length_section(flat: dict[str, Any]) -> None:
@@ -191,6 +202,8 @@ def _length_section(flat: dict[str, Any]) -> None:
         step=100,
         disabled=until_paused,
     )
+    if not classroom.allows("steps"):
+        return
     st.checkbox(
         "Run until paused (live)",
         key=UNTIL_PAUSED,
@@ -208,9 +221,10 @@ def _chosen_spec() -> VariantSpec:
 
 
 def _data_section() -> None:
-    st.subheader("Data")
+    if _shown("dataset"):
+        st.subheader("Data")
     widget(st.selectbox, "Dataset", "dataset", options=list(data.DATASETS), format_func=_dataset_label)
-    if st.session_state["dataset"] == "upload":
+    if st.session_state["dataset"] == "upload":  # also on a classroom link: it cannot carry the file
         st.file_uploader(
             "Your data (.npy, .npz or .zip of images)",
             type=["npy", "npz", "zip"],
@@ -225,7 +239,8 @@ def _model_section(spec: VariantSpec) -> None:
     if spec.hidden_label is not None:
         widget(st.number_input, spec.hidden_label, "hidden", min_value=1, step=1)
     if spec.fixed_penalty is not None:
-        st.caption(spec.penalty_reason)
+        if _shown("variant", "hidden", *spec.fields):
+            st.caption(spec.penalty_reason)
         return
     widget(
         st.selectbox,
@@ -239,6 +254,8 @@ def _model_section(spec: VariantSpec) -> None:
 
 
 def _objective_section(spec: VariantSpec, flat: dict[str, Any]) -> None:
+    if not _shown("rho", "beta", "weight_decay"):
+        return
     st.subheader("Objective (changes apply live)")
     penalty = spec.effective_penalty(flat["penalty"])
     no_rho = spec.fixed_penalty is not None or penalty != "kl"
@@ -253,8 +270,7 @@ def _objective_section(spec: VariantSpec, flat: dict[str, Any]) -> None:
         widget(
             st.slider, "Sparsity weight β", "beta", min_value=0.0, max_value=top, step=0.1, disabled=no_beta
         )
-    if spec.fixed_penalty is None and penalty in UNUSED_BY_PENALTY:
-        st.caption(UNUSED_BY_PENALTY[penalty])
-    elif spec.fixed_penalty is not None:
-        st.caption(spec.penalty_reason)
+    reason = UNUSED_BY_PENALTY.get(penalty) if spec.fixed_penalty is None else spec.penalty_reason
+    if reason and _shown("rho", "beta"):
+        st.caption(reason)
     widget(st.number_input, "Weight decay λ", "weight_decay", step=1e-4, format="%.5f")
