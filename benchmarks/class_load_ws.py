@@ -1,6 +1,6 @@
 """A class on one server, without browsers: how many students train at once with the page answering in 1 s?
 
-Each student is a `benchmarks.ws_client.Student`: one websocket session that opens Train at the quick
+Each student is a `tests.ws_client.Student`: one websocket session that opens Train at the quick
 preset run until paused, presses Train and reruns the live-views fragment twice a second as a browser
 would, so the server does all the work a real class gives it while no Chromium competes for its cores.
 For each class size n, while all n train:
@@ -23,9 +23,9 @@ import statistics
 import sys
 import time
 
-from benchmarks.ws_client import Student
 from sae_core.jobs import DISCONNECT_GRACE_S
 from tests.browser_helpers import parse_progress, process_usage, streamlit_server
+from tests.ws_client import Student
 
 QUERY = "preset=quick-digits&steps=0"
 TARGET_S = 1.0

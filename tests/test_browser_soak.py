@@ -8,9 +8,11 @@ reaper (sae_core.scheduler.Reaper) releases the run. The server here keeps disco
 2 s instead of 120 s, so the test waits seconds.
 
 The server's own thread count moves by one or two with no session at all (Streamlit's and torch's
-worker pools), so the test compares rounds: after the third round of sessions has come and gone the
+worker pools), so the test compares rounds: after the last round of sessions has come and gone the
 server holds fewer than one more thread per session than after the first (a thread left per session
-grows by that every round), and each round gives its runs' memory back.
+grows by that every round), and each round gives its runs' memory back. That the memory left after a
+round does not creep up round after round is checked over more rounds in tests/test_soak.py, whose
+students speak the websocket without a browser.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 
 DEADLINE_S = 90
 SESSIONS = 3
-ROUNDS = 3
+ROUNDS = 2  # more rounds, and the memory of each, in tests/test_soak.py (no browser, cheaper)
 # 100,000 bars images of 8×8 in float32: 25.6 MB, and each session's run gets its own copy of the data.
 QUERY = "dataset=bars&n_bars=100000&steps=100000"
 RUN_MB = 20  # the least each open run adds to the server's memory: the test can see a run's worth
@@ -58,13 +60,3 @@ def test_closed_sessions_end_their_threads_and_give_their_runs_memory_back(round
     # A thread left behind per session adds SESSIONS per round, (ROUNDS - 1) * SESSIONS in all; the
     # server's own pools move by one or two either way.
     assert rounds[-1]["after"][1] < rounds[0]["after"][1] + SESSIONS, rounds
-
-
-@pytest.mark.xfail(
-    reason="issue 9, open: up to 20 MB per closed session has stayed in the server (2026-12-02, after "
-    "rounds 1-3 of 3 sessions: 835 -> 910 -> 954 MB in one run, 825 -> 881 -> 877 MB in the next); the "
-    "runs' own data and models are freed, the rest is not found yet",
-    strict=False,
-)
-def test_what_stays_after_each_round_does_not_grow(rounds):
-    assert rounds[-1]["after"][0] - rounds[0]["after"][0] <= (ROUNDS - 1) * SESSIONS * RUN_MB / 2, rounds
