@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
 def pin_navigation_mode(monkeypatch) -> None:
@@ -24,6 +27,18 @@ def pin_navigation_mode(monkeypatch) -> None:
         real_init(self, *args, **kwargs)
 
     monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+
+
+def open_train_page(query: dict[str, str], timeout_s: float, made: list[AppTest]) -> AppTest:
+    """A new session opened on app.py with `query` in its URL, switched to Train, with no exception;
+    it is appended to `made` so the caller's fixture can stop its jobs (stop_jobs) afterwards."""
+    at = AppTest.from_file(str(APP), default_timeout=timeout_s)
+    at.query_params.update(query)
+    made.append(at)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
 def stop_jobs(at: AppTest) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from apptest_helpers import pin_navigation_mode, stop_jobs
+from apptest_helpers import open_train_page, pin_navigation_mode, stop_jobs
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest
@@ -35,7 +35,6 @@ from sae_core.training import Trainer
 from sae_core.upload_store import SessionUploads
 from sae_core.uploads import UploadError, load_upload_bytes
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 TINY = ["--dataset", "digits", "--hidden", "9", "--steps", "30", "--batch-size", "64", "--device", "cpu"]
 EVIL = "[click](http://evil)"
 
@@ -376,13 +375,7 @@ def page(monkeypatch):
     made: list[AppTest] = []
 
     def open_train(query: dict[str, str]) -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=60)
-        at.query_params.update(query)
-        made.append(at)
-        at.run()
-        at.switch_page("pages/train.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return open_train_page(query, 60, made)
 
     open_train.loads = loads
     yield open_train

@@ -5,18 +5,16 @@ same run. The link builder is checked by parsing its output back; the page with 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from apptest_helpers import pin_navigation_mode, poll, stop_jobs
+from apptest_helpers import open_train_page, pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
 from pages import classroom
 from sae_core.config import RunConfig
 from sae_core.presets import DEFAULT_PRESET, load_presets
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 RUN_TIMEOUT = 60
 TINY = {"dataset": "digits", "hidden": "4", "steps": "100000", "batch_size": "32"}
 SETTING_WIDGETS = (
@@ -39,13 +37,7 @@ def apps(monkeypatch):
     made: list[AppTest] = []
 
     def make(query: dict[str, str]) -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
-        at.query_params.update(query)
-        made.append(at)
-        at.run()
-        at.switch_page("pages/train.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return open_train_page(query, RUN_TIMEOUT, made)
 
     yield make
     for at in made:
