@@ -19,7 +19,8 @@ from sae_core.applications.common import copy_steps, require_labels
 from sae_core.config import DataConfig
 
 HELD_OUT = "app_held_out_models"
-"""session_state: {(model key, class): a copy of the model trained without that class}."""
+"""session_state: {(config JSON, class): a copy of the configuration trained without that class}; keyed by
+the configuration (the copy's only input), so a model that keeps training keeps its copy."""
 
 
 def anomaly_detection(loaded: Any, dataset: data.Dataset) -> None:
@@ -103,13 +104,14 @@ def held_out_class(loaded: Any, dataset: data.Dataset) -> anomaly.Anomalies | No
     classes = sorted(set(y_test.tolist()))
     held = st.selectbox("Class held out of training", classes, key="app_held_class")
     st.caption(
-        "Your model saw every class, so this trains a fresh copy of its configuration without the chosen "
-        "class (a few seconds to a minute); its errors on that class are the anomalies."
+        "Your model saw every class, so the button trains a separate copy of its configuration without the "
+        "chosen class (a few seconds to a minute; your model is not touched); the copy's errors on that "
+        "class are the anomalies."
     )
     models = st.session_state.setdefault(HELD_OUT, {})
     if st.button(f"Train a copy without class {held}", key="app_held_run"):
         bar = st.progress(0.0, text=f"Training without class {held}…")
-        models[(loaded.key, held)] = anomaly.train_without_class(
+        models[(loaded.config.to_json(), held)] = anomaly.train_without_class(
             loaded.config,
             dataset,
             held,
@@ -117,7 +119,7 @@ def held_out_class(loaded: Any, dataset: data.Dataset) -> anomaly.Anomalies | No
             progress=lambda f: bar.progress(f, text=f"Training without class {held}…"),
         )
         bar.empty()
-    model = models.get((loaded.key, held))
+    model = models.get((loaded.config.to_json(), held))
     if model is None:
         return None
     return anomaly.detect(model, dataset, "class", held_out=held)

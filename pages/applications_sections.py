@@ -21,7 +21,8 @@ from sae_core.applications.common import COPY_STEPS, copy_steps
 from sae_core.config import DataConfig
 
 SELF_TAUGHT = "app_self_taught"
-"""session_state: {model key: self-taught probe answer}."""
+"""session_state: {(config JSON, steps): self-taught probe answer}. Keyed by the configuration, not the
+weights: the copy is trained from the configuration alone, so a model that keeps training keeps its answer."""
 
 
 def data_key(loaded: Any) -> str:
@@ -120,8 +121,8 @@ def self_taught(loaded: Any, dataset: data.Dataset) -> None:
     if not st.toggle("UFLDL self-taught split: features learned on classes 5-9, probe on 0-4", key="app_st"):
         return
     st.caption(
-        "Trains a fresh copy of this configuration on classes 5-9 only (no labels used), then probes on "
-        "classes 0-4, which the features never saw."
+        "The button trains a separate copy of this configuration on classes 5-9 only (no labels used; your "
+        "model is not touched), then probes on classes 0-4, which the copy's features never saw."
     )
     try:
         probe.self_taught_split(dataset)
@@ -133,11 +134,11 @@ def self_taught(loaded: Any, dataset: data.Dataset) -> None:
     answers = st.session_state.setdefault(SELF_TAUGHT, {})
     if st.button("Learn the features and probe", key="app_st_run"):
         bar = st.progress(0.0, text="Training on classes 5-9…")
-        answers[(loaded.key, steps)] = probe.self_taught(
+        answers[(loaded.config.to_json(), steps)] = probe.self_taught(
             loaded.config, dataset, int(steps), lambda f: bar.progress(f, text="Training on classes 5-9…")
         )
         bar.empty()
-    answer = answers.get((loaded.key, steps))
+    answer = answers.get((loaded.config.to_json(), steps))
     if answer is None:
         return
     cols = st.columns(3)
@@ -156,6 +157,12 @@ def cached_embedding(key: str, dkey: str, method: str, _model: Any, _dataset: da
     return embedding.embed_2d(_model, _dataset, method)
 
 
+TSNE_WAIT = (
+    "Computing the t-SNE maps of {n:,} test samples (codes and pixels): 7 s on a quiet 2-core server, up "
+    "to 35 s on a busy one, once per model. The PCA maps stay until then."
+)
+
+
 def dimensionality_reduction(loaded: Any, dataset: data.Dataset) -> None:
     st.caption(
         "The same test samples mapped to two dimensions from the hidden codes (left) and from the raw pixels "
@@ -164,22 +171,31 @@ def dimensionality_reduction(loaded: Any, dataset: data.Dataset) -> None:
     method = st.radio(
         "Map",
         ("pca", "tsne"),
-        format_func={"pca": "PCA (instant)", "tsne": "t-SNE (seconds)"}.get,
+        format_func={"pca": "PCA (instant)", "tsne": "t-SNE (7-35 s, once per model)"}.get,
         horizontal=True,
         key="app_map",
     )
-    try:
-        with st.spinner("Computing the maps…"):
-            result = cached_embedding(loaded.key, data_key(loaded), method, loaded.model, dataset)
+    try:  # PCA first, always: it answers at once and stays on screen while t-SNE computes
+        with st.spinner("Computing the PCA maps…"):
+            pca = cached_embedding(loaded.key, data_key(loaded), "pca", loaded.model, dataset)
     except NotApplicable as err:
         return not_applicable(err)
-    if result.labels is None:
+    if pca.labels is None:
         st.caption("This data has no labels, so the points are not coloured by class.")
-    if result.explained is not None:
-        st.metric("Variance kept by the 2-D map of the codes", f"{result.explained['codes']:.0%}")
+    note = st.empty()
+    note.metric("Variance kept by the 2-D map of the codes", f"{pca.explained['codes']:.0%}")
     left, right = st.columns(2)
-    left.plotly_chart(figs.embedding_figure(result, "codes"), key="app_map_codes")
-    right.plotly_chart(figs.embedding_figure(result, "pixels"), key="app_map_pixels")
+    slots = {"codes": left.empty(), "pixels": right.empty()}
+    for which, slot in slots.items():
+        slot.plotly_chart(figs.embedding_figure(pca, which), key=f"app_map_{which}")
+    if method != "tsne":
+        return
+    wait = TSNE_WAIT.format(n=min(embedding.MAX_POINTS["tsne"], len(pca.codes)))
+    with note.container(), st.spinner(wait, show_time=True):  # the clock shows it is still working
+        tsne = cached_embedding(loaded.key, data_key(loaded), "tsne", loaded.model, dataset)
+    note.caption("t-SNE keeps each sample's near neighbours close; distances between clusters mean little.")
+    for which, slot in slots.items():
+        slot.plotly_chart(figs.embedding_figure(tsne, which), key=f"app_tsne_{which}")
 
 
 # ----- denoising ------------------------------------------------------------------------------------------
