@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from . import budget, cli_applications, cli_unit, data, export, gradcheck, metrics
+from . import budget, cli_applications, cli_sweep, cli_unit, data, export, gradcheck, metrics
 from . import config as config_module
 from .config import FIELD_DOCS, FIELD_SECTION, RunConfig, field_type
 from .models import REGISTRY, VARIANTS
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--data-dir", metavar="DIR", help="folder with torchvision-layout datasets")
     listing.set_defaults(run=cmd_datasets)
     cli_unit.add_parser(commands)  # sae unit: one hidden unit's card (sae_core/cli_unit.py)
+    cli_sweep.add_parser(commands)  # sae sweep: a ρ × β grid trained batched (sae_core/cli_sweep.py)
     cli_applications.add_parsers(commands)  # sae probe / denoise / anomaly (sae_core/cli_applications.py)
     return parser
 
