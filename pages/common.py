@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import streamlit as st
+import torch
 
 from pages.navigation_guard import leave_old_multipage_mode  # noqa: F401 (re-exported)
 from sae_core import budget, data, scheduler, upload_store
@@ -376,9 +377,12 @@ def session_watcher() -> Callable[[], bool] | None:
     return lambda: server.is_active_session(session_id)
 
 
-def build_job(cfg: RunConfig) -> TrainingJob:
+def build_job(
+    cfg: RunConfig, initial_state: Mapping[str, torch.Tensor] | None = None, start_step: int = 0
+) -> TrainingJob:
     """A fresh job on the (cached) dataset, once the run's memory estimate fits the per-run budget;
-    raises DataUnavailableError / UploadError / ValueError (budget.BudgetError among them)."""
+    raises DataUnavailableError / UploadError / ValueError (budget.BudgetError among them). With
+    initial_state it starts from those weights at start_step (see open_model)."""
     check_memory(cfg)
     dataset = load_dataset(cfg.data)
     job = TrainingJob(
@@ -388,8 +392,32 @@ def build_job(cfg: RunConfig) -> TrainingJob:
         owner=browser_owner(),
         idle_timeout=idle_timeout_s(),
         is_watched=session_watcher(),
+        initial_state=initial_state,
+        start_step=start_step,
     )
     reaper().watch(job)
+    return job
+
+
+def open_model(
+    cfg: RunConfig, state: Mapping[str, torch.Tensor], start_step: int = 0, source: str = "a saved model"
+) -> TrainingJob:
+    """Make a trained model (an imported zip, a saved run, a sweep's cell) this session's run: its config
+    becomes the settings (the widgets follow), the current run is kept as the previous one, and the new
+    job starts paused from `state` at `start_step`. The caller then shows the Train page
+    (st.switch_page("pages/train.py")). Raises what build_job raises, and RuntimeError naming the
+    mismatch when the weights do not fit the config's model; the current run is untouched then."""
+    flat = {k: v for k, v in cfg.flat().items() if k not in SERVER_ONLY or k == "upload"}
+    try:
+        job = build_job(cfg, initial_state=state, start_step=start_step)
+    except RuntimeError as err:  # load_state_dict: missing / unexpected keys, shape mismatches
+        raise RuntimeError(f"The weights of {source} do not fit its configuration: {err}") from err
+    retire_job(f"Opened {source}.")
+    st.session_state[SETTINGS] = {**base_settings(), **flat}
+    st.session_state[ERRORS] = {}
+    for key in WIDGET_KEYS + VARIANT_WIDGET_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state[JOB] = job
     return job
 
 

@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -57,8 +57,12 @@ class TrainingJob:
         device: str | None = None,
         is_watched: Callable[[], bool] | None = None,
         disconnect_grace_s: float = DISCONNECT_GRACE_S,
+        initial_state: Mapping[str, torch.Tensor] | None = None,
+        start_step: int = 0,
     ) -> None:
-        self.trainer = Trainer(config, dataset, device=device)
+        self.trainer = Trainer(
+            config, dataset, device=device, initial_state=initial_state, start_step=start_step
+        )
         self.snapshot_interval = snapshot_interval
         self.first_snapshot_s = first_snapshot_s
         self._first_section = False  # set by start(): the next stepping section is a short one

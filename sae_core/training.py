@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -74,19 +74,35 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
 class Trainer:
     """Owns a model, its optimizer and the data (one tensor on the device)."""
 
-    def __init__(self, config: RunConfig, dataset: Dataset, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        dataset: Dataset,
+        device: torch.device | str | None = None,
+        initial_state: Mapping[str, torch.Tensor] | None = None,
+        start_step: int = 0,
+    ) -> None:
+        """initial_state: weights to start from instead of the seeded initialisation (an imported or saved
+        run, a sweep's cell); its keys and shapes must be the model's (load_state_dict's strict check).
+        start_step: the step those weights are at, so that the step count, schedules and the run's
+        length go on from there; the optimizer's state starts fresh."""
         self.config = config
         self.dataset = dataset
         self.device = torch.device(device) if device is not None else resolve_device(config.train.device)
         torch.manual_seed(config.train.seed)
-        self.model = build(config.model, dataset.n_inputs, dataset.image_shape).to(self.device)
+        self.model = build(config.model, dataset.n_inputs, dataset.image_shape)
+        if initial_state is not None:
+            self.model.load_state_dict({k: torch.as_tensor(v) for k, v in initial_state.items()})
+        self.model.to(self.device)
         self._set_optimizer(make_optimizer(self.model, config))
         self.x = dataset.train.to(self.device)
         self.n = self.x.shape[0]
         self.generator = torch.Generator().manual_seed(config.train.seed)
         self._order = torch.empty(0, dtype=torch.long, device=self.device)
         self._cursor = 0
-        self.step_count = 0
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {start_step}")
+        self.step_count = start_step
         self.seconds = 0.0
         self.evaluations = 0
         """Objective evaluations so far (one per step, more for L-BFGS: its line search evaluates too)."""

@@ -249,6 +249,29 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(tiny_digits
     assert not torch.equal(a["encoder.weight"], c["encoder.weight"])
 
 
+def test_a_trainer_started_from_saved_weights_has_them_and_goes_on_from_their_step(tiny_digits):
+    saved = trained_weights(tiny_digits, 3)
+    trainer = Trainer(
+        run_config(seed=9, steps=25), tiny_digits, device="cpu", initial_state=saved, start_step=15
+    )
+    assert all(torch.equal(trainer.model.state_dict()[k], saved[k]) for k in saved)
+    snaps = finish(trainer)
+    assert trainer.step_count == 25 and snaps[-1].step == 25 and snaps[-1].status == "done"
+    assert list(snaps[-1].history_steps) == list(range(16, 26))
+    fresh = Trainer(run_config(seed=9, steps=25), tiny_digits, device="cpu")
+    # Started from trained weights, its first loss is the trained model's: below a fresh start's.
+    first = next(iter(finish(fresh, 1))).losses["reconstruction"]
+    assert snaps[-1].history["reconstruction"][0] < 0.9 * first
+
+
+def test_weights_that_do_not_fit_the_model_are_refused_naming_the_key(tiny_digits):
+    saved = trained_weights(tiny_digits, 3)
+    with pytest.raises(RuntimeError, match="encoder.weight"):
+        Trainer(run_config(hidden=9), tiny_digits, device="cpu", initial_state=saved)
+    with pytest.raises(ValueError, match="start_step"):
+        Trainer(run_config(), tiny_digits, device="cpu", initial_state=saved, start_step=-1)
+
+
 # ----- live changes -------------------------------------------------------------------------------
 
 
