@@ -9,7 +9,12 @@ page computes per model (it caches by the weights' hash, so each model pays once
 - `map (PCA)`, `map (t-SNE)` (1000 points), `denoise` (PSNR at one level and the 6-level curve),
   `anomaly` (noise source): the other sections' first draw.
 
-    PYTHONPATH=. python benchmarks/applications.py [--steps 300] [--rounds 3] [--json out.json]
+    PYTHONPATH=. python benchmarks/applications.py [--steps 300] [--rounds 3] [--json out.json] [--page]
+
+`--page` also times the page itself, driven with Streamlit's AppTest as a user drives it (import a model
+zip, open Feature learning): the first model (nothing cached: codes and baseline probes), a second model
+(the baselines cached for the dataset: what a newly trained model costs) and a rerun of the page with
+nothing new (everything cached), each --rounds times with fresh models.
 
 The model is the UFLDL MNIST-shaped one (784 → 196 sigmoid, KL ρ 0.1, β 3) trained briefly with Adam;
 how well trained it is changes the probe's accuracy, hardly its time.
@@ -20,7 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -47,6 +54,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app uses 1)")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--page", action="store_true", help="also time the page through AppTest")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -101,10 +109,50 @@ def main() -> None:
         "anomaly_auc": answers["anomaly"].auc,
     }
     print("median: " + ", ".join(f"{n} {t:.2f} s" for n, t in result["median_s"].items()))
+    if args.page:
+        models = [train_model(cfg.replace(seed=seed), dataset) for seed in range(1, 2 * args.rounds + 1)]
+        page = page_times(cfg, models)
+        result["page_all_s"] = page
+        result["page_median_s"] = {name: statistics.median(t) for name, t in page.items()}
+        print("page, median: " + ", ".join(f"{n} {t:.2f} s" for n, t in result["page_median_s"].items()))
     print("probe accuracy: " + ", ".join(f"{n} {a:.1%}" for n, a in accuracy.items()))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
+
+
+def page_times(cfg: RunConfig, models: list) -> dict[str, list[float]]:
+    """Seconds of AppTest runs of the Applications page, Feature learning shown: importing each model zip
+    (the first: nothing cached; the others: the dataset's baseline probes cached) and a rerun after each."""
+    import pytest
+    from streamlit.testing.v1 import AppTest
+
+    from sae_core import export
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "tests"))
+    from apptest_helpers import pin_navigation_mode  # a server's navigation mode, as the page tests run
+
+    patch = pytest.MonkeyPatch()
+    pin_navigation_mode(patch)
+    times: dict[str, list[float]] = {"first model": [], "new model": [], "cached rerun": []}
+    try:
+        at = AppTest.from_file(str(root / "app.py"), default_timeout=600)
+        at.run()
+        at.switch_page("pages/applications.py").run()
+        at.radio(key="app_source").set_value("A model zip downloaded from Train").run()
+        for i, model in enumerate(models):
+            raw = export.zip_bytes(model, cfg, None, image_shape=(28, 28))
+            upload = at.file_uploader(key="app_upload").set_value((f"m{i}.zip", raw, "application/zip"))
+            seconds, _ = timed(upload.run)
+            assert not at.exception, [e.value for e in at.exception]
+            assert any(m.label.startswith("Hidden codes") for m in at.metric), "no probe on the page"
+            times["first model" if i == 0 else "new model"].append(seconds)
+            times["cached rerun"].append(timed(at.run)[0])
+            print(f"page, model {i}: {seconds:.2f} s, rerun {times['cached rerun'][-1]:.2f} s", flush=True)
+    finally:
+        patch.undo()
+    return times
 
 
 if __name__ == "__main__":
