@@ -34,7 +34,10 @@ ROUNDS = 2  # more rounds, and the memory of each, in tests/test_soak.py (no bro
 # 100,000 bars images of 8×8 in float32: 25.6 MB, and each session's run gets its own copy of the data.
 QUERY = "dataset=bars&n_bars=100000&steps=100000"
 RUN_MB = 20  # the least each open run adds to the server's memory: the test can see a run's worth
-SETTLE_S = 15  # disconnect grace (5 s) + session TTL (2 s) + the reaper's period (5 s), with room
+SETTLE_S = 30
+"""Disconnect grace (5 s) + session TTL (2 s) + the reaper's period (5 s), with room for a loaded machine:
+with 15 s, a full CI run (load from the tests before it) once read the second round's threads before they
+had ended (8 -> 15 threads), while the test alone passed."""
 
 
 @pytest.fixture(scope="module")
