@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             r = session_soak(browser, url, server.pid, args.sessions, args.query, args.train_s, args.settle_s)
             rounds.append(r)
             print(
-                f"round {i + 1}: peak {r['during'][0]:.0f} MB / {r['during'][1]} threads, "
-                f"after {r['after'][0]:.0f} MB / {r['after'][1]} threads, steps {r['steps']}"
+                f"round {i + 1}: peak {r['during'][0]:.0f} MB / {r['during'][1]} threads "
+                f"({r['during'][2]} training), after {r['after'][0]:.0f} MB / {r['after'][1]} threads "
+                f"({r['after'][2]} training), steps {r['steps']}"
             )
         browser.close()
     result = {"start": start, "rounds": rounds, "args": vars(args), "load": os.getloadavg()}

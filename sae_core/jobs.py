@@ -19,11 +19,13 @@ import torch
 
 from .config import RunConfig
 from .data import Dataset
-from .scheduler import BusyError, TrainingQueue
+from .scheduler import BusyError, TrainingQueue, name_os_thread
 from .training import Snapshot, Trainer
 
 __all__ = ["BusyError", "TrainingJob"]
 
+TRAINING_THREAD = "sae-training"
+"""The name of a job's thread, in Python and in the operating system (scheduler.name_os_thread)."""
 DISCONNECT_GRACE_S = 5.0
 """A running job whose browser session has had no tab connected for this long pauses itself (the tab
 was closed or reloaded: a reload is a new session, so the old run must not keep its slot)."""
@@ -148,7 +150,7 @@ class TrainingJob:
             self._running.set()
             self.status = "running"
             if self._thread is None:  # the thread clears this, under the lock, when it ends
-                self._thread = threading.Thread(target=self._loop, name="sae-training", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name=TRAINING_THREAD, daemon=True)
                 self._thread.start()
 
     def _on_grant(self) -> None:
@@ -238,6 +240,7 @@ class TrainingJob:
 
     # ----- the thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
+        name_os_thread(TRAINING_THREAD)
         trainer = self.trainer
         while True:
             with self._lock:  # ends here, so that start() sees no thread and makes a new one

@@ -27,6 +27,17 @@ class BusyError(RuntimeError):
     """This owner already holds as many training places as it may."""
 
 
+def name_os_thread(name: str) -> None:
+    """Give the calling thread `name` in the operating system too (Linux: /proc/PID/task/TID/comm, shown by
+    `top -H` and `ps -L`), so a server's training threads can be counted from outside. Python's own thread
+    names stay inside the interpreter. Does nothing where prctl is not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # 15 = PR_SET_NAME, names are at most 15 bytes
+    except (OSError, AttributeError):
+        pass
+
+
 def default_slots() -> int:
     """Jobs that may train at once: one per CPU core ($SAE_MAX_JOBS overrides). Each job steps with one
     thread, so more jobs than cores only slows every student down, and the web server needs a share."""
@@ -153,6 +164,7 @@ class Reaper:
         return len(gone)
 
     def _loop(self) -> None:
+        name_os_thread("sae-reaper")
         while True:
             time.sleep(self.interval_s)  # a housekeeping period, not a synchronisation
             self.reap()

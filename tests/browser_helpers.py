@@ -45,6 +45,10 @@ _PROGRESS_RE = re.compile(
 )
 
 T = TypeVar("T")
+TRAINING_THREAD = "sae-training"
+"""sae_core.jobs.TRAINING_THREAD (not imported: these helpers run without the package's torch)."""
+REAPER_PERIOD_S = 6.0
+"""sae_core.scheduler.Reaper's period (5 s), with a margin."""
 
 
 # ----- the server ---------------------------------------------------------------------------------------
@@ -279,6 +283,18 @@ def process_usage(pid: int) -> tuple[float, int]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
 
 
+def named_threads(pid: int, name: str) -> int:
+    """How many threads of a process carry `name` in the operating system (/proc/PID/task/*/comm; the
+    app names its training threads so: sae_core.scheduler.name_os_thread)."""
+    count = 0
+    for comm in Path(f"/proc/{pid}/task").glob("*/comm"):
+        try:
+            count += comm.read_text().strip() == name
+        except OSError:  # the thread ended while we looked
+            pass
+    return count
+
+
 def start_training_sessions(browser, url: str, sessions: int, query: str) -> tuple[list, list]:
     """Open `sessions` browser sessions on Train (`query`), press Train in each, and wait until every
     one has taken a step; (their contexts, their pages)."""
@@ -297,24 +313,32 @@ def start_training_sessions(browser, url: str, sessions: int, query: str) -> tup
 
 def session_soak(browser, url: str, pid: int, sessions: int, query: str, train_s: float, settle_s: float):
     """One round of a soak: open `sessions` browser sessions on Train (`query`), press Train in each,
-    keep them training for `train_s`, close them all, and watch the server for `settle_s`.
+    keep them training for `train_s`, close them all, and wait up to `settle_s` for the server's training
+    threads to end, then watch it for one more reaper period (it frees the runs after their threads end).
 
-    Returns {"during": peak (RSS MB, threads) while all train, "after": the lowest reading in the settle
-    window, "steps": each run's step count when its tab closed} of the server process.
+    Returns {"during": peak (RSS MB, threads, training threads) while all train, "after": the lowest of
+    each after they ended, "steps": each run's step count when its tab closed} of the server process.
     """
     contexts, pages = start_training_sessions(browser, url, sessions, query)
     during = _watch(pid, train_s, max)
     steps = [progress(page).step for page in pages]
     for context in contexts:
         context.close()
-    return {"during": during, "after": _watch(pid, settle_s, min), "steps": steps}
+    deadline = time.monotonic() + settle_s
+    while time.monotonic() < deadline and named_threads(pid, TRAINING_THREAD) > 0:
+        time.sleep(0.5)  # a polling period
+    return {"during": during, "after": _watch(pid, REAPER_PERIOD_S, min), "steps": steps}
 
 
-def _watch(pid: int, seconds: float, pick) -> tuple[float, int]:
-    """(RSS MB, threads) of a process sampled every 0.5 s for `seconds`, each reduced with `pick`."""
-    end, reading = time.monotonic() + seconds, process_usage(pid)
+def _watch(pid: int, seconds: float, pick) -> tuple[float, int, int]:
+    """(RSS MB, threads, training threads) of a process sampled every 0.5 s for `seconds`, each reduced
+    with `pick`."""
+
+    def usage() -> tuple[float, int, int]:
+        return (*process_usage(pid), named_threads(pid, TRAINING_THREAD))
+
+    end, reading = time.monotonic() + seconds, usage()
     while time.monotonic() < end:
         time.sleep(0.5)  # a sampling period, not synchronisation
-        usage = process_usage(pid)
-        reading = (pick(reading[0], usage[0]), pick(reading[1], usage[1]))
+        reading = tuple(pick(a, b) for a, b in zip(reading, usage(), strict=True))
     return reading

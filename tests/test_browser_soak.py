@@ -7,12 +7,13 @@ thread ends when it stops training, a job whose tab is gone pauses within second
 reaper (sae_core.scheduler.Reaper) releases the run. The server here keeps disconnected sessions for
 2 s instead of 120 s, so the test waits seconds.
 
-The server's own thread count moves by one or two with no session at all (Streamlit's and torch's
-worker pools), so the test compares rounds: after the last round of sessions has come and gone the
-server holds fewer than one more thread per session than after the first (a thread left per session
-grows by that every round), and each round gives its runs' memory back. That the memory left after a
-round does not creep up round after round is checked over more rounds in tests/test_soak.py, whose
-students speak the websocket without a browser.
+The test counts the training threads themselves: the app names them in the operating system
+("sae-training", sae_core.scheduler.name_os_thread), so /proc tells them from the server's other
+threads. Counting all threads, as this test once did, flaked under a loaded CI run: Streamlit's and
+asyncio's worker pools grew by 4 threads between two rounds (and stayed, up to their own sizes) while
+no training thread was left. Each round must also give its runs' memory back. That the memory left after
+a round does not creep up round after round, and that the total thread count returns, is checked over
+more rounds in tests/test_soak.py, whose students speak the websocket without a browser.
 """
 
 from __future__ import annotations
@@ -34,15 +35,15 @@ ROUNDS = 2  # more rounds, and the memory of each, in tests/test_soak.py (no bro
 # 100,000 bars images of 8×8 in float32: 25.6 MB, and each session's run gets its own copy of the data.
 QUERY = "dataset=bars&n_bars=100000&steps=100000"
 RUN_MB = 20  # the least each open run adds to the server's memory: the test can see a run's worth
-SETTLE_S = 30
-"""Disconnect grace (5 s) + session TTL (2 s) + the reaper's period (5 s), with room for a loaded machine:
-with 15 s, a full CI run (load from the tests before it) once read the second round's threads before they
-had ended (8 -> 15 threads), while the test alone passed."""
+SETTLE_S = 60
+"""The most a round waits for its training threads to end: disconnect grace (5 s) + session TTL (2 s) +
+the reaper's period (5 s), with room for a loaded CI machine."""
 
 
 @pytest.fixture(scope="module")
 def rounds():
-    """ROUNDS soak rounds on one server with a short session TTL: [{"during", "after", "steps"}]."""
+    """ROUNDS soak rounds on one server with a short session TTL: [{"during", "after", "steps"}], each
+    reading (RSS MB, threads, training threads)."""
     env = {"STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "2", "SAE_MAX_JOBS": str(SESSIONS)}
     with sync_api.sync_playwright() as p, streamlit_server(DEADLINE_S, env=env) as (url, server):
         browser = launch_chromium(p)
@@ -55,11 +56,13 @@ def rounds():
     return result
 
 
-def test_closed_sessions_end_their_threads_and_give_their_runs_memory_back(rounds):
+def test_every_closed_session_ends_its_training_thread(rounds):
     assert all(steps > 0 for r in rounds for steps in r["steps"]), rounds
-    for r in rounds:  # the runs were really there (a thread and a copy of the data each), then gone
-        assert r["during"][1] >= r["after"][1] + SESSIONS, rounds
+    for r in rounds:  # each run trained on a thread of its own, and every one of them ended
+        assert r["during"][2] == SESSIONS, rounds
+        assert r["after"][2] == 0, rounds
+
+
+def test_closed_sessions_give_their_runs_memory_back(rounds):
+    for r in rounds:  # the runs were really there (a copy of the data each), then gone
         assert r["during"][0] >= r["after"][0] + SESSIONS * RUN_MB, rounds
-    # A thread left behind per session adds SESSIONS per round, (ROUNDS - 1) * SESSIONS in all; the
-    # server's own pools move by one or two either way.
-    assert rounds[-1]["after"][1] < rounds[0]["after"][1] + SESSIONS, rounds
