@@ -31,7 +31,8 @@ theory = st.Page("pages/theory.py", title="Theory", icon=":material/functions:",
 applications = st.Page(
     "pages/applications.py", title="Applications", icon=":material/insights:", url_path="applications"
 )
-page = st.navigation([home, train, applications, theory])
+explore = st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:", url_path="explore")
+page = st.navigation([home, train, explore, applications, theory])
 
 common.configure_torch()
 common.read_query_params()

@@ -14,6 +14,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -61,9 +62,14 @@ class TrainingJob:
         disconnect_grace_s: float = DISCONNECT_GRACE_S,
         initial_state: Mapping[str, torch.Tensor] | None = None,
         start_step: int = 0,
+        trainer: Any = None,
     ) -> None:
-        self.trainer = Trainer(
-            config, dataset, device=device, initial_state=initial_state, start_step=start_step
+        # trainer: something else that steps like a Trainer (sae_core.sweep_job.SweepStepper: a whole
+        # sweep); config and dataset are then only what it was built from.
+        self.trainer = (
+            trainer
+            if trainer is not None
+            else Trainer(config, dataset, device=device, initial_state=initial_state, start_step=start_step)
         )
         self.snapshot_interval = snapshot_interval
         self.first_snapshot_s = first_snapshot_s
@@ -95,6 +101,11 @@ class TrainingJob:
     @property
     def running(self) -> bool:
         return self._running.is_set() and self._thread is not None and self._thread.is_alive()
+
+    @property
+    def released(self) -> bool:
+        """Its browser session ended and the reaper let go of its model and data (see release)."""
+        return self._released
 
     @property
     def active(self) -> bool:

@@ -105,6 +105,8 @@ class SweepSnapshot:
     """running | done | stopped (what the caller says) ."""
     cells: tuple[CellSnapshot, ...]
     image_shape: tuple[int, int]
+    message: str | None = None
+    """Why it stopped or paused, when it did (a background job says: sae_core.sweep_job)."""
 
     @property
     def progress(self) -> float:

@@ -1,0 +1,74 @@
+"""Explore page: a ρ × β grid of runs (optionally × hidden units, λ or seed) trained together, compared.
+
+The grid is one background job (pages/explore_views.py, sae_core.sweep_job): every cell trains in one
+batched computation, and the views redraw once a second from its latest snapshot while it trains. A click
+on a cell picks it; "Open on Train" makes it the session's run on the Train page, weights included.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common, explore_views, live_charts, presentation
+from pages.explore_views import current_job
+
+common.leave_old_multipage_mode()
+
+WAS_ACTIVE = "sweep_was_active"
+SWITCH = "sweep_switch"
+TRAIN_PAGE = "pages/train.py"
+
+
+def _switch_if_opened() -> None:
+    """A cell was opened (explore_views.on_open): show it on the Train page."""
+    if st.session_state.pop(SWITCH, False):
+        st.switch_page(TRAIN_PAGE)
+
+
+def views_fragment(active: bool):
+    @st.fragment(run_every=explore_views.REFRESH_S if active else None)
+    def views() -> None:
+        _switch_if_opened()
+        job = current_job()
+        if job is None:
+            return
+        snap = job.latest()
+        with live_charts.views():
+            explore_views.draw_progress(job, snap)
+            explore_views.draw_views(job, snap)
+        explore_views.draw_cell(job, snap)
+        explore_views.draw_probe(job, snap)
+        if st.session_state.get(WAS_ACTIVE) != job.active:  # it ended or started on its own: redraw buttons
+            st.rerun()
+
+    return views
+
+
+def main() -> None:
+    presentation.inject_style(live_charts.STYLE)
+    _switch_if_opened()
+    st.title("Explore ρ and β")
+    st.write(
+        "Train a whole grid of sparse autoencoders at once, one per pair of target activation ρ and penalty "
+        "weight β, and see how sparsity trades against reconstruction. Every cell trains in one batched "
+        "computation; pick a cell to open it on the Train page."
+    )
+    job = current_job()
+    with st.expander("Sweep settings", expanded=job is None):
+        explore_views.draw_settings()
+    error = st.session_state.pop(explore_views.ERROR, None)
+    if error:
+        st.error(error, icon=":material/error:")
+    if job is None:
+        st.info(
+            "Set the grid above and press **Train sweep**. A 4 × 4 grid of the digits model takes "
+            "seconds; the views fill in while it trains."
+        )
+        return
+    st.caption(f"This sweep: {explore_views.base_summary(job.spec.base)}.")
+    explore_views.draw_buttons(job)
+    st.session_state[WAS_ACTIVE] = job.active
+    views_fragment(job.active)()
+
+
+main()

@@ -1,0 +1,442 @@
+"""The Explore page's parts: the sweep's settings form, its buttons and its views over the grid.
+
+Not a page itself (pages/explore.py lays the page out). The sweep is a `sae_core.sweep_job.SweepJob` in
+st.session_state[JOB]: one background job for the whole grid, on one of the server's training slots.
+The views read only its latest snapshot; opening a cell on Train copies that cell's weights out of it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+
+from pages import common, live_charts, presentation
+from sae_core import data, figures_sweep, sweep_probe
+from sae_core.applications import NotApplicable
+from sae_core.cli_sweep import parse_list
+from sae_core.config import RunConfig
+from sae_core.jobs import BusyError
+from sae_core.sweep import SweepSnapshot, SweepSpec
+from sae_core.sweep_block import model_from_state
+from sae_core.sweep_job import SweepJob
+from sae_core.sweep_spec import AXIS_LABELS, MAX_AXIS_VALUES, MAX_VALUES
+
+JOB = "sweep_job"
+"""This browser session's SweepJob."""
+SELECTED = "sweep_selected"
+"""The cell picked by a click on a view (or the cell picker)."""
+PROBE = "sweep_probe"
+"""{"key": (id(job), step), "cells": {cell: accuracy}, "pixels": accuracy} of the last probe run."""
+ERROR = "sweep_error"
+SHOW_METRIC = "sweep_show_metric"
+"""A metric the grid should be coloured by at the next run (the probe's, once computed)."""
+MESSAGE = "sweep_message"
+VARIANTS = {"sparse": "Sparse (KL or L1 penalty)", "denoising": "Denoising sparse"}
+"""Variants the page sweeps (sae_core.sweep_spec also takes k-sparse, whose β and ρ mean nothing)."""
+PENALTIES = {"kl": "KL(ρ‖ρ̂): ρ × β", "l1": "L1 on the codes: β (ρ is not used)"}
+AXIS_CHOICES = {"none": "none", **AXIS_LABELS}
+DEFAULT_BETAS = {"kl": "0, 0.3, 1, 3", "l1": "0, 0.003, 0.01, 0.03"}
+DEFAULT_RHOS = "0.01, 0.05, 0.1, 0.2"
+DEFAULT_AXIS_VALUES = {"hidden": "16, 36", "weight_decay": "0, 0.001", "seed": "0, 1"}
+VIEW_METRICS = ("recon_error", "mean_activation", "l0", "dead_units", "fve", "probe_accuracy")
+REFRESH_S = 1.0
+
+
+def current_job() -> SweepJob | None:
+    return st.session_state.get(JOB)
+
+
+# ----- settings -------------------------------------------------------------------------------------------
+def _form_defaults() -> dict:
+    """The form's starting values: the Train page's current run where the sweep takes it."""
+    cfg = common.current_config()
+    flat = cfg.flat()
+    dataset = (
+        flat["dataset"] if flat["dataset"] in data.DATASETS and flat["dataset"] != "upload" else "digits"
+    )
+    return {
+        "dataset": dataset,
+        "variant": flat["variant"] if flat["variant"] in VARIANTS else "sparse",
+        "penalty": flat["penalty"] if flat["penalty"] in PENALTIES else "kl",
+        "optimizer": flat["optimizer"] if flat["optimizer"] in ("adam", "sgd") else "adam",
+        "hidden": int(flat["hidden"]),
+        "steps": int(flat["steps"]) if flat["steps"] and flat["epochs"] is None else 2000,
+        "lr": float(flat["lr"]),
+        "batch_size": int(flat["batch_size"]),
+    }
+
+
+def draw_settings() -> None:
+    """The sweep's settings in one form: nothing reruns until "Train sweep" is pressed."""
+    d = _form_defaults()
+    datasets = [name for name in data.DATASETS if name != "upload"]
+    with st.form("sweep_settings", border=True):
+        st.markdown(
+            "**Grid** · comma-separated values, up to "
+            f"{MAX_VALUES} each (a third axis up to {MAX_AXIS_VALUES})"
+        )
+        a, b, c, v = st.columns([1, 1, 0.8, 1])
+        a.text_input(
+            "ρ values (rows)",
+            value=DEFAULT_RHOS,
+            key="sweep_rhos",
+            help="Target mean activations ρ, one grid row each (each in (0, 1)).",
+        )
+        b.text_input(
+            "β values (columns)",
+            value=DEFAULT_BETAS[d["penalty"]],
+            key="sweep_betas",
+            help="Sparsity penalty weights β, one grid column each.",
+        )
+        c.selectbox(
+            "Third axis",
+            list(AXIS_CHOICES),
+            format_func=AXIS_CHOICES.get,
+            key="sweep_axis",
+            help="Optional: repeat the grid for each value of hidden units, λ or the seed.",
+        )
+        v.text_input(
+            "Third-axis values",
+            value="",
+            key="sweep_axis_values",
+            placeholder="e.g. 16, 36",
+            help="Used only with a third axis.",
+        )
+        st.markdown("**Shared by every cell**")
+        cols = st.columns(4)
+        cols[0].selectbox(
+            "Dataset",
+            datasets,
+            index=datasets.index(d["dataset"]),
+            key="sweep_dataset",
+            format_func=lambda n: data.DATASETS[n].title,
+        )
+        cols[1].selectbox(
+            "Variant",
+            list(VARIANTS),
+            index=list(VARIANTS).index(d["variant"]),
+            format_func=VARIANTS.get,
+            key="sweep_variant",
+        )
+        cols[2].selectbox(
+            "Penalty",
+            list(PENALTIES),
+            index=list(PENALTIES).index(d["penalty"]),
+            format_func=PENALTIES.get,
+            key="sweep_penalty",
+        )
+        cols[3].selectbox(
+            "Optimizer",
+            ["adam", "sgd"],
+            index=["adam", "sgd"].index(d["optimizer"]),
+            format_func=str.capitalize,
+            key="sweep_optimizer",
+        )
+        cols = st.columns(4)
+        cols[0].number_input("Hidden units", 1, 4096, d["hidden"], key="sweep_hidden")
+        cols[1].number_input("Steps", 1, 200_000, d["steps"], step=500, key="sweep_steps")
+        cols[2].number_input("Batch size (0 = all)", 0, 65_536, d["batch_size"], key="sweep_batch_size")
+        cols[3].number_input("Learning rate", 1e-6, 10.0, d["lr"], format="%.4g", key="sweep_lr")
+        st.caption("Everything else (seed, λ, output layer, ...) is the Train page's current setting.")
+        st.form_submit_button("Train sweep", type="primary", on_click=on_train_sweep, key="sweep_train")
+
+
+def spec_from_form() -> SweepSpec:
+    """The SweepSpec the form describes; ValueError naming the field that is wrong."""
+    state = st.session_state
+    penalty = state["sweep_penalty"]
+    base = common.current_config().replace(
+        dataset=state["sweep_dataset"],
+        upload=None,
+        variant=state["sweep_variant"],
+        penalty=penalty,
+        optimizer=state["sweep_optimizer"],
+        hidden=int(state["sweep_hidden"]),
+        steps=int(state["sweep_steps"]),
+        epochs=None,
+        batch_size=int(state["sweep_batch_size"]),
+        lr=float(state["sweep_lr"]),
+    )
+    rhos = parse_list(state["sweep_rhos"], "ρ values")
+    if penalty == "l1":  # ρ does nothing under L1: one row, not copies of the same runs
+        rhos = rhos[:1]
+    betas = parse_list(state["sweep_betas"], "β values")
+    axis = None if state["sweep_axis"] == "none" else state["sweep_axis"]
+    values: tuple = ()
+    if axis is not None:
+        if not state["sweep_axis_values"].strip():
+            raise ValueError(
+                f"give the values of the third axis ({AXIS_LABELS[axis]}), e.g. {DEFAULT_AXIS_VALUES[axis]}"
+            )
+        values = parse_list(state["sweep_axis_values"], "third-axis values")
+    return SweepSpec(base, rhos, betas, axis, values)
+
+
+# ----- buttons ----------------------------------------------------------------------------------------------
+def on_train_sweep() -> None:
+    """Build the sweep the form describes (stopping the one before) and start it."""
+    st.session_state.pop(ERROR, None)
+    try:
+        spec = spec_from_form()
+        dataset = common.load_dataset(spec.base.data)
+        job = SweepJob(
+            spec,
+            dataset,
+            queue=common.training_queue(),
+            owner=common.browser_owner(),
+            idle_timeout=common.idle_timeout_s(),
+            is_watched=common.session_watcher(),
+        )
+    except (data.DataUnavailableError, data.UploadError, ValueError) as err:
+        st.session_state[ERROR] = f"Cannot build this sweep: {err}"
+        return
+    old = current_job()
+    if old is not None:
+        old.stop()
+    common.reaper().watch(job)
+    st.session_state[JOB] = job
+    st.session_state.pop(SELECTED, None)
+    st.session_state.pop(PROBE, None)
+    _start(job)
+
+
+def _start(job: SweepJob) -> None:
+    try:
+        job.start()
+    except BusyError as err:
+        st.session_state[ERROR] = str(err)
+
+
+def on_resume() -> None:
+    _start(current_job())
+
+
+def on_pause() -> None:
+    current_job().pause()
+
+
+def on_stop() -> None:
+    current_job().stop()
+
+
+def draw_buttons(job: SweepJob) -> None:
+    active, snap = job.active, job.latest()
+    cols = st.columns([1, 1, 1, 3])
+    cols[0].button(
+        "Resume",
+        key="sweep_resume",
+        on_click=on_resume,
+        width="stretch",
+        disabled=active or job.trainer.finished or job.status == "stopped",
+        help="Go on training every cell from where the sweep paused.",
+    )
+    cols[1].button(
+        "Pause",
+        key="sweep_pause",
+        on_click=on_pause,
+        disabled=not active,
+        width="stretch",
+        help="Hold the whole grid (or leave the queue); the views keep the last picture.",
+    )
+    cols[2].button(
+        "Stop",
+        key="sweep_stop",
+        on_click=on_stop,
+        width="stretch",
+        disabled=not active and snap.status != "paused",
+        help="End the sweep's thread. Its cells are kept: you can still open them on Train.",
+    )
+
+
+# ----- views ------------------------------------------------------------------------------------------------
+def draw_progress(job: SweepJob, snap: SweepSnapshot) -> None:
+    spec = snap.spec
+    status = "training" if job.running else job.status
+    place = job.queue_place()
+    queued = f" · place {place} in the queue" if place else ""
+    diverged = sum(c.status == "diverged" for c in snap.cells)
+    text = (
+        f"**{status}**{queued} · step {snap.step:,} / {snap.total_steps:,} · {spec.n_cells} cells "
+        f"({' × '.join(str(n) for n in spec.shape if n > 1) or '1'}) · {snap.seconds:.1f} s"
+        + (f" · {diverged} diverged" if diverged else "")
+    )
+    st.progress(snap.progress, text=text)
+    if snap.message and status in ("paused", "stopped"):
+        st.info(snap.message)
+
+
+def _layer_picker(spec: SweepSpec) -> int:
+    if spec.axis is None:
+        return 0
+    labels = [f"{AXIS_LABELS[spec.axis]} = {v:g}" for v in spec.axis_values]
+    choice = st.radio("Slice of the third axis", labels, horizontal=True, key="sweep_layer")
+    return labels.index(choice) if choice in labels else 0
+
+
+def on_view_select(key: str) -> None:
+    cell = figures_sweep.selected_cell(live_charts.selection(key))
+    if cell is not None:
+        st.session_state[SELECTED] = cell
+
+
+def draw_views(job: SweepJob, snap: SweepSnapshot) -> None:
+    """Heatmap of the chosen number, the cells' filters and the trade-off, in tabs; clicks pick a cell."""
+    spec = snap.spec
+    layer = _layer_picker(spec)
+    selected = st.session_state.get(SELECTED)
+    probe = _probe_values(job, snap)
+    metrics = [m for m in VIEW_METRICS if m != "probe_accuracy" or probe is not None]
+    if st.session_state.get(SHOW_METRIC) in metrics:
+        st.session_state["sweep_metric"] = st.session_state.pop(SHOW_METRIC)
+    metric = st.radio(
+        "Colour the grid by",
+        metrics,
+        format_func=figures_sweep.metric_label,
+        horizontal=True,
+        key="sweep_metric",
+    )
+    metric = metric if metric in metrics else metrics[0]
+    values = probe if metric == "probe_accuracy" else None
+    left, right = st.columns(2)
+    with left:
+        _chart(figures_sweep.heatmap_figure(snap, metric, layer, values, selected), "sweep_heatmap")
+    with right:
+        _chart(figures_sweep.thumbnails_figure(snap, layer, selected), "sweep_thumbnails")
+    y_metric = st.radio(
+        "Sparsity measure of the trade-off",
+        ["l0", "mean_activation"],
+        horizontal=True,
+        format_func=figures_sweep.metric_label,
+        key="sweep_tradeoff_y",
+    )
+    _chart(figures_sweep.tradeoff_figure(snap, y_metric or "l0", selected), "sweep_tradeoff")
+    st.caption(
+        "Numbers on up to 1,000 training samples (the Train page's probe set). Click a cell of the heatmap "
+        "or the filters, or a point of the trade-off, to pick it; the Pareto front joins the cells that no "
+        "other cell beats on both reconstruction and sparsity."
+    )
+
+
+def _chart(figure, key: str) -> None:
+    live_charts.plotly_chart(
+        presentation.enlarge(figure),
+        key=key,
+        on_select=lambda: on_view_select(key),
+        selection_mode="points",
+        config={"displayModeBar": False},
+    )
+
+
+def _probe_values(job: SweepJob, snap: SweepSnapshot) -> np.ndarray | None:
+    found = st.session_state.get(PROBE)
+    if not found or found["key"] != (id(job), snap.step):
+        return None
+    return sweep_probe.probe_grid(snap.spec, found["cells"])
+
+
+# ----- one cell ---------------------------------------------------------------------------------------------
+def cell_label(spec: SweepSpec, i: int) -> str:
+    a, r, b = spec.coords(i)
+    axis = "" if spec.axis is None else f", {AXIS_LABELS[spec.axis]} {spec.axis_values[a]:g}"
+    return f"ρ {spec.rhos[r]:g}, β {spec.betas[b]:g}{axis}"
+
+
+def draw_cell(job: SweepJob, snap: SweepSnapshot) -> None:
+    """The picked cell: its numbers, and a button that opens it on the Train page with its weights."""
+    spec = snap.spec
+    cells = list(range(spec.n_cells))
+    selected = st.session_state.get(SELECTED)
+    index = selected if selected in cells else 0
+    st.session_state["sweep_cell_pick"] = index  # a click on a view moves the picker too
+    pick = st.selectbox(
+        "Cell", cells, format_func=lambda i: cell_label(spec, i), key="sweep_cell_pick", on_change=_on_pick
+    )
+    cell = snap.cell(pick)
+    row = [
+        ("Reconstruction error", f"{cell.metrics['recon_error']:.4f}"),
+        ("Mean ρ̂", f"{cell.metrics['mean_activation']:.3f}"),
+        ("L0", f"{cell.metrics['l0']:.1f}"),
+        ("Dead units", f"{cell.metrics['dead_units']:.0f}"),
+        ("FVE", f"{cell.metrics['fve']:.3f}"),
+    ]
+    for col, (label, value) in zip(st.columns(len(row)), row, strict=True):
+        col.metric(label, value)
+    if cell.status == "diverged":
+        st.error(cell.message or "This cell diverged.")
+    st.button(
+        f"Open {cell_label(spec, pick)} on Train",
+        key="sweep_open",
+        type="primary",
+        on_click=on_open,
+        args=(pick,),
+        disabled=job.released,
+        help="Make this cell's model your run on the Train page, trained weights and step included. "
+        "Your current run there is kept as the previous run; the sweep is paused.",
+    )
+
+
+def _on_pick() -> None:
+    st.session_state[SELECTED] = st.session_state["sweep_cell_pick"]
+
+
+def on_open(cell: int) -> None:
+    job = current_job()
+    try:
+        if job.active:
+            job.pause()  # the Train page's run needs the slot; the sweep keeps its place
+        state, cfg, step = job.cell_state(cell)
+        common.open_model(cfg, state, step, source=f"the sweep's cell {cell_label(job.spec, cell)}")
+    except (RuntimeError, ValueError, data.DataUnavailableError) as err:
+        st.session_state[ERROR] = f"Cannot open this cell: {err}"
+        return
+    st.session_state[common.NOTICE] = (
+        f"Opened the sweep's cell {cell_label(job.spec, cell)} at step {step:,}: press Train to train it on."
+    )
+    st.session_state["sweep_switch"] = True
+
+
+# ----- probe ------------------------------------------------------------------------------------------------
+def draw_probe(job: SweepJob, snap: SweepSnapshot) -> None:
+    """A button that fits the linear probe on every cell's codes (after training: it takes a while)."""
+    found = st.session_state.get(PROBE)
+    fresh = found is not None and found["key"] == (id(job), snap.step)
+    if fresh:
+        best = max(found["cells"].items(), key=lambda kv: kv[1])
+        st.caption(
+            f"Probe accuracy (logistic regression on {sweep_probe.PROBE_TRAIN:,} labelled codes, scored on "
+            f"{sweep_probe.PROBE_TEST:,} held out): best {best[1]:.1%} at {cell_label(snap.spec, best[0])}; "
+            f"the same probe on raw pixels: {found['pixels']:.1%}."
+        )
+        return
+    if not st.button(
+        "Compute probe accuracy",
+        key="sweep_probe_button",
+        disabled=job.active,
+        help="Fit a linear classifier on every cell's codes: which ρ and β give codes that "
+        "tell the classes apart best. Pause or finish the sweep first.",
+    ):
+        return
+    try:
+        dataset = common.load_dataset(snap.spec.base.data)
+        split = sweep_probe.probe_split(dataset)
+    except NotApplicable as err:
+        st.info(str(err))
+        return
+    bar = st.progress(0.0, text="Probing the cells…")
+    cells = {}
+    for n, c in enumerate(snap.cells):
+        state, cfg, step = job.cell_state(c.index)
+        model = model_from_state(cfg, state, snap.image_shape, step, snap.total_steps)
+        acc = sweep_probe.cell_accuracy(model, split) if c.status != "diverged" else math.nan
+        cells[c.index] = acc
+        bar.progress((n + 1) / len(snap.cells), text=f"Probing the cells… {n + 1} of {len(snap.cells)}")
+    pixels = sweep_probe.pixel_accuracy(split)
+    st.session_state[PROBE] = {"key": (id(job), snap.step), "cells": cells, "pixels": pixels}
+    st.session_state[SHOW_METRIC] = "probe_accuracy"  # set before the radio is drawn, in the next run
+    st.rerun()
+
+
+def base_summary(cfg: RunConfig) -> str:
+    return f"{cfg.data.dataset} · {cfg.model.variant} · {cfg.model.hidden} hidden · {cfg.train.steps:,} steps"

@@ -1,0 +1,116 @@
+"""The Explore page driven through AppTest: a 2 × 2 sweep trains in the background, its heatmaps and
+numbers are the cells', a bad grid gets a message, the probe fills its heatmap, and opening a cell makes
+it the Train page's run with the cell's weights and step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from apptest_helpers import APP, pin_navigation_mode, poll
+from streamlit.testing.v1 import AppTest
+
+from sae_core.sweep import SweepTrainer
+
+TIMEOUT_S = 60
+STEPS = 150
+
+
+@pytest.fixture
+def explore(monkeypatch):
+    pin_navigation_mode(monkeypatch)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    at.run()
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    yield at
+    for key in ("sweep_job", "job", "previous_job"):
+        job = at.session_state[key] if key in at.session_state else None
+        if job is not None:
+            job.stop()
+
+
+def set_grid(at: AppTest, rhos: str, betas: str, steps: int = STEPS, hidden: int = 9) -> None:
+    at.text_input(key="sweep_rhos").input(rhos)
+    at.text_input(key="sweep_betas").input(betas)
+    at.selectbox(key="sweep_dataset").select("digits")
+    at.number_input(key="sweep_steps").set_value(steps)
+    at.number_input(key="sweep_hidden").set_value(hidden)
+    at.number_input(key="sweep_batch_size").set_value(64)
+
+
+def train_to_the_end(at: AppTest):
+    at.button(key="sweep_train").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    job = at.session_state["sweep_job"]
+    poll(at, lambda: not job.active, "the sweep to finish", 120)
+    return job
+
+
+def test_an_empty_page_says_what_to_do_and_the_page_is_in_the_navigation(explore):
+    assert any("Train sweep" in i.value for i in explore.info)
+    assert explore.text_input(key="sweep_rhos").value  # a grid is proposed
+
+
+def test_a_two_by_two_sweep_trains_and_its_heatmap_shows_each_cells_numbers(explore):
+    set_grid(explore, "0.05, 0.2", "0, 3")
+    job = train_to_the_end(explore)
+    snap = job.latest()
+    assert snap.status == "done" and snap.step == STEPS and len(snap.cells) == 4
+    assert [(c.rho, c.beta) for c in snap.cells] == [(0.05, 0.0), (0.05, 3.0), (0.2, 0.0), (0.2, 3.0)]
+    # The same grid stepped by hand (the sweep is deterministic): the page trained that grid, no other.
+    by_hand = SweepTrainer(job.spec, job.trainer.sweeper.dataset, "cpu")
+    by_hand.advance()
+    for c, h in zip(snap.cells, by_hand.snapshot().cells, strict=True):
+        assert c.metrics["recon_error"] == pytest.approx(h.metrics["recon_error"], rel=1e-5)
+    # β = 3 pulls the mean activation towards ρ; β = 0 leaves it where reconstruction puts it.
+    for rho in (0.05, 0.2):
+        free, held = (snap.cell(i) for i in range(4) if snap.cell(i).rho == rho)
+        assert abs(held.metrics["mean_activation"] - rho) < abs(free.metrics["mean_activation"] - rho)
+    progress = explore.get("progress")[0].proto.text
+    assert "step 150 / 150" in progress and "4 cells" in progress
+    charts = explore.get("plotly_chart")
+    assert len(charts) >= 3  # heatmap, filters, trade-off (each double-buffered)
+    assert not explore.exception
+
+
+def test_a_bad_grid_is_a_message_naming_the_field_and_nothing_is_built(explore):
+    set_grid(explore, "0.05, 1.5", "0, 3")
+    explore.button(key="sweep_train").click().run()
+    errors = [e.value for e in explore.error]
+    assert errors and "rho" in errors[0] and "1.5" in errors[0], errors
+    assert explore.session_state["sweep_job"] is None if "sweep_job" in explore.session_state else True
+    set_grid(explore, "0.05", "zero")
+    explore.button(key="sweep_train").click().run()
+    assert any("β values" in e.value for e in explore.error), [e.value for e in explore.error]
+    assert not explore.exception
+
+
+def test_the_probe_fills_a_heatmap_of_accuracy_and_beats_chance(explore):
+    set_grid(explore, "0.05, 0.2", "0, 3", steps=300, hidden=16)
+    train_to_the_end(explore)
+    explore.button(key="sweep_probe_button").click().run()
+    assert not explore.exception, [e.value for e in explore.exception]
+    found = explore.session_state["sweep_probe"]
+    assert set(found["cells"]) == {0, 1, 2, 3}
+    assert all(0.5 < acc <= 1.0 for acc in found["cells"].values()), found  # ten digit classes: chance 0.1
+    assert 0.5 < found["pixels"] <= 1.0
+    assert explore.radio(key="sweep_metric").value == "probe_accuracy"
+    assert any("Probe accuracy" in c.value and "raw pixels" in c.value for c in explore.caption)
+
+
+def test_opening_a_cell_makes_it_the_train_pages_run_with_its_weights_and_step(explore):
+    set_grid(explore, "0.05, 0.2", "0, 3")
+    job = train_to_the_end(explore)
+    explore.selectbox(key="sweep_cell_pick").select(3).run()
+    explore.button(key="sweep_open").click().run()
+    assert not explore.exception, [e.value for e in explore.exception]
+    run = explore.session_state["job"]
+    state, cfg, step = job.cell_state(3)
+    assert run.step_count == step == STEPS
+    assert run.config.model.rho == 0.2 and run.config.model.beta == 3.0
+    for name, value in run.trainer.model.state_dict().items():
+        torch.testing.assert_close(value.cpu(), state[name])
+    assert math.isclose(explore.select_slider(key="rho").value, 0.2)  # the Train page's widgets follow
+    assert any("Opened the sweep's cell" in i.value for i in explore.info)
