@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import classroom, common, live_charts, presentation, train_controls, train_views, unit_card
+from pages import (
+    classroom,
+    common,
+    live_charts,
+    presentation,
+    train_controls,
+    train_import,
+    train_views,
+    unit_card,
+)
 from sae_core import data
 from sae_core.jobs import TrainingJob
 
@@ -52,6 +61,7 @@ def main() -> None:
         st.title("Train a sparse autoencoder")
     presentation.draw_toggle()
     classroom.draw_note()
+    train_import.draw()  # the top of the sidebar: a saved model instead of the settings below
     train_controls.draw_controls()
     classroom.draw_share()
     notice_box = st.empty()  # filled at the end: building the job may add a notice

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from . import budget, cli_applications, cli_sweep, cli_unit, data, export, gradcheck, metrics
+from . import budget, cli_applications, cli_sweep, cli_unit, data, export, gradcheck, metrics, model_import
 from . import config as config_module
 from .config import FIELD_DOCS, FIELD_SECTION, RunConfig, field_type
 from .models import REGISTRY, VARIANTS
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
 
     encode = commands.add_parser("encode", help="hidden codes of inputs under a saved model")
-    encode.add_argument("--model", required=True, metavar="DIR", help="folder written by `sae train --out`")
+    encode.add_argument("--model", required=True, metavar="DIR|ZIP", help=model_import.MODEL_FLAG_HELP)
     encode.add_argument(
         "--input", required=True, metavar="X.npy", help="[N, D] or [N, H, W]; floats in [0, 1] or uint8"
     )
@@ -280,7 +280,8 @@ def _format_metrics(summary: dict[str, Any]) -> str:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     output = encode_output(args.output)
-    model, _, image_shape = export.load(args.model)
+    saved = model_import.load_model_path(args.model)
+    model, image_shape = saved.model, saved.image_shape
     x = read_inputs(args.input, image_shape)
     with torch.no_grad():
         codes = torch.cat([model.encode(chunk) for chunk in x.split(4096)])

@@ -4,7 +4,8 @@
     sae denoise --model runs/digits --noise gaussian --level 0.3 [--json denoise.json]
     sae anomaly --model runs/digits --anomalies noise|dataset|class [--other bars] [--held-out 0 --retrain]
 
-The data is the model's own (its config.json), unless --dataset names another of the same shape; the
+--model is a folder from `sae train --out` or a model .zip (sae_core.model_import checks either). The
+data is the model's own (its config.json), unless --dataset names another of the same shape; the
 computations are sae_core.applications', so the numbers are the page's for the same weights. Registered
 by sae_core.cli; errors (NotApplicable among them) are ValueError / OSError, printed as one line.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from . import data, export
+from . import data, model_import
 from .applications import anomaly, bars_probe, check_fits, denoise, probe
 from .applications.common import COPY_STEPS
 from .applications.common import copy_steps as default_steps
@@ -67,7 +68,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--model", required=True, metavar="DIR", help="folder written by `sae train --out`")
+    parser.add_argument("--model", required=True, metavar="DIR|ZIP", help=model_import.MODEL_FLAG_HELP)
     parser.add_argument("--dataset", metavar="NAME", help="data to use (default: the model's own)")
     parser.add_argument("--data-dir", metavar="DIR", help="folder with torchvision-layout datasets")
     parser.add_argument("--json", metavar="FILE", help="also write the numbers to FILE as JSON")
@@ -83,7 +84,8 @@ def _noise_flags(parser: argparse.ArgumentParser, default_level: float) -> None:
 
 def load_model_and_data(args: argparse.Namespace) -> tuple[nn.Module, RunConfig, data.Dataset]:
     """The saved model and its dataset (or --dataset); NotApplicable when they do not fit each other."""
-    model, config, shape = export.load(args.model)
+    saved = model_import.load_model_path(args.model)
+    model, config, shape = saved.model, saved.config, saved.image_shape
     dataset = data.load(data_config(args, config))
     check_fits(shape, dataset)
     return model, config, dataset

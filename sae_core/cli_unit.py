@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import data, export, unit_card
+from . import data, model_import, unit_card
 
 DEFAULT_SAMPLES = 1000
 """Inputs the card is computed on (the page uses its probe set of the same size)."""
@@ -24,7 +24,7 @@ DEFAULT_SAMPLES = 1000
 def add_parser(commands) -> argparse.ArgumentParser:
     """Add `unit` to the `sae` subcommands."""
     unit = commands.add_parser("unit", help="one hidden unit's card (PNG) and its numbers")
-    unit.add_argument("--model", required=True, metavar="DIR", help="folder written by `sae train --out`")
+    unit.add_argument("--model", required=True, metavar="DIR|ZIP", help=model_import.MODEL_FLAG_HELP)
     unit.add_argument("--unit", required=True, type=int, metavar="J", help="the hidden unit, from 0")
     unit.add_argument("--out", metavar="card.png", help="where to write the card as PNG")
     unit.add_argument("--json", action="store_true", help="print the numbers as one JSON object")
@@ -59,7 +59,8 @@ def cmd_unit(args: argparse.Namespace) -> int:
     out = None if args.out is None else Path(args.out)
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
         raise ValueError(f"--out {args.out}: give a file name in an existing folder, e.g. card.png")
-    model, config, image_shape = export.load(args.model)
+    saved = model_import.load_model_path(args.model)
+    model, config, image_shape = saved.model, saved.config, saved.image_shape
     x = card_inputs(config, image_shape, args.samples, args.data_dir)
     card = unit_card.build_card(model, x, args.unit, image_shape)
     numbers = card.numbers()

@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from . import budget, images
+from . import images
 from .config import RunConfig
-from .models import build
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -71,48 +69,21 @@ def save(
 def load(model_dir: str | Path) -> tuple[nn.Module, RunConfig, tuple[int, int]]:
     """Rebuild the model saved in model_dir on the CPU: (model in eval mode, config, image_shape).
 
-    Raises FileNotFoundError when a file is missing and ValueError when a file is unreadable, the
-    weights do not fit the architecture that config.json describes or are not finite, or that model is
-    over the per-run memory budget (checked on the meta device, before anything is allocated).
+    Raises FileNotFoundError when the folder or a file is missing and ValueError when a file is
+    unreadable, the weights do not fit the architecture that config.json describes or are not finite, or
+    that model is over the per-run memory budget (checked on the meta device, before anything is
+    allocated). The checks are sae_core.model_import's, which reads model zips the same way.
     """
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"model folder {folder} does not exist")
-    config, image_shape = load_config(folder)
-    need = budget.model_bytes(config.model, image_shape)
-    limit = budget.budget_mb() * budget.MB
-    if need > limit:
-        raise ValueError(
-            f"{folder / CONFIG_FILE}: its model's weights take {need / budget.MB:.0f} MB, more "
-            f"than the memory budget of {limit / budget.MB:g} MB (set by {budget.ENV_VAR})"
-        )
-    weights = folder / MODEL_FILE
-    if weights.is_file() and weights.stat().st_size > 2 * need + 2**20:
-        raise ValueError(f"{weights} is far larger than the model config.json describes ({need} bytes)")
-    model = build(config.model, image_shape[0] * image_shape[1], image_shape)
-    tensors = _read_safetensors(weights)
-    _check_tensors(model, tensors, weights)
-    model.load_state_dict(tensors)
-    return model.eval(), config, image_shape
+    from .model_import import read_folder  # it builds on this module's names
+
+    return read_folder(model_dir)
 
 
 def load_config(model_dir: str | Path) -> tuple[RunConfig, tuple[int, int]]:
     """(RunConfig, image_shape) from model_dir/config.json."""
-    path = Path(model_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; is {model_dir} a folder written by `sae train --out`?")
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    shape = doc.pop(SHAPE_KEY, None)
-    try:
-        config = RunConfig.from_dict(doc)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: {e}") from None
-    return config, _image_shape_from(shape, path)
+    from .model_import import read_folder_config
+
+    return read_folder_config(model_dir)
 
 
 def load_metrics(model_dir: str | Path) -> dict[str, Any]:
@@ -120,53 +91,6 @@ def load_metrics(model_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing")
     return json.loads(path.read_text())
-
-
-def _image_shape_from(shape: Any, path: Path) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in shape["image_shape"])
-    except (TypeError, KeyError, ValueError):
-        raise ValueError(
-            f'{path} needs "{SHAPE_KEY}": {{"image_shape": [H, W]}} to rebuild the model'
-        ) from None
-    if h < 1 or w < 1:
-        raise ValueError(f"{path}: image_shape must be positive, got {[h, w]}")
-    if h * w > MAX_INPUTS:
-        raise ValueError(f"{path}: image_shape {[h, w]} has {h * w} pixels; at most {MAX_INPUTS} allowed")
-    if "n_inputs" in shape and int(shape["n_inputs"]) != h * w:
-        raise ValueError(f"{path}: n_inputs {shape['n_inputs']} does not equal H·W = {h * w}")
-    return h, w
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing")
-    try:
-        return load_file(str(path), device="cpu")
-    except Exception as e:  # safetensors raises its own SafetensorError (and OSError) on bad headers
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"{path} is not a valid safetensors file ({reason})") from None
-
-
-def _check_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """One readable line for missing / unexpected names and shape mismatches (load_state_dict's are long)."""
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{path} does not match the config's model: missing {missing or 'nothing'}, "
-            f"unexpected {unexpected or 'nothing'}"
-        )
-    for name, shape in expected.items():
-        if tuple(tensors[name].shape) != shape:
-            raise ValueError(
-                f"{path}: {name} has shape {list(tensors[name].shape)}; the config needs {list(shape)}"
-            )
-        if tensors[name].is_floating_point() and not bool(torch.isfinite(tensors[name]).all()):
-            raise ValueError(f"{path}: {name} holds NaN or infinite values; this model cannot be used")
 
 
 def _n_inputs(model: nn.Module) -> int:

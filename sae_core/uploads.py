@@ -138,7 +138,7 @@ def _read_npz(data: bytes, name: str) -> np.ndarray:
     inflated; members that are not .npy arrays are never read."""
     if not data.startswith(ZIP_MAGIC):
         raise UploadError(f"{name}: not a valid .npz archive (no zip header)")
-    _check_zip_directory(data, name, ".npz archive")
+    check_zip_directory(data, name, ".npz archive")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as e:
@@ -194,9 +194,11 @@ def _read_exactly(f: BinaryIO, need: int, name: str, info: zipfile.ZipInfo) -> b
     return buf
 
 
-def _check_zip_directory(data: bytes, name: str, kind: str) -> None:
+def check_zip_directory(data: bytes, name: str, kind: str, max_entries: int | None = None) -> None:
     """Read the archive's end record (entry count and directory size) before zipfile parses the whole
-    directory into objects; refuse more than MAX_ZIP_ENTRIES entries or MAX_ZIP_DIRECTORY_BYTES."""
+    directory into objects; refuse more than max_entries (default MAX_ZIP_ENTRIES) entries or
+    MAX_ZIP_DIRECTORY_BYTES. sae_core.model_import reads model zips with it too."""
+    max_entries = MAX_ZIP_ENTRIES if max_entries is None else max_entries
     end = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 65535))
     if end < 0 or len(data) < end + 22:
         return  # no end record: zipfile will say it is not a zip
@@ -205,10 +207,10 @@ def _check_zip_directory(data: bytes, name: str, kind: str) -> None:
         (offset,) = struct.unpack_from("<Q", data, end - 12)  # the ZIP64 end record
         if data[offset : offset + 4] == b"PK\x06\x06" and offset + 56 <= len(data):
             entries, size = struct.unpack_from("<QQ", data, offset + 32)
-    if entries > MAX_ZIP_ENTRIES or size > MAX_ZIP_DIRECTORY_BYTES:
+    if entries > max_entries or size > MAX_ZIP_DIRECTORY_BYTES:
         raise UploadError(
             f"{name}: the {kind} lists {entries} entries in a {size}-byte directory; at most "
-            f"{MAX_ZIP_ENTRIES} entries and {MAX_ZIP_DIRECTORY_BYTES // 2**20} MB are allowed"
+            f"{max_entries} entries and {MAX_ZIP_DIRECTORY_BYTES // 2**20} MB are allowed"
         )
 
 
@@ -219,7 +221,7 @@ def _read_image_zip(data: bytes, name: str) -> np.ndarray:
     time with a cap on what it inflates to (MAX_IMAGE_BYTES each, MAX_FILE_BYTES in all: a directory
     that lies about sizes costs no more), and each image's pixel count is read from its header first.
     """
-    _check_zip_directory(data, name, ".zip archive")
+    check_zip_directory(data, name, ".zip archive")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as e:
@@ -233,7 +235,7 @@ def _read_image_zip(data: bytes, name: str) -> np.ndarray:
         inflated = [0]  # bytes inflated so far, over all members
         out: np.ndarray | None = None
         for i, info in enumerate(entries):
-            raw = _inflate(archive, info, name, inflated)
+            raw = inflate_member(archive, info, name, inflated)
             image = _read_image(raw, info, name, None if out is None else (entries[0], out.shape[1:]))
             if out is None:
                 h, w = image.shape
@@ -247,9 +249,21 @@ def _read_image_zip(data: bytes, name: str) -> np.ndarray:
     return out
 
 
-def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, inflated: list[int]) -> bytes:
-    """One member's bytes, inflated in chunks and cut off at MAX_IMAGE_BYTES (and the archive's total at
-    MAX_FILE_BYTES), whatever sizes the zip directory declares."""
+def inflate_member(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    name: str,
+    inflated: list[int],
+    *,
+    limit: int | None = None,
+    total: int | None = None,
+    what: str = "image",
+) -> bytes:
+    """One member's bytes, inflated in chunks and cut off at `limit` bytes (default MAX_IMAGE_BYTES) and
+    the archive's running total `inflated[0]` at `total` (default MAX_FILE_BYTES), whatever sizes the zip
+    directory declares. `what` names the members in messages ("image"; model_import says "file")."""
+    limit = MAX_IMAGE_BYTES if limit is None else limit
+    total = MAX_FILE_BYTES if total is None else total
     parts: list[bytes] = []
     size = 0
     try:
@@ -257,18 +271,20 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, inflate
             while chunk := f.read(READ_CHUNK):
                 size += len(chunk)
                 inflated[0] += len(chunk)
-                if size > MAX_IMAGE_BYTES:
-                    raise UploadError(
-                        f"{name}: {info.filename} inflates to more than {MAX_IMAGE_BYTES // 2**20} MB"
-                    )
-                if inflated[0] > MAX_FILE_BYTES:
-                    raise UploadError(f"{name}: the images unpack to more than {MAX_FILE_BYTES // 2**20} MB")
+                if size > limit:
+                    raise UploadError(f"{name}: {info.filename} inflates to more than {_megabytes(limit)}")
+                if inflated[0] > total:
+                    raise UploadError(f"{name}: the {what}s unpack to more than {_megabytes(total)}")
                 parts.append(chunk)
     except UploadError:
         raise
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as e:
-        raise UploadError(f"{name}: cannot read image {info.filename} ({_short(e)})") from None
+        raise UploadError(f"{name}: cannot read {what} {info.filename} ({_short(e)})") from None
     return b"".join(parts)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:g} MB"
 
 
 def _is_image_entry(info: zipfile.ZipInfo) -> bool:

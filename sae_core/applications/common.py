@@ -113,32 +113,12 @@ def cpu_copy(model: nn.Module, config: RunConfig, image_shape: tuple[int, int]) 
 
 
 def load_model_zip(raw: bytes, name: str) -> tuple[nn.Module, RunConfig, tuple[int, int]]:
-    """export.load for the zip that export.zip_bytes writes (the Train page's download): model.safetensors
-    and config.json anywhere in it. ValueError with one readable line for anything else."""
-    import io
-    import tempfile
-    import zipfile
-    from pathlib import Path
+    """A model zip (the Train page's download) checked by sae_core.model_import, the CLI's and the Train
+    page's import: ValueError (ModelImportError) with one readable line for anything wrong with it."""
+    from ..model_import import load_archive
 
-    from .. import export
-
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(raw))
-    except zipfile.BadZipFile:
-        raise ValueError(f"{name} is not a zip file; download the model from the Train page") from None
-    wanted = {export.MODEL_FILE, export.CONFIG_FILE}
-    with archive, tempfile.TemporaryDirectory() as tmp:
-        names = {Path(n).name: n for n in archive.namelist() if Path(n).name in wanted}
-        missing = wanted - set(names)
-        if missing:
-            raise ValueError(f"{name} holds no {' or '.join(sorted(missing))}; is it a model zip from Train?")
-        for short, full in names.items():
-            size = archive.getinfo(full).file_size
-            if size > 8 * export.MAX_INPUTS * 1024:  # far above any model the app can train
-                raise ValueError(f"{name}: {short} is too large ({size:,} bytes)")
-            (Path(tmp) / short).write_bytes(archive.read(full))
-        model, config, shape = export.load(tmp)
-    return model, config, tuple(shape)
+    saved = load_archive(raw, name)
+    return saved.model, saved.config, saved.image_shape
 
 
 def subset(dataset: Dataset, keep_train: torch.Tensor, keep_test: torch.Tensor | None, name: str) -> Dataset:
