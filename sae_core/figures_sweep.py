@@ -28,6 +28,17 @@ BETA_TITLE = "β (sparsity penalty weight)"
 EXTRA_METRICS = {"probe_accuracy": "Linear-probe accuracy on the codes"}
 """Numbers the page computes after training (not in the snapshot), coloured the same way."""
 LOWER_IS_BETTER = {"recon_error", "mse", "loss", "dead_units", "l0", "mean_activation"}
+SHORT_LABELS = {
+    "recon_error": "recon. error",
+    "mean_activation": "mean ρ̂",
+    "l0": "L0",
+    "dead_units": "dead units",
+    "fve": "FVE",
+    "mse": "MSE",
+    "loss": "objective",
+    "probe_accuracy": "accuracy",
+}
+"""For colour bars, where the long labels do not fit."""
 FORMATS = {"dead_units": "{:.0f}", "l0": "{:.1f}", "fve": "{:.2f}", "probe_accuracy": "{:.1%}"}
 _INVISIBLE = {"opacity": 0.0}
 
@@ -76,15 +87,17 @@ def heatmap_figure(
         texttemplate="%{text}",
         textfont={"size": 14},
         colorscale=scale,
-        colorbar={"title": {"text": metric_label(metric).split(" (")[0], "side": "right"}, "thickness": 14},
-        hoverongaps=False,
-        hovertemplate="ρ = %{y}, β = %{x}<br>%{text}<extra></extra>",
+        colorbar={"title": {"text": SHORT_LABELS[metric], "side": "right"}, "thickness": 14},
+        hoverinfo="skip",  # the click targets over the cells carry the hover (and the clicks)
         xgap=2,
         ygap=2,
     )
     title = f"{metric_label(metric)}{layer_title(snap, layer)}"
     return figure(
-        [cells, _targets(snap, layer, lambda r, b: (cols[b], rows[r]))],
+        [
+            cells,
+            _targets(snap, layer, lambda r, b: (cols[b], rows[r]), lambda i: _value_line(snap, i, metric, z)),
+        ],
         title,
         BETA_TITLE,
         RHO_TITLE,
@@ -114,6 +127,7 @@ def thumbnails_figure(
     centre_y = [r * (th + gap) + (th - 1) / 2 for r in range(rows)]
     tiles = go.Heatmap(z=z, zmin=-1, zmax=1, colorscale=GREY, showscale=False, hoverinfo="skip")
     status = {c.index: c.status for c in snap.cells}
+    recon = {c.index: c.metrics["recon_error"] for c in snap.cells}
     notes = [
         {
             "x": centre_x[b],
@@ -137,11 +151,19 @@ def thumbnails_figure(
 
     axis = {"showgrid": False, "zeroline": False, "ticks": ""}
     return figure(
-        [tiles, _targets(snap, layer, lambda r, b: (centre_x[b], centre_y[r]))],
+        [
+            tiles,
+            _targets(
+                snap,
+                layer,
+                lambda r, b: (centre_x[b], centre_y[r]),
+                lambda i: f"<br>recon. error {recon.get(i, math.nan):.3g}",
+            ),
+        ],
         f"First filters of every cell{layer_title(snap, layer)}",
         BETA_TITLE,
         RHO_TITLE,
-        height=height or int(np.clip(90 + 95 * rows, 300, 720)),
+        height=height or int(np.clip(140 + 140 * rows, 420, 760)),
         xaxis={**axis, "tickvals": centre_x, "ticktext": _labels(spec.betas), "constrain": "domain"},
         yaxis={
             **axis,
@@ -183,23 +205,31 @@ def tradeoff_figure(
     custom = np.array(
         [[c.index, c.rho, c.beta, c.axis_value if c.axis_value is not None else np.nan] for c in cells]
     )
-    points = go.Scatter(
-        x=x,
-        y=y,
-        mode="markers",
-        marker={
-            "size": 11,
-            "color": np.log10(np.maximum([c.beta for c in cells], 1e-3)),
-            "colorscale": "Plasma",
-            "colorbar": {"title": {"text": "log₁₀ β", "side": "right"}, "thickness": 14},
-            "line": {"width": [3 if c.index == selected else 0.5 for c in cells], "color": HIGHLIGHT_COLOUR},
-        },
-        customdata=custom,
-        hovertemplate="ρ = %{customdata[1]:g}, β = %{customdata[2]:g}"
-        + axis_line
-        + "<br>recon %{x:.4g}, %{y:.3g}<extra></extra>",
-        name="cells",
-    )
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    points = []
+    for n, beta in enumerate(spec.betas):  # one trace per β, so the legend names the colours
+        mine = [k for k, c in enumerate(cells) if c.beta == beta]
+        points.append(
+            go.Scatter(
+                x=x[mine],
+                y=y[mine],
+                mode="markers",
+                marker={
+                    "size": 12,
+                    "color": palette[n % len(palette)],
+                    "symbol": "circle" if n < len(palette) else "diamond",
+                    "line": {
+                        "width": [3 if cells[k].index == selected else 0.5 for k in mine],
+                        "color": [HIGHLIGHT_COLOUR if cells[k].index == selected else "#fff" for k in mine],
+                    },
+                },
+                customdata=custom[mine],
+                hovertemplate="ρ = %{customdata[1]:g}, β = %{customdata[2]:g}"
+                + axis_line
+                + "<br>recon %{x:.4g}, %{y:.3g}<br>click to pick this cell<extra></extra>",
+                name=f"{beta:g}",
+            )
+        )
     order = np.argsort(x[front])
     line = go.Scatter(
         x=x[front][order],
@@ -208,14 +238,17 @@ def tradeoff_figure(
         line={"color": "#444", "dash": "dash", "width": 1.5},
         hoverinfo="skip",
         name="Pareto front",
+        showlegend=False,
     )
     return figure(
-        [line, points],
+        [line, *points],
         f"Reconstruction against sparsity ({front.sum()} of {len(cells)} cells on the Pareto front, dashed)",
         metric_label("recon_error"),
         metric_label(y_metric),
         height=height,
         margin={"l": 70, "r": 20, "t": 50, "b": 60},
+        showlegend=True,
+        legend={"title": {"text": "β"}},
     )
 
 
@@ -234,11 +267,17 @@ def selected_cell(state: Mapping[str, Any] | None) -> int | None:
     return None
 
 
-def _targets(snap: SweepSnapshot, layer: int, where) -> go.Scatter:
-    """An invisible point at each cell of the slice, customdata = [cell index]."""
+def _targets(snap: SweepSnapshot, layer: int, where, lines=None) -> go.Scatter:
+    """An invisible point at each cell of the slice, customdata = [cell index], hover = the cell's ρ and β
+    (and lines(cell), when given). Plotly selects only a point it hovers, so the hover must be on."""
     spec = snap.spec
     ids = [i for i in range(spec.n_cells) if spec.coords(i)[0] == layer]
     xy = [where(*spec.coords(i)[1:]) for i in ids]
+    text = []
+    for i in ids:
+        _, r, b = spec.coords(i)
+        extra = lines(i) if lines is not None else ""
+        text.append(f"ρ = {spec.rhos[r]:g}, β = {spec.betas[b]:g}{extra}")
     return go.Scatter(
         x=[p[0] for p in xy],
         y=[p[1] for p in xy],
@@ -247,9 +286,15 @@ def _targets(snap: SweepSnapshot, layer: int, where) -> go.Scatter:
         selected={"marker": _INVISIBLE},
         unselected={"marker": _INVISIBLE},
         customdata=[[i] for i in ids],
-        hoverinfo="skip",
+        text=text,
+        hovertemplate="%{text}<br>click to pick this cell<extra></extra>",
         showlegend=False,
     )
+
+
+def _value_line(snap: SweepSnapshot, i: int, metric: str, z: np.ndarray) -> str:
+    _, r, b = snap.spec.coords(i)
+    return f"<br>{SHORT_LABELS[metric]} {_format(metric, float(z[r, b]))}"
 
 
 def _outline(snap: SweepSnapshot, layer: int, selected: int | None, box) -> list[dict]:

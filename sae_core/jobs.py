@@ -275,13 +275,12 @@ class TrainingJob:
                 outcome = trainer.advance(
                     deadline=time.perf_counter() + section, keep_going=self._running.is_set
                 )
-                if outcome == "diverged":
-                    self.status = "diverged"
-                    self._running.clear()
-                elif outcome == "done" and self.status == "running":
-                    self.status = "done"
-                    self._running.clear()
+                ended = outcome == "diverged" or (outcome == "done" and self.status == "running")
+                if ended:
+                    self.status = outcome
                 self._publish()
+                if ended:  # after the final snapshot is out: once a job is not active, latest() is final
+                    self._running.clear()
             if not self._running.is_set():
                 self._release_slot()
 
