@@ -407,6 +407,8 @@ def open_model(
     job starts paused from `state` at `start_step`. The caller then shows the Train page
     (st.switch_page("pages/train.py")). Raises what build_job raises, and RuntimeError naming the
     mismatch when the weights do not fit the config's model; the current run is untouched then."""
+    # Never a data folder from the model's side (a zip, a saved run): this server's, as every run's.
+    cfg = cfg.replace(data_dir=current_config().data.data_dir)
     flat = {k: v for k, v in cfg.flat().items() if k not in SERVER_ONLY or k == "upload"}
     try:
         job = build_job(cfg, initial_state=state, start_step=start_step)
