@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common, explore_views, live_charts, presentation
+from pages import common, explore_settings, explore_views, live_charts, presentation
 from pages.explore_views import current_job
 
 common.leave_old_multipage_mode()
@@ -55,7 +55,7 @@ def main() -> None:
     )
     job = current_job()
     with st.expander("Sweep settings", expanded=job is None):
-        explore_views.draw_settings()
+        explore_settings.draw_settings()
     error = st.session_state.pop(explore_views.ERROR, None)
     if error:
         st.error(error, icon=":material/error:")
