@@ -131,7 +131,7 @@ def draw_views(job: SweepJob, snap: SweepSnapshot) -> None:
     metric = st.radio(
         "Colour the grid by",
         metrics,
-        format_func=figures_sweep.metric_label,
+        format_func=figures_sweep.NAMES.get,
         horizontal=True,
         key="sweep_metric",
     )
@@ -146,7 +146,7 @@ def draw_views(job: SweepJob, snap: SweepSnapshot) -> None:
         "Sparsity measure of the trade-off",
         ["l0", "mean_activation"],
         horizontal=True,
-        format_func=figures_sweep.metric_label,
+        format_func=figures_sweep.NAMES.get,
         key="sweep_tradeoff_y",
     )
     _chart(figures_sweep.tradeoff_figure(snap, y_metric or "l0", selected), "sweep_tradeoff")

@@ -28,6 +28,15 @@ BETA_TITLE = "β (sparsity penalty weight)"
 EXTRA_METRICS = {"probe_accuracy": "Linear-probe accuracy on the codes"}
 """Numbers the page computes after training (not in the snapshot), coloured the same way."""
 LOWER_IS_BETTER = {"recon_error", "mse", "loss", "dead_units", "l0", "mean_activation"}
+NAMES = {
+    "recon_error": "Reconstruction error",
+    "mean_activation": "Mean ρ̂",
+    "l0": "L0 (active units)",
+    "dead_units": "Dead units",
+    "fve": "Variance explained",
+    "probe_accuracy": "Probe accuracy",
+}
+"""Short names for choosing a metric (the axis titles say the whole thing)."""
 SHORT_LABELS = {
     "recon_error": "recon. error",
     "mean_activation": "mean ρ̂",
