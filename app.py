@@ -31,8 +31,9 @@ theory = st.Page("pages/theory.py", title="Theory", icon=":material/functions:",
 applications = st.Page(
     "pages/applications.py", title="Applications", icon=":material/insights:", url_path="applications"
 )
+runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:", url_path="runs")
 explore = st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:", url_path="explore")
-page = st.navigation([home, train, explore, applications, theory])
+page = st.navigation([home, train, explore, runs, applications, theory])
 
 common.configure_torch()
 common.read_query_params()

@@ -429,6 +429,9 @@ def retire_job(reason: str) -> None:
     if job is None:
         return
     job.stop()
+    from pages import runs_store  # it imports this module
+
+    runs_store.keep_retired(job)  # a run replaced is kept on the Runs page (if it trained)
     st.session_state[JOB] = None
     if job.step_count > 0:
         st.session_state[PREVIOUS] = job

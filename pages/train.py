@@ -15,6 +15,7 @@ from pages import (
     common,
     live_charts,
     presentation,
+    runs_store,
     train_controls,
     train_import,
     train_views,
@@ -88,6 +89,7 @@ def _main_body() -> None:
             st.caption(f"{cfg.data.dataset}: {where}")
         train_views.draw_previous()
         return
+    runs_store.keep_ended_run(job)  # finished or stopped: kept for the Runs page
     train_views.draw_buttons(job)
     busy = st.session_state.pop(train_views.BUSY, None)
     if busy:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common, live_charts, presentation
+from pages import common, live_charts, presentation, runs_store
 from sae_core import diagnostics, export, figures, formulas
 from sae_core.jobs import BusyError, TrainingJob
 from sae_core.snapshot import Snapshot
@@ -132,10 +132,11 @@ def draw_buttons(job: TrainingJob) -> None:
         mime="application/zip",
         key="download",
         disabled=running or job.step_count == 0,
-        on_click="ignore",
+        on_click=runs_store.on_download,  # a downloaded model is kept on the Runs page too
         width="stretch",
         help="model.safetensors, config.json, metrics.json (with the step count), filters.png, "
-        "reconstructions.png and the loss history as CSV (pause first while training).",
+        "reconstructions.png and the loss history as CSV (pause first while training). It is kept "
+        "on the Runs page too.",
     )
     if done and not presentation.is_on():  # on a projector the button's tooltip says it; room for filters
         st.caption(
@@ -328,6 +329,6 @@ def draw_previous() -> None:
             file_name="sae-model-previous.zip",
             mime="application/zip",
             key="download_previous",
-            on_click="ignore",
+            on_click=runs_store.on_download_previous,
         )
         cols[1].button("Discard previous run", key="discard_previous", on_click=on_discard_previous)

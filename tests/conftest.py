@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -22,6 +24,20 @@ def make_digits(n_train: int = 300, n_test: int = 60, seed: int = 0) -> Dataset:
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     train, test = order[:n_train], order[n_train : n_train + n_test]
     return Dataset("digits", x[train], x[test], y[train], y[test], (8, 8))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runs_folder(tmp_path_factory):
+    """The runs the app keeps during the tests (pages/runs_store.py) go to a temporary folder, never to
+    the user's own ($SAE_RUNS_DIR or ~/.cache): the AppTests and the servers the browser tests start
+    read $SAE_RUNS_DIR from this process."""
+    before = os.environ.get("SAE_RUNS_DIR")
+    os.environ["SAE_RUNS_DIR"] = str(tmp_path_factory.mktemp("runs"))
+    yield os.environ["SAE_RUNS_DIR"]
+    if before is None:
+        os.environ.pop("SAE_RUNS_DIR", None)
+    else:
+        os.environ["SAE_RUNS_DIR"] = before
 
 
 @pytest.fixture(scope="session")
