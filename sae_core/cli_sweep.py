@@ -1,6 +1,7 @@
 """`sae sweep`: train a ρ × β grid (optionally × hidden, weight decay or seed) together, write every model.
 
     sae sweep --rho 0.01,0.05,0.1 --beta 0,1,3,10 [--axis hidden --values 16,25] [train flags] --out DIR
+    sae sweep ... --backend ray        the same, each block of cells a Ray task (sae_core.sweep_ray)
 
 Every `sae train` flag sets the settings the cells share (dataset, hidden, steps or epochs, optimizer, lr,
 batch size, seed...); --rho and --beta take lists here. The folder (sae_core.sweep_run): DIR/sweep.csv,
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from . import budget, data
 from .sweep import SweepSnapshot
+from .sweep_ray import INSTALL_HINT, import_ray
 from .sweep_run import BACKENDS, CELLS_DIR, TABLE_CSV, TABLE_JSON, check_backend, check_out_dir, run_sweep
 from .sweep_spec import AXES, MAX_AXIS_VALUES, MAX_VALUES, SweepSpec
 
@@ -68,7 +70,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "a sweep may use 4 times it",
     )
     sweep.add_argument(
-        "--backend", default="local", help=f"where the cells train: {', '.join(BACKENDS)} (default local)"
+        "--backend",
+        default="local",
+        metavar="{" + ",".join(BACKENDS) + "}",
+        help="where the cells train: local (this process, the default) or ray (one Ray task per block of "
+        "cells, on the cluster $RAY_ADDRESS names, else a Ray started on this machine; needs "
+        f"{INSTALL_HINT})",
     )
     sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sweep.set_defaults(run=cmd_sweep)
@@ -115,6 +122,8 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 def cmd_sweep(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     check_backend(args.backend)
+    if args.backend == "ray":
+        import_ray()  # without Ray: a one-line error that says how to install it, before any data loads
     out = check_out_dir(args.out, args.force)  # before any training
     dataset = data.load(spec.base.data)
     blocks = spec.blocks()

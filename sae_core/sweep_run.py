@@ -5,9 +5,9 @@
     snap = run_sweep(spec, dataset, out_dir, backend="local", progress=None, force=False)
 
 A backend is a function `(spec, dataset, progress) -> list[BlockResult]` (one result per block, any order)
-registered in BACKENDS; "local" trains the blocks one after another in this process. A distributed
-backend maps `train_block` over `range(len(spec.blocks()))` (the dataset can travel as an object
-reference: it is only read) and gives the same folder and table.
+registered in BACKENDS; "local" trains the blocks one after another in this process, "ray"
+(sae_core.sweep_ray, an optional extra) maps `train_block` over `range(len(spec.blocks()))` as Ray tasks
+(the dataset travels once, as an object reference: it is only read) and gives the same folder and table.
 
 The folder: DIR/sweep.csv and DIR/sweep.json (one row per cell: SweepSnapshot.rows(), plus its path) and
 DIR/cells/<cell name>/ holding what `sae train --out` writes for a run (model.safetensors, config.json,
@@ -78,7 +78,14 @@ def run_local(spec: SweepSpec, dataset: Dataset, progress: Progress | None = Non
     return [train_block(spec, b, dataset, progress=progress) for b in range(len(spec.blocks()))]
 
 
-BACKENDS: dict[str, Callable[..., list[BlockResult]]] = {"local": run_local}
+def run_ray(spec: SweepSpec, dataset: Dataset, progress: Progress | None = None) -> list[BlockResult]:
+    """The "ray" backend (sae_core.sweep_ray), imported only when used: Ray is an optional extra."""
+    from .sweep_ray import run_ray as run
+
+    return run(spec, dataset, progress)
+
+
+BACKENDS: dict[str, Callable[..., list[BlockResult]]] = {"local": run_local, "ray": run_ray}
 
 
 def check_backend(name: str) -> None:

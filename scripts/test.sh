@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (Debian's Chromium, nginx and Fashion-MNIST, the Python package with its
-# test extras), then runs every check CI runs: ruff and the whole pytest suite, browser tests included.
+# test and ray extras), then runs every check CI runs: ruff and the whole pytest suite, browser tests included.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k kl -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ $status -eq 0 ] || exit $status
 fi
 
-python3 -m pip install -q -e ".[test]"
+python3 -m pip install -q -e ".[test,ray]"
 python3 -m ruff check .
 python3 -m ruff format --check .
 python3 -m pytest "$@"
