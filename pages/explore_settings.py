@@ -13,12 +13,14 @@ from pages.explore_views import ERROR, JOB, PROBE, SELECTED, current_job
 from sae_core import data
 from sae_core.cli_sweep import parse_list
 from sae_core.sweep import SweepSpec
-from sae_core.sweep_job import SweepJob
+from sae_core.sweep_job import RemoteSweepJob, SweepJob
 from sae_core.sweep_spec import AXIS_LABELS, MAX_AXIS_VALUES, MAX_VALUES
 
 VARIANTS = {"sparse": "Sparse (KL or L1 penalty)", "denoising": "Denoising sparse"}
 """Variants the page sweeps (sae_core.sweep_spec also takes k-sparse, whose β and ρ mean nothing)."""
 PENALTIES = {"kl": "KL(ρ‖ρ̂): ρ × β", "l1": "L1 on the codes: β (ρ is not used)"}
+BACKEND = "sweep_backend"
+BACKENDS = {"local": "this server", "ray": "the Ray cluster ($RAY_ADDRESS)"}
 AXIS_CHOICES = {"none": "none", **AXIS_LABELS}
 DEFAULT_BETAS = {"kl": "0, 0.3, 1, 3", "l1": "0, 0.003, 0.01, 0.03"}
 DEFAULT_RHOS = "0.01, 0.05, 0.1, 0.2"
@@ -116,6 +118,7 @@ def draw_settings() -> None:
         cols[2].number_input("Batch size (0 = all)", 0, 65_536, d["batch_size"], key="sweep_batch_size")
         cols[3].number_input("Learning rate", 1e-6, 10.0, d["lr"], format="%.4g", key="sweep_lr")
         st.caption("Everything else (seed, λ, output layer, ...) is the Train page's current setting.")
+        _backend_choice()
         st.form_submit_button("Train sweep", type="primary", on_click=on_train_sweep, key="sweep_train")
 
 
@@ -151,27 +154,60 @@ def spec_from_form() -> SweepSpec:
 
 
 # ----- buttons ----------------------------------------------------------------------------------------------
+@st.cache_data(ttl=30, show_spinner=False)
+def ray_status() -> tuple[bool, str]:
+    """Whether a Ray cluster answers at $RAY_ADDRESS (checked at most every 30 s: it may wait 2 s)."""
+    from sae_core.sweep_ray import ray_status as status
+
+    return status()
+
+
+def _backend_choice() -> None:
+    """Where the cells train: this server, or the Ray cluster at $RAY_ADDRESS when one answers."""
+    available, message = ray_status()
+    if not available:
+        st.session_state.pop(BACKEND, None)
+        st.caption(f"Ray cluster: not in use ({message}).")
+        return
+    st.radio(
+        "Train on",
+        list(BACKENDS),
+        format_func=BACKENDS.get,
+        horizontal=True,
+        key=BACKEND,
+        help=f"{message}. On the cluster each group of cells of one size is one Ray task; the grid fills "
+        "in as the groups come back, and it cannot pause (Stop cancels what is left).",
+    )
+
+
+def build_job(spec: SweepSpec) -> SweepJob | RemoteSweepJob:
+    """A SweepJob on this server's queue, or a RemoteSweepJob on the Ray cluster when that was chosen."""
+    dataset = common.load_dataset(spec.base.data)
+    if st.session_state.get(BACKEND, "local") == "ray":
+        return RemoteSweepJob(spec, dataset, backend="ray")
+    job = SweepJob(
+        spec,
+        dataset,
+        queue=common.training_queue(),
+        owner=common.browser_owner(),
+        idle_timeout=common.idle_timeout_s(),
+        is_watched=common.session_watcher(),
+    )
+    common.reaper().watch(job)
+    return job
+
+
 def on_train_sweep() -> None:
     """Build the sweep the form describes (stopping the one before) and start it."""
     st.session_state.pop(ERROR, None)
     try:
-        spec = spec_from_form()
-        dataset = common.load_dataset(spec.base.data)
-        job = SweepJob(
-            spec,
-            dataset,
-            queue=common.training_queue(),
-            owner=common.browser_owner(),
-            idle_timeout=common.idle_timeout_s(),
-            is_watched=common.session_watcher(),
-        )
+        job = build_job(spec_from_form())
     except (data.DataUnavailableError, data.UploadError, ValueError) as err:
         st.session_state[ERROR] = f"Cannot build this sweep: {err}"
         return
     old = current_job()
     if old is not None:
         old.stop()
-    common.reaper().watch(job)
     st.session_state[JOB] = job
     st.session_state.pop(SELECTED, None)
     st.session_state.pop(PROBE, None)

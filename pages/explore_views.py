@@ -19,7 +19,7 @@ from sae_core.config import RunConfig
 from sae_core.jobs import BusyError
 from sae_core.sweep import SweepSnapshot, SweepSpec
 from sae_core.sweep_block import model_from_state
-from sae_core.sweep_job import SweepJob
+from sae_core.sweep_job import RemoteSweepJob, SweepJob
 from sae_core.sweep_spec import AXIS_LABELS
 
 JOB = "sweep_job"
@@ -59,22 +59,23 @@ def on_stop() -> None:
     current_job().stop()
 
 
-def draw_buttons(job: SweepJob) -> None:
+def draw_buttons(job: SweepJob | RemoteSweepJob) -> None:
     active, snap = job.active, job.latest()
+    remote = isinstance(job, RemoteSweepJob)
     cols = st.columns([1, 1, 1, 3])
     cols[0].button(
         "Resume",
         key="sweep_resume",
         on_click=on_resume,
         width="stretch",
-        disabled=active or job.trainer.finished or job.status == "stopped",
+        disabled=remote or active or job.finished or job.status == "stopped",
         help="Go on training every cell from where the sweep paused.",
     )
     cols[1].button(
         "Pause",
         key="sweep_pause",
         on_click=on_pause,
-        disabled=not active,
+        disabled=remote or not active,
         width="stretch",
         help="Hold the whole grid (or leave the queue); the views keep the last picture.",
     )
@@ -86,6 +87,10 @@ def draw_buttons(job: SweepJob) -> None:
         disabled=not active and snap.status != "paused",
         help="End the sweep's thread. Its cells are kept: you can still open them on Train.",
     )
+    if remote:
+        cols[3].caption(
+            f"Training on the {job.backend} backend: the grid fills in as groups of cells return."
+        )
 
 
 # ----- views ------------------------------------------------------------------------------------------------
@@ -184,9 +189,11 @@ def cell_label(spec: SweepSpec, i: int) -> str:
 def draw_cell(job: SweepJob, snap: SweepSnapshot) -> None:
     """The picked cell: its numbers, and a button that opens it on the Train page with its weights."""
     spec = snap.spec
-    cells = list(range(spec.n_cells))
+    cells = [c.index for c in snap.cells]  # a remote sweep has only the blocks that came back
+    if not cells:
+        return
     selected = st.session_state.get(SELECTED)
-    index = selected if selected in cells else 0
+    index = selected if selected in cells else cells[0]
     st.session_state["sweep_cell_pick"] = index  # a click on a view moves the picker too
     pick = st.selectbox(
         "Cell", cells, format_func=lambda i: cell_label(spec, i), key="sweep_cell_pick", on_change=_on_pick
@@ -222,7 +229,7 @@ def _on_pick() -> None:
 def on_open(cell: int) -> None:
     job = current_job()
     try:
-        if job.active:
+        if job.active and not isinstance(job, RemoteSweepJob):
             job.pause()  # the Train page's run needs the slot; the sweep keeps its place
         state, cfg, step = job.cell_state(cell)
         common.open_model(cfg, state, step, source=f"the sweep's cell {cell_label(job.spec, cell)}")

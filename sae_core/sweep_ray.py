@@ -20,18 +20,21 @@ import dataclasses
 import importlib.util
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .data import Dataset
-from .sweep_run import BlockResult, Progress, train_block
+from .sweep_run import BlockResult, Progress, Stopped, train_block
 from .sweep_spec import SweepSpec
 
 INSTALL_HINT = 'pip install -e ".[ray]"'
 ADDRESS_VAR = "RAY_ADDRESS"
 AUTH_HINT = " (a cluster with Ray's token authentication also needs RAY_AUTH_MODE=token and its token here)"
+STOP_POLL_S = 0.5
+"""How often run_ray asks should_stop() while it waits for its tasks."""
 CONNECT_TIMEOUT_S = 2.0
 """How long ray_status waits for the cluster's port to answer."""
 
@@ -95,12 +98,20 @@ def _train_block_task(spec: SweepSpec, block: int, dataset: Dataset, device: str
     return train_block(spec, block, dataset, device=device)
 
 
-def run_ray(spec: SweepSpec, dataset: Dataset, progress: Progress | None = None) -> list[BlockResult]:
+def run_ray(
+    spec: SweepSpec,
+    dataset: Dataset,
+    progress: Progress | None = None,
+    on_result: Callable[[BlockResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[BlockResult]:
     """Train every block of spec.blocks() as a Ray task; results in the order they finish.
 
     The dataset goes into the object store once and every task reads it from there. progress(block,
-    number of blocks, steps, total steps) is called once per block, when it finishes. If a task fails
-    (or the caller is interrupted) the tasks still pending are cancelled and the error is raised.
+    number of blocks, steps, total steps) and on_result(result) are called once per block, when it
+    finishes; should_stop() is polled every STOP_POLL_S and, when true, ends the sweep with
+    sweep_run.Stopped. If a task fails (or the caller is interrupted or stops) the tasks still pending
+    are cancelled and the error is raised.
     """
     ray = import_ray()
     connect(ray)
@@ -112,13 +123,17 @@ def run_ray(spec: SweepSpec, dataset: Dataset, progress: Progress | None = None)
     results: list[BlockResult] = []
     try:
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            if should_stop is not None and should_stop():
+                raise Stopped(f"stopped after {len(results)} of {n_blocks} blocks")
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=STOP_POLL_S)
             for ref in done:
                 del pending[ref]
                 result = _owned(ray.get(ref))
                 results.append(result)
                 if progress is not None:
                     progress(result.block, n_blocks, result.snapshot.step, result.snapshot.total_steps)
+                if on_result is not None:
+                    on_result(result)
     except BaseException:
         for ref in pending:
             ray.cancel(ref)

@@ -4,7 +4,8 @@
                                                      (no files, no globals), its result plain picklable data
     snap = run_sweep(spec, dataset, out_dir, backend="local", progress=None, force=False)
 
-A backend is a function `(spec, dataset, progress) -> list[BlockResult]` (one result per block, any order)
+A backend is a function `(spec, dataset, progress, on_result=None, should_stop=None) -> list[BlockResult]`
+(one result per block, any order; on_result(result) as each block ends, should_stop() polled to end early)
 registered in BACKENDS; "local" trains the blocks one after another in this process, "ray"
 (sae_core.sweep_ray, an optional extra) maps `train_block` over `range(len(spec.blocks()))` as Ray tasks
 (the dataset travels once, as an object reference: it is only read) and gives the same folder and table.
@@ -74,15 +75,36 @@ def train_block(
     return BlockResult(block, cells, sweeper.snapshot(), states)
 
 
-def run_local(spec: SweepSpec, dataset: Dataset, progress: Progress | None = None) -> list[BlockResult]:
-    return [train_block(spec, b, dataset, progress=progress) for b in range(len(spec.blocks()))]
+def run_local(
+    spec: SweepSpec,
+    dataset: Dataset,
+    progress: Progress | None = None,
+    on_result: Callable[[BlockResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[BlockResult]:
+    """Every block in turn in this process. on_result(result) as each block ends; should_stop() between
+    blocks ends the sweep early with a Stopped (the blocks done so far were handed to on_result)."""
+    results = []
+    for b in range(len(spec.blocks())):
+        if should_stop is not None and should_stop():
+            raise Stopped(f"stopped after {b} of {len(spec.blocks())} blocks")
+        results.append(train_block(spec, b, dataset, progress=progress))
+        if on_result is not None:
+            on_result(results[-1])
+    return results
 
 
-def run_ray(spec: SweepSpec, dataset: Dataset, progress: Progress | None = None) -> list[BlockResult]:
+def run_ray(
+    spec: SweepSpec, dataset: Dataset, progress: Progress | None = None, **kwargs
+) -> list[BlockResult]:
     """The "ray" backend (sae_core.sweep_ray), imported only when used: Ray is an optional extra."""
     from .sweep_ray import run_ray as run
 
-    return run(spec, dataset, progress)
+    return run(spec, dataset, progress, **kwargs)
+
+
+class Stopped(Exception):
+    """A backend's should_stop() said so: the sweep ended before its last block."""
 
 
 BACKENDS: dict[str, Callable[..., list[BlockResult]]] = {"local": run_local, "ray": run_ray}

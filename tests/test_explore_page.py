@@ -114,3 +114,40 @@ def test_opening_a_cell_makes_it_the_train_pages_run_with_its_weights_and_step(e
         torch.testing.assert_close(value.cpu(), state[name])
     assert math.isclose(explore.select_slider(key="rho").value, 0.2)  # the Train page's widgets follow
     assert any("Opened the sweep's cell" in i.value for i in explore.info)
+
+
+def test_without_a_ray_cluster_the_page_says_how_to_get_one(explore):
+    captions = " ".join(c.value for c in explore.caption)
+    assert "Ray cluster: not in use" in captions and ("RAY_ADDRESS" in captions or "pip install" in captions)
+    assert not explore.get("radio") or all(r.key != "sweep_backend" for r in explore.radio)
+
+
+def test_with_a_reachable_cluster_the_grid_can_train_there(monkeypatch):
+    """Ray is offered when ray_status says a cluster answers; the "ray" backend is replaced by the local
+    one here (tests/test_sweep_ray.py runs the real one on a local Ray)."""
+    from pages import explore_settings
+    from sae_core import sweep_ray, sweep_run
+    from sae_core.sweep_job import RemoteSweepJob
+
+    monkeypatch.setattr(sweep_ray, "ray_status", lambda: (True, "Ray cluster reachable at RAY_ADDRESS=auto"))
+    monkeypatch.setitem(sweep_run.BACKENDS, "ray", sweep_run.run_local)
+    explore_settings.ray_status.clear()
+    pin_navigation_mode(monkeypatch)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    at.run()
+    at.switch_page("pages/explore.py").run()
+    try:
+        at.radio(key="sweep_backend").set_value("ray")
+        set_grid(at, "0.05, 0.2", "0, 3")
+        at.button(key="sweep_train").click().run()
+        job = at.session_state["sweep_job"]
+        assert isinstance(job, RemoteSweepJob)
+        poll(at, lambda: not job.active, "the sweep to come back", 120)
+        assert job.status == "done" and len(job.latest().cells) == 4
+        assert at.button(key="sweep_pause").disabled and at.button(key="sweep_resume").disabled
+        assert any("ray backend" in c.value for c in at.caption)
+        assert not at.exception, [e.value for e in at.exception]
+    finally:
+        explore_settings.ray_status.clear()
+        if "sweep_job" in at.session_state and at.session_state["sweep_job"] is not None:
+            at.session_state["sweep_job"].stop()

@@ -3,6 +3,7 @@ resume that change nothing, one queue slot for the whole grid, and a release tha
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -12,7 +13,7 @@ from sae_core.config import RunConfig
 from sae_core.jobs import TrainingJob
 from sae_core.scheduler import TrainingQueue
 from sae_core.sweep import SweepSpec, SweepTrainer
-from sae_core.sweep_job import SweepJob
+from sae_core.sweep_job import RemoteSweepJob, SweepJob
 from sae_core.training import Trainer
 
 BASE = RunConfig().replace(hidden=6, batch_size=64, steps=120, device="cpu", seed=3)
@@ -97,3 +98,64 @@ def test_a_released_sweep_keeps_its_last_picture_and_refuses_its_weights(tiny_di
         job.cell_state(0)
     with pytest.raises(ValueError, match="fixed once it is built"):
         job.set_config(BASE)
+
+
+def test_a_remote_sweep_fills_in_block_by_block_with_the_cells_of_the_local_sweep(tiny_digits):
+    """RemoteSweepJob over the "local" backend (the Ray one is in tests/test_sweep_ray.py)."""
+    job = RemoteSweepJob(SPEC, tiny_digits, backend="local")
+    assert job.latest().cells == () and job.latest().step == 0
+    job.start()
+    wait_for(lambda: not job.active)
+    snap = job.latest()
+    assert job.status == snap.status == "done" and snap.step == BASE.train.steps
+    by_hand = SweepTrainer(SPEC, tiny_digits, "cpu")
+    by_hand.advance()
+    for i in range(len(SPEC.cells())):
+        state, cfg, step = job.cell_state(i)
+        assert cfg == SPEC.cells()[i] and step == BASE.train.steps
+        for name, value in by_hand.cell_state(i).items():
+            torch.testing.assert_close(state[name], value, rtol=0, atol=0)
+
+
+def test_a_stopped_remote_sweep_keeps_the_blocks_that_finished(tiny_digits, monkeypatch):
+    from sae_core import sweep_run
+
+    first_done = threading.Event()
+    go_on = threading.Event()
+    real = sweep_run.train_block
+
+    def slow_second_block(spec, block, dataset, **kwargs):
+        if block == 1:
+            first_done.set()
+            go_on.wait(30)  # held until the test has pressed Stop
+        return real(spec, block, dataset, **kwargs)
+
+    monkeypatch.setattr(sweep_run, "train_block", slow_second_block)
+    job = RemoteSweepJob(SPEC, tiny_digits, backend="local")
+    job.start()
+    assert first_done.wait(30)
+    job.stop()
+    assert job.status == "stopped"
+    go_on.set()  # the block that was training comes back after the Stop: it is not taken
+    wait_for(lambda: not job.running, what="the sweep's thread to end")
+    snap = job.latest()
+    assert job.status == "stopped" and "kept" in snap.message
+    assert sorted(c.index for c in snap.cells) == list(SPEC.blocks()[0])
+    job.cell_state(SPEC.blocks()[0][0])
+    with pytest.raises(RuntimeError, match="not finished"):
+        job.cell_state(SPEC.blocks()[1][0])
+
+
+def test_a_failing_backend_is_a_one_line_message(tiny_digits, monkeypatch):
+    from sae_core import sweep_run
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("could not reach RAY_ADDRESS=10.0.0.9:6379\nlong trace")
+
+    monkeypatch.setitem(sweep_run.BACKENDS, "local", broken)
+    job = RemoteSweepJob(SPEC, tiny_digits, backend="local")
+    job._run = broken
+    job.start()
+    wait_for(lambda: not job.active)
+    assert job.status == "failed"
+    assert job.latest().message == "The local backend failed: could not reach RAY_ADDRESS=10.0.0.9:6379"

@@ -74,6 +74,34 @@ def test_ray_backend_writes_the_local_backends_table_and_weights(local_ray, tiny
     assert len(read_table(tmp_path / "ray")) == spec.n_cells == 8
 
 
+def test_the_explore_pages_ray_job_gives_the_local_sweeps_cells(local_ray, tiny_digits):
+    """RemoteSweepJob (the Explore page's job when Ray is chosen): every cell's weights equal a sweep
+    trained here, and the grid is whole once every block is back."""
+    import time
+
+    from sae_core.sweep import SweepTrainer
+    from sae_core.sweep_job import RemoteSweepJob
+
+    spec = SweepSpec(
+        RunConfig().replace(hidden=6, steps=STEPS, device="cpu"), (0.05, 0.2), (0.0, 3.0), "hidden", (4, 6)
+    )
+    job = RemoteSweepJob(spec, tiny_digits, backend="ray")
+    job.start()
+    deadline = time.monotonic() + 120
+    while job.active and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling with a deadline
+    assert job.status == "done", job.latest().message
+    snap = job.latest()
+    assert snap.step == STEPS and len(snap.cells) == spec.n_cells
+    here = SweepTrainer(spec, tiny_digits, "cpu")
+    here.advance()
+    for i in range(spec.n_cells):
+        state, cfg, step = job.cell_state(i)
+        assert cfg == spec.cells()[i] and step == STEPS
+        for name, value in here.cell_state(i).items():
+            assert torch.allclose(state[name], value, atol=1e-6), (i, name)
+
+
 def test_sae_sweep_backend_ray_matches_backend_local(local_ray, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     flags = [*GRID, "--steps", str(STEPS), "--batch-size", "64", "--device", "cpu"]
