@@ -7,6 +7,7 @@ their callbacks, because Streamlit drops a widget's state when the page that dra
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import os
 import re
@@ -103,15 +104,35 @@ def reaper() -> scheduler.Reaper:
 
 
 def browser_owner() -> str:
-    """Who a run belongs to in the queue: the browser, by Streamlit's XSRF cookie (the same in every tab
-    and across reloads), else this session."""
+    """Who a run belongs to (the queue's per-browser limit, the kept runs): the browser, by the token in
+    Streamlit's XSRF cookie (the same in every tab, across reloads and server restarts), else this session.
+
+    The cookie's value changes at every page load (Tornado re-masks the token: "2|mask|masked|time"), so
+    the token is unmasked first: keyed on the raw value, a reload made a new owner, who could take more
+    places in the queue. AppTest's mocked client answers with a MagicMock: that is no cookie.
+    """
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     cookie = st.context.cookies.get("_streamlit_xsrf")
-    if cookie:
-        return "browser:" + cookie
+    if isinstance(cookie, str) and cookie:
+        return "browser:" + xsrf_token(cookie)
     ctx = get_script_run_ctx()
     return "session:" + (ctx.session_id if ctx is not None else "")
+
+
+def xsrf_token(cookie: str) -> str:
+    """The token inside an XSRF cookie value: version 2 ("2|mask|masked|time") unmasked, as hex; any other
+    value as it is."""
+    parts = cookie.strip("\"'").split("|")
+    if len(parts) != 4 or parts[0] != "2":
+        return cookie
+    try:
+        mask, masked = binascii.a2b_hex(parts[1]), binascii.a2b_hex(parts[2])
+    except (binascii.Error, ValueError):
+        return cookie
+    if not mask:
+        return cookie
+    return bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked)).hex()
 
 
 @st.cache_resource

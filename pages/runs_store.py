@@ -16,7 +16,6 @@ restarts; the store writes only a hash of it.
 
 from __future__ import annotations
 
-import binascii
 import sys
 from dataclasses import dataclass
 
@@ -41,31 +40,11 @@ def store() -> runs.RunStore:
 
 
 def owner() -> str:
-    """This browser's key (see the module doc); "session:<id>" where there is no cookie (AppTest, whose
-    mocked client answers every cookie with a MagicMock, not a string)."""
-    raw = common.browser_owner()
-    if not isinstance(raw, str):
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        return "session:" + (ctx.session_id if ctx is not None else "")
-    kind, _, value = raw.partition(":")
-    return f"browser:{xsrf_token(value)}" if kind == "browser" else raw
+    """This browser's key (common.browser_owner: the unmasked XSRF token, or "session:<id>" without one)."""
+    return common.browser_owner()
 
 
-def xsrf_token(cookie: str) -> str:
-    """The token inside an XSRF cookie value: version 2 ("2|mask|masked|time") unmasked, as hex; any other
-    value as it is."""
-    parts = cookie.strip("\"'").split("|")
-    if len(parts) != 4 or parts[0] != "2":
-        return cookie
-    try:
-        mask, masked = binascii.a2b_hex(parts[1]), binascii.a2b_hex(parts[2])
-    except (binascii.Error, ValueError):
-        return cookie
-    if not mask:
-        return cookie
-    return bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked)).hex()
+xsrf_token = common.xsrf_token
 
 
 def keep_ended_run(job: TrainingJob | None) -> runs.RunInfo | None:
