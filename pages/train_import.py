@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import classroom, common
+from pages import classroom, common, runs_store
 from sae_core import data, model_import
 from sae_core.config import RunConfig
 
@@ -72,6 +72,7 @@ def import_model(raw: bytes, name: str) -> None:
     cfg = server_config(imported, name)
     source = f"imported {common.literal(name)}"
     common.open_model(cfg, imported.model.state_dict(), imported.start_step, source=source)
+    runs_store.keep_current_run("imported")  # on the Runs page at once, as it came
     if cfg.data.dataset == "upload":
         common.add_notice("A model zip holds no data: it trains on your uploaded file, of the same size.")
     common.add_notice(

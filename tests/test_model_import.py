@@ -413,6 +413,10 @@ def test_importing_a_zip_on_train_makes_it_the_run_at_its_step_and_keeps_the_old
     assert at.session_state["job"] is job and at.session_state["previous_job"] is old
     at.button(key="step").click().run()
     assert job.step_count == 124  # it trains on from there
+    from pages import runs_store  # kept as it came, on this browser's Runs page at once
+
+    kept = [r for r in runs_store.store().list_runs(None) if r.status == "imported"]
+    assert len(kept) == 1 and kept[0].steps == 123, kept
 
 
 def test_a_bad_zip_on_train_shows_why_and_keeps_the_run(train_page):
