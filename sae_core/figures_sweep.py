@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import GAP_COLOUR, GREY
+from .figures import GAP_COLOUR, GREY, selected_unit
 from .figures_activity import HIGHLIGHT_COLOUR, figure
 from .sweep import METRICS, SweepSnapshot
 from .sweep_spec import AXIS_LABELS
@@ -262,18 +262,9 @@ def tradeoff_figure(
 
 
 def selected_cell(state: Mapping[str, Any] | None) -> int | None:
-    """The cell index of the point a click on one of these figures selected, or None. Streamlit 1.67
-    sends a point's customdata row as an object ({"0": cell, ...}); a list or a number is read too."""
-    selection = (state or {}).get("selection", state) or {}
-    for point in selection.get("points") or []:
-        custom = point.get("customdata")
-        if isinstance(custom, Mapping):
-            custom = custom.get("0", custom.get(0))
-        elif isinstance(custom, list | tuple) and custom:
-            custom = custom[0]
-        if isinstance(custom, int | float) and np.isfinite(custom):
-            return int(custom)
-    return None
+    """The cell index of the point a click on one of these figures selected, or None: the first point's
+    customdata[0], read as the filters figure reads its units (figures.selected_unit)."""
+    return selected_unit(state)
 
 
 def _targets(snap: SweepSnapshot, layer: int, where, lines=None) -> go.Scatter:
