@@ -3,8 +3,9 @@
 Each student is a `tests.ws_client.Student`: one websocket session that opens Train at the quick
 preset run until paused, presses Train and reruns the live-views fragment twice a second as a browser
 would, so the server does all the work a real class gives it while no Chromium competes for its cores.
-For each class size n, while all n train:
-  steps/s per student   from each student's progress line over --window seconds;
+For each class size n, while all n train (or, with the server's own slot count, --max-jobs 0, while as
+many train as it has slots and the others wait in its queue):
+  steps/s per student   from each training student's progress line over --window seconds;
   page load             seconds for one more student's first full run of the Train page;
   answer                that student, paused, presses Step: seconds from the click to the server's end of
                         the rerun (median and worst of --clicks). Target: <= 1 s.
@@ -42,9 +43,10 @@ async def _until(read, timeout_s: float, what: str):
     raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
-def _training(student: Student):
+def _started(student: Student):
+    """The student's progress once their run trains or waits in the queue (the server's slots are full)."""
     p = student.read(parse_progress)
-    return p if p is not None and p.status == "training" else None
+    return p if p is not None and p.status in ("training", "queued") else None
 
 
 async def measure(url: str, students: int, window_s: float, clicks: int) -> dict:
@@ -54,8 +56,9 @@ async def measure(url: str, students: int, window_s: float, clicks: int) -> dict
         await s.rerun("train")
     try:
         for s in class_:
-            await _until(lambda s=s: _training(s), 120, "a student's run to train")
-        first = [(s.read(parse_progress).step, time.perf_counter()) for s in class_]
+            await _until(lambda s=s: _started(s), 120, "a student's run to train or queue")
+        first = [(s.read(parse_progress), time.perf_counter()) for s in class_]
+        training = [p.status == "training" for p, _ in first]
         async with Student(url, query=QUERY) as teacher:
             load_s = teacher.run_seconds[0]
             times = [await teacher.rerun("step") for _ in range(clicks)]
@@ -63,13 +66,19 @@ async def measure(url: str, students: int, window_s: float, clicks: int) -> dict
         await asyncio.sleep(max(0.0, window_s - (time.perf_counter() - first[0][1])))
         now = time.perf_counter()
         ends = [s.read(parse_progress).step for s in class_]
-        rates = [(end - s0) / (now - t0) for end, (s0, t0) in zip(ends, first, strict=True)]
+        rates = [
+            (end - p0.step) / (now - t0)
+            for end, (p0, t0), trains in zip(ends, first, training, strict=True)
+            if trains
+        ]
         ticks = sum(s.fragment_runs for s in class_)
     finally:
         for s in class_:
             await s.__aexit__(None, None, None)
     return {
         "students": students,
+        "training": sum(training),
+        "queued": students - sum(training),
         "steps_per_s_median": statistics.median(rates),
         "steps_per_s_min": min(rates),
         "steps_per_s": rates,
@@ -119,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             verdict = "ok" if row["answer_median_s"] <= TARGET_S else "too slow"
             print(
-                f"{n:>2} students: {row['steps_per_s_median']:6.0f} steps/s each "
+                f"{n:>2} students ({row['training']} training, {row['queued']} queued): "
+                f"{row['steps_per_s_median']:6.0f} steps/s each "
                 f"(slowest {row['steps_per_s_min']:.0f}); a new student's page loads in "
                 f"{row['page_load_s']:.2f} s, Step answers in {row['answer_median_s']:.2f} s "
                 f"(worst {row['answer_max_s']:.2f}) {verdict}; load {row['load']:.1f}",

@@ -168,10 +168,19 @@ class TrainingJob:
         """The queue gave this job a slot (called from the thread that freed it)."""
         with self._lock:
             if self.status == "queued" and not self._halt.is_set():
-                self._last_read = time.monotonic()
-                self._begin()
-                return
-        self._release_slot()  # it left the queue meanwhile: pass the slot on
+                if self._is_watched is not None and not self._is_watched():
+                    # Its tab was closed or reloaded while it waited: it would train unseen until the
+                    # disconnect grace paused it, holding a slot a student in the room is waiting for.
+                    self.status = "paused"
+                    self.message = (
+                        "Left the queue: no tab of this browser session was open when its turn came."
+                    )
+                    self._publish()
+                else:
+                    self._last_read = time.monotonic()
+                    self._begin()
+                    return
+        self._release_slot()  # it left the queue meanwhile (or its tab did): pass the slot on
 
     def pause(self) -> None:
         self._running.clear()

@@ -199,6 +199,24 @@ def test_pausing_a_queued_job_leaves_the_queue_and_keeps_its_status(make_job):
     assert second.status == "ready" and second.step_count == 0
 
 
+def test_a_queued_job_whose_tab_is_gone_passes_its_turn_to_the_next_in_line(make_job):
+    queue = TrainingQueue(1)
+    gone = threading.Event()  # never set: the second student's tab was closed while they waited
+    first = make_job(queue=queue, owner="a")
+    second = make_job(queue=queue, owner="b", is_watched=gone.is_set, idle_timeout=1e9)
+    third = make_job(queue=queue, owner="c")
+    first.start()
+    second.start()
+    third.start()
+    assert (second.queue_place(), third.queue_place()) == (1, 2)
+    first.pause()
+    wait_until(lambda: third.running, "the next student in the room starts")
+    assert second.status == "paused" and second.step_count == 0 and not second.active
+    assert "Left the queue" in second.latest().message
+    assert queue.counts() == (1, 0)
+    third.stop()
+
+
 def test_one_owner_cannot_hold_more_places_than_allowed(make_job):
     queue = TrainingQueue(1, per_owner=2)
     jobs = [make_job(queue=queue, owner="student") for _ in range(3)]
