@@ -27,12 +27,17 @@ from sae_core.jobs import TrainingJob
 common.leave_old_multipage_mode()
 
 REFRESH_S = 0.5
+QUEUED_REFRESH_S = 5.0
+"""While a run waits in the queue its pictures do not change: the page looks again every 5 s (its place,
+and whether its turn came), so that a class waiting for the server's slots does not load it 10× as much."""
 WAS_ACTIVE = "job_was_active"
 """(training, queued) at the last full run of the page: a change redraws the buttons too."""
 
 
 def live_views_fragment(job: TrainingJob):
-    @st.fragment(run_every=REFRESH_S if job.active else None)
+    every = REFRESH_S if job.running else QUEUED_REFRESH_S if job.status == "queued" else None
+
+    @st.fragment(run_every=every)
     def live_views() -> None:
         job = common.current_job()
         if job is None:
