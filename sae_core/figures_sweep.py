@@ -172,7 +172,7 @@ def thumbnails_figure(
         f"First filters of every cell{layer_title(snap, layer)}",
         BETA_TITLE,
         RHO_TITLE,
-        height=height or int(np.clip(140 + 140 * rows, 420, 760)),
+        height=height or int(np.clip(120 + 75 * rows, 420, 760)),
         xaxis={**axis, "tickvals": centre_x, "ticktext": _labels(spec.betas), "constrain": "domain"},
         yaxis={
             **axis,
@@ -180,6 +180,7 @@ def thumbnails_figure(
             "ticktext": _labels(spec.rhos),
             "autorange": "reversed",
             "scaleanchor": "x",
+            "constrain": "domain",  # the spare height stays page-white, not tile-gap blue
         },
         plot_bgcolor=GAP_COLOUR,
         margin={"l": 80, "r": 20, "t": 50, "b": 60},
