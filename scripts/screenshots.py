@@ -3,6 +3,8 @@
 Starts the app offline, opens Home, then Train on the default preset, trains until the progress line
 reaches --steps, pauses and takes the picture (a settled frame, not one caught mid-redraw), then the
 Applications and Theory pages on that model. At 1280×720 Train is also shown in presentation mode.
+Then the run is stopped (kept), a second one with ρ 0.2 and β 1 is trained and stopped, and the Runs page
+compares them; last, the Explore page trains a 4 × 4 sweep.
 Writes PNGs to --out (default assets/screenshots/).
 
     PYTHONPATH=. python scripts/screenshots.py [--steps 1000] [--out assets/screenshots]
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from tests.browser_helpers import (
@@ -54,6 +57,34 @@ def settle(page) -> None:
     page.wait_for_timeout(800)  # a screenshot script, not a test: a fixed pause is how long a person looks
 
 
+def keep_two_runs(page, url: str, steps: int) -> None:
+    """Stop the run (it is kept), train a second one with other ρ and β and stop it, open the Runs page:
+    it compares the two newest."""
+    end_run(page)
+    open_train(page, url, "rho=0.2&beta=1", timeout_s=DEADLINE_S)
+    train_to(page, steps // 2)
+    end_run(page)
+    page.locator('[data-testid="stSidebarNavLink"]', has_text="Runs").click()
+    page.locator(".st-key-cmp_loss_chart .js-plotly-plot").wait_for(timeout=DEADLINE_S * 1000)
+
+
+def end_run(page) -> None:
+    """Stop a paused run (a finished one is kept as it is) and wait until the page says so."""
+    if progress(page).status != "finished":
+        click_button(page, "stop")
+    ended = ("stopped", "finished")
+    wait_until(lambda: (p := progress(page)) and p.status in ended, DEADLINE_S, "the run to end")
+
+
+def sweep(page, url: str) -> None:
+    """A 4 × 4 sweep of the Explore page's proposed grid on the current settings, trained to its end."""
+    page.goto(f"{url}/explore")
+    page.locator(".st-key-sweep_steps input").fill("1500")
+    click_button(page, "sweep_train")
+    done = page.locator(".st-key-live_views [data-testid='stProgress']", has_text="done")
+    done.wait_for(timeout=DEADLINE_S * 1000)
+
+
 def shoot(browser, url: str, out: Path, steps: int) -> list[Path]:
     written = []
     for name, viewport in SIZES.items():
@@ -86,6 +117,14 @@ def shoot(browser, url: str, out: Path, steps: int) -> list[Path]:
             settle(page)
             written.append(out / f"train-{name}-presentation.png")
             page.screenshot(path=str(written[-1]))
+        keep_two_runs(page, url, steps)
+        settle(page)
+        written.append(out / f"runs-{name}.png")
+        page.screenshot(path=str(written[-1]), full_page=True)
+        sweep(page, url)
+        settle(page)
+        written.append(out / f"explore-{name}.png")
+        page.screenshot(path=str(written[-1]))
         errors = exception_texts(page)
         context.close()
         if errors:
@@ -104,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p, streamlit_app(deadline_s=DEADLINE_S) as url:
+    runs_dir = tempfile.mkdtemp(prefix="sae-screenshot-runs-")  # the pictures' runs, not the user's
+    with sync_playwright() as p, streamlit_app(DEADLINE_S, env={"SAE_RUNS_DIR": runs_dir}) as url:
         browser = launch_chromium(p)
         warm_up(browser, url, DEADLINE_S)
         for path in shoot(browser, url, args.out, args.steps):
