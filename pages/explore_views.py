@@ -40,11 +40,18 @@ def current_job() -> SweepJob | None:
 
 
 # ----- buttons ----------------------------------------------------------------------------------------------
+FIRST_PICTURE_WAIT_S = 1.0
+"""Longest a Train sweep click waits for the grid's first trained snapshot, so that its own rerun draws it."""
+
+
 def start(job: SweepJob) -> None:
     try:
         job.start()
     except BusyError as err:
         st.session_state[ERROR] = str(err)
+        return
+    if isinstance(job, SweepJob):
+        job.wait_for_step(job.step_count, timeout=FIRST_PICTURE_WAIT_S)
 
 
 def on_resume() -> None:
