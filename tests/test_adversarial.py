@@ -25,7 +25,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest
 
-from sae_core import budget, data, export, uploads
+from sae_core import budget, data, model_import, uploads
 from sae_core.cli import main
 from sae_core.config import RunConfig
 from sae_core.config_sections import MAX_LAYERS, SIZE_LIMITS
@@ -526,7 +526,7 @@ def test_a_config_json_asking_for_a_huge_model_fails_before_building_it(
     def no_build(*args):
         raise AssertionError("the model was built")
 
-    monkeypatch.setattr(export, "build", no_build)
+    monkeypatch.setattr(model_import, "build", no_build)  # where export.load builds a model now
     np.save(tmp_path / "x.npy", np.zeros((3, 64), dtype=np.float32))
     args = ["--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "h.npy")]
     assert main(["encode", "--model", str(folder), *args]) == 2

@@ -45,6 +45,7 @@ def train_to_the_end(at: AppTest):
     assert not at.exception, [e.value for e in at.exception]
     job = at.session_state["sweep_job"]
     poll(at, lambda: not job.active, "the sweep to finish", 120)
+    at.run()  # the page as it is once the sweep has ended (the last poll may have drawn it training)
     return job
 
 
