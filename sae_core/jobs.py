@@ -25,6 +25,8 @@ from .training import Snapshot, Trainer
 
 __all__ = ["BusyError", "TrainingJob"]
 
+LOCK_HANDOVER_S = 0.001
+"""The training thread's pause between two sections, off the job's lock (see TrainingJob._loop)."""
 TRAINING_THREAD = "sae-training"
 """The name of a job's thread, in Python and in the operating system (scheduler.name_os_thread)."""
 DISCONNECT_GRACE_S = 5.0
@@ -292,6 +294,11 @@ class TrainingJob:
                     self._running.clear()
             if not self._running.is_set():
                 self._release_slot()
+            # Locks are not fair: released and taken again at once, this thread could keep a page that
+            # waits for the lock (a live change, Pause, Step) out for as long as it trains. Seen: an
+            # AppTest's set_config waited 30 s, until the idle timeout paused the run. A moment off the
+            # lock and the GIL lets the waiter in.
+            time.sleep(LOCK_HANDOVER_S)
 
     def _unwatched(self) -> bool:
         """No tab of its browser session for disconnect_grace_s (with is_watched), or no page read for
