@@ -52,6 +52,30 @@ def digits_full_train() -> Dataset:
     return make_digits(n_train=1500, n_test=100)
 
 
+TINY_RUN = {"dataset": "digits", "hidden": 4, "steps": 30, "batch_size": 32}
+"""The tiny run the kept-runs tests (test_runs, test_runs_page) train: `trained_run(**changes)`."""
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_digits):
+    """make(**changes) -> (model, final snapshot) of TINY_RUN with changes, trained once per setting."""
+    from sae_core.config import RunConfig
+    from sae_core.training import Trainer
+
+    made: dict[tuple, tuple] = {}
+
+    def make(**changes):
+        key = tuple(sorted(changes.items()))
+        if key not in made:
+            trainer = Trainer(RunConfig.from_flat({**TINY_RUN, **changes}), tiny_digits)
+            for _ in trainer.run():
+                pass
+            made[key] = (trainer.model, trainer.snapshot("done"))
+        return made[key]
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium (Debian's) per browser-test module; those modules skip without it."""

@@ -13,28 +13,13 @@ import pytest
 import torch
 
 from sae_core import compare, export, figures, runs
-from sae_core.config import RunConfig
 from sae_core.stored_run import read_history_csv
-from sae_core.training import Trainer
-
-TINY = {"dataset": "digits", "hidden": 4, "steps": 30, "batch_size": 32}
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_digits):
-    """Make (model, snapshot) of a finished tiny run; cached per settings."""
-    made: dict[tuple, tuple] = {}
-
-    def make(**changes):
-        key = tuple(sorted(changes.items()))
-        if key not in made:
-            trainer = Trainer(RunConfig.from_flat({**TINY, **changes}), tiny_digits)
-            for _ in trainer.run():
-                pass
-            made[key] = (trainer.model, trainer.snapshot("done"))
-        return made[key]
-
-    return make
+@pytest.fixture
+def trained(trained_run):
+    """make(**changes) -> (model, snapshot) of a finished tiny run (conftest.trained_run)."""
+    return trained_run
 
 
 def _weights(model) -> dict[str, torch.Tensor]:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import pytest
 from apptest_helpers import APP, pin_navigation_mode, poll, stop_jobs
+from conftest import TINY_RUN
 from streamlit.testing.v1 import AppTest
 
 from pages import runs_store
 from sae_core import runs
-from sae_core.config import RunConfig
-from sae_core.training import Trainer
 
 RUN_TIMEOUT = 60
 OWNER = "session:test session id"
 """Who an AppTest session is to pages/runs_store.owner(): no XSRF cookie, AppTest's fixed session id."""
-TINY = {"dataset": "digits", "hidden": 4, "steps": 30, "batch_size": 32}
+TINY = TINY_RUN  # the settings conftest.trained_run trains
 
 
 @pytest.fixture
@@ -49,20 +48,10 @@ def apps(monkeypatch, store):
         stop_jobs(at)
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_digits):
-    made: dict[tuple, tuple] = {}
-
-    def make(**changes):
-        key = tuple(sorted(changes.items()))
-        if key not in made:
-            trainer = Trainer(RunConfig.from_flat({**TINY, **changes}), tiny_digits)
-            for _ in trainer.run():
-                pass
-            made[key] = (trainer.model, trainer.snapshot("done"))
-        return made[key]
-
-    return make
+@pytest.fixture
+def trained(trained_run):
+    """make(**changes) -> (model, snapshot) of a finished tiny run (conftest.trained_run)."""
+    return trained_run
 
 
 def _keep(store, model_snap, owner: str = OWNER, status: str = "finished") -> runs.RunInfo:
