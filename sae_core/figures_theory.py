@@ -170,7 +170,6 @@ def population_figure(activations: np.ndarray, threshold: float, bins: int = 20)
     bars = histogram_bars(
         counts, edges, "[%{customdata[0]:.0%}, %{customdata[1]:.0%}) of units<br>%{y} samples"
     )
-    title = f"Population sparsity: units active per sample (mean {pop.mean():.1%} of {acts.shape[1]})"
-    return figure(
-        [bars], title, "fraction of units active on a sample", "samples", xaxis={"tickformat": ".0%"}
-    )
+    title = f"Population sparsity: each sample over {acts.shape[1]} units"
+    x_title = f"fraction of units active on a sample (mean {pop.mean():.1%})"
+    return figure([bars], title, x_title, "samples", xaxis={"tickformat": ".0%"})
