@@ -80,7 +80,8 @@ def test_lifetime_and_population_sparsity_on_a_known_code():
     np.testing.assert_allclose(theory.population_sparsity(active), [0.25, 0.5, 0.25, 0.5])
     acts = np.where(active, 0.9, 0.02)
     pop = figures_theory.population_figure(acts, 0.1)
-    assert pop.data[0].y.sum() == 4 and pop.layout.xaxis.title.text == "fraction of units active on a sample"
+    assert pop.data[0].y.sum() == 4
+    assert pop.layout.xaxis.title.text == "fraction of units active on a sample (mean 37.5%)"
     life = figures_theory.lifetime_figure(acts, 0.1)
     assert list(life.data[0].x) == ["0", "1", "2", "3"]  # most often active first (stable order on ties)
     assert life.layout.yaxis.title.text == "activation hⱼ(x)"
