@@ -19,7 +19,7 @@ from pages import applications_anomaly, common
 from pages import applications_sections as sections
 from sae_core import data
 from sae_core.applications import NotApplicable, check_fits
-from sae_core.applications.common import load_model_zip, weights_key
+from sae_core.applications.common import code_width, load_model_zip, weights_key
 from sae_core.config import RunConfig
 
 common.leave_old_multipage_mode()
@@ -139,6 +139,9 @@ def main() -> None:
     except NotApplicable as err:
         st.error(str(err), icon=":material/error:")
         return
+    model = loaded.config.model
+    units = model.spec.code_units(model, code_width(loaded.model, dataset.train))
+    st.caption(f"Its code, the features every section works on: {units} per input.")
     section = st.segmented_control("Section", list(SECTIONS), default="Feature learning", key="app_section")
     SECTIONS[section or "Feature learning"](loaded, dataset)
 

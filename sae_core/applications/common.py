@@ -92,6 +92,11 @@ def reconstruct_all(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def code_width(model: nn.Module, x: torch.Tensor) -> int:
+    """Numbers in the model's code of one input (x: [N, D], N >= 1)."""
+    return int(encode_all(model, x[:1]).shape[1])
+
+
 def weights_key(model: nn.Module, config: RunConfig | None = None) -> str:
     """A short hash of the weights (and the config): the cache key of everything computed from a model."""
     digest = hashlib.sha1()

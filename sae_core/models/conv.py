@@ -133,6 +133,9 @@ SPEC = VariantSpec(
     ),
     # The penalty acts per kernel map (ρ̂ₖ averages over samples and positions), weighted by positions P.
     penalty_units=lambda cfg: (cfg.kernels, "k"),
+    code_units=lambda cfg, width: (
+        f"{width} kernel·position units ({cfg.kernels} kernels × {width // cfg.kernels} positions)"
+    ),
     penalty_factor_tex=r"\,P",
     notes_tex=lambda cfg: (
         [r"&\text{P: positions of a feature map}"] if cfg.effective_penalty in ("kl", "l1") else []

@@ -90,4 +90,7 @@ SPEC = VariantSpec(
         "layer responds to the ten shown inputs; the sparsity penalty acts on the code layer only."
     ),
     decays_every_layer=True,
+    code_units=lambda cfg, width: (
+        f"{width} code-layer units (the last of {len(cfg.layers) + 1} encoder layers)"
+    ),
 )

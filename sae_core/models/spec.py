@@ -72,6 +72,10 @@ def _no_rules(cfg: ModelConfig) -> None:
     return None
 
 
+def _code_units(cfg: ModelConfig, width: int) -> str:
+    return f"{width} hidden units"
+
+
 @dataclass(frozen=True)
 class VariantSpec:
     """A variant: how to build it and how everything else presents it."""
@@ -99,6 +103,9 @@ class VariantSpec:
     views: tuple[View, ...] = ()
     views_caption: str = ""
     """A sentence or two over the variant's own views."""
+    code_units: Callable[[ModelConfig, int], str] = _code_units
+    """(config, code width) -> what the numbers of the code are, in words ("64 kernel·position units (4
+    kernels × 16 positions)"): the Applications and Theory pages name the features they work on."""
     metrics: str | None = None
     """"module:function" in `sae_core.variant_figures` giving (label, value, help) rows of its own."""
     standard_views: frozenset[str] = STANDARD_VIEWS

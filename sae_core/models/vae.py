@@ -181,6 +181,7 @@ SPEC = VariantSpec(
     ),
     metrics="vae:vae_metrics",
     standard_views=frozenset(),
+    code_units=lambda cfg, width: f"{width} latent means μ (the centre of q(z|x); no sample is drawn)",
     reconstruction_tex=lambda cfg: BERNOULLI if cfg.output == "sigmoid" else None,
     extra_tex=lambda cfg: [r"\mathrm{KL}\bigl(q(z \mid x) \,\big\|\, \mathcal{N}(0, I)\bigr)"],
     decays_every_layer=True,
