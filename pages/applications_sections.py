@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 import streamlit as st
@@ -31,6 +32,23 @@ def data_key(loaded: Any) -> str:
 
 def not_applicable(err: Exception) -> None:
     st.info(f"Does not apply here: {err}", icon=":material/block:")
+
+
+def flat_code_note(flat: int, width: int, consequence: str) -> None:
+    """Say plainly when some or all of the code's numbers are the same for every sample."""
+    if flat == 0:
+        return
+    why = (
+        "dead units under too strong a penalty, or a VAE's latents collapsed onto its prior, often from "
+        "too high a learning rate"
+    )
+    if flat == width:
+        st.warning(
+            f"All {width} numbers of this model's code are the same for every sample ({why}): {consequence}",
+            icon=":material/warning:",
+        )
+    else:
+        st.caption(f"{flat} of the {width} numbers of the code are the same for every sample ({why}).")
 
 
 # ----- feature learning ---------------------------------------------------------------------------------
@@ -72,6 +90,10 @@ def feature_learning(loaded: Any, dataset: data.Dataset) -> None:
     except NotApplicable as err:
         return not_applicable(err)
     results = answer["results"]
+    codes = results["codes"]
+    flat_code_note(
+        codes.flat_features, codes.n_features, "the codes hold nothing to read, so their probe is at chance."
+    )
     cols = st.columns(3)
     for col, name in zip(cols, ("codes", "pixels", "pca"), strict=True):
         r = results[name]
@@ -182,8 +204,14 @@ def dimensionality_reduction(loaded: Any, dataset: data.Dataset) -> None:
         return not_applicable(err)
     if pca.labels is None:
         st.caption("This data has no labels, so the points are not coloured by class.")
+    flat_code_note(pca.flat_codes, pca.code_width, "their map is a single point.")
     note = st.empty()
-    note.metric("Variance kept by the 2-D map of the codes", f"{pca.explained['codes']:.0%}")
+    kept = pca.explained["codes"]
+    note.metric(
+        "Variance kept by the 2-D map of the codes",
+        f"{kept:.0%}" if math.isfinite(kept) else "none to keep",
+        help="The fraction of the codes' variance along the map's two axes.",
+    )
     left, right = st.columns(2)
     slots = {"codes": left.empty(), "pixels": right.empty()}
     for which, slot in slots.items():

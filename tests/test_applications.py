@@ -135,6 +135,27 @@ def test_pca_map_of_codes_has_two_axes_per_test_sample(trained, digits):
     assert result.codes[:, 0].var() >= result.codes[:, 1].var()
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_dead_code_is_counted_flat_and_its_map_keeps_no_variance_instead_of_nan():
+    from conftest import make_digits
+
+    from sae_core.models import build
+
+    small = make_digits(n_train=100, n_test=60)
+    cfg = RunConfig.from_flat({"dataset": "digits", "hidden": 6, "penalty": "l1"})
+    model = build(cfg.model, 64, (8, 8))
+    with torch.no_grad():  # every ReLU unit off on every input: the code is all zeros
+        model.encoder.weight.zero_()
+        model.encoder.bias.fill_(-1.0)
+        model.encoder.bias[0] = 0.5  # but one unit on, at a constant: still flat
+    result = embedding.embed_2d(model, small, "pca")
+    assert (result.flat_codes, result.code_width) == (6, 6)
+    assert math.isnan(result.explained["codes"]) and np.all(result.codes == 0)
+    assert 0 < result.explained["pixels"] <= 1
+    codes = probe.probe(model, small)["results"]["codes"]
+    assert codes.flat_features == 6 and codes.to_dict()["flat_features"] == 6
+
+
 def test_tsne_map_has_two_axes_per_sample_and_no_variance_figure():
     from conftest import make_digits
 

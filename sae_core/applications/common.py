@@ -92,6 +92,18 @@ def reconstruct_all(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+FLAT = 1e-6
+"""A code dimension whose standard deviation over the samples is at most this carries nothing (a dead unit,
+a VAE latent collapsed onto the prior: ~1e-8 after a collapse, where a working one is ~0.1 to 1)."""
+
+
+def flat_dimensions(codes: np.ndarray) -> int:
+    """How many columns of codes [N, F] do not vary over the samples (std <= FLAT)."""
+    if len(codes) == 0:
+        return 0
+    return int(np.sum(np.asarray(codes, dtype=np.float64).std(axis=0) <= FLAT))
+
+
 def code_width(model: nn.Module, x: torch.Tensor) -> int:
     """Numbers in the model's code of one input (x: [N, D], N >= 1)."""
     return int(encode_all(model, x[:1]).shape[1])

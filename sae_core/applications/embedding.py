@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from .common import NotApplicable, check_fits, encode_all, one_blas_thread
+from .common import NotApplicable, check_fits, encode_all, flat_dimensions, one_blas_thread
 
 Method = Literal["pca", "tsne"]
 MAX_POINTS = {"pca": 2000, "tsne": 1000}
@@ -34,7 +34,11 @@ class Embedding:
     labels: np.ndarray | None
     """[n] class labels, None when the data has none."""
     explained: dict[str, float] | None = None
-    """PCA only: fraction of the variance the two axes keep, per map."""
+    """PCA only: fraction of the variance the two axes keep, per map (NaN for features that do not vary)."""
+    flat_codes: int = 0
+    """Code dimensions that do not vary over these samples (common.flat_dimensions)."""
+    code_width: int = 0
+    """Numbers in each sample's code."""
 
 
 def sample_for_map(dataset: Dataset, n: int) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -62,11 +66,21 @@ def embed_2d(
     with one_blas_thread():
         for name, values in (("codes", codes), ("pixels", x.numpy())):
             maps[name], explained[name] = _reduce(values.astype(np.float64), method)
-    return Embedding(method, maps["codes"], maps["pixels"], labels, explained if method == "pca" else None)
+    return Embedding(
+        method,
+        maps["codes"],
+        maps["pixels"],
+        labels,
+        explained if method == "pca" else None,
+        flat_dimensions(codes),
+        codes.shape[1],
+    )
 
 
 def _reduce(values: np.ndarray, method: str) -> tuple[np.ndarray, float]:
     """[n, F] -> ([n, 2], fraction of variance kept: PCA only, NaN for t-SNE)."""
+    if not values.var(axis=0).sum() > 0:  # every feature flat (dead units): one point, no variance to keep
+        return np.zeros((len(values), 2)), float("nan")
     if values.shape[1] < 2:  # a one-unit code: its values on one axis, nothing on the other
         return np.column_stack([values[:, 0], np.zeros(len(values))]), 1.0
     if method == "pca":
@@ -83,4 +97,9 @@ def _reduce(values: np.ndarray, method: str) -> tuple[np.ndarray, float]:
 
 def summary(embedding: Embedding) -> dict:
     """The numbers the page shows (PCA: variance kept by the two axes of each map)."""
-    return {"method": embedding.method, "points": len(embedding.codes), "explained": embedding.explained}
+    return {
+        "method": embedding.method,
+        "points": len(embedding.codes),
+        "explained": embedding.explained,
+        "flat_codes": embedding.flat_codes,
+    }

@@ -23,7 +23,9 @@ from ..data import Dataset
 from .common import (
     NotApplicable,
     check_fits,
+    code_width,
     encode_all,
+    flat_dimensions,
     one_blas_thread,
     require_labels,
     subset,
@@ -63,6 +65,9 @@ class ProbeResult:
     """[C] the class labels, in the order of the confusion matrix's rows and columns."""
     confusion: np.ndarray
     """[C, C] counts: row = true class, column = predicted class."""
+    flat_features: int = 0
+    """Features that do not vary over the training samples (common.flat_dimensions): dead units, collapsed
+    latents, or pixels that are always blank; all of them flat leaves the probe at chance."""
 
     @property
     def title(self) -> str:
@@ -77,6 +82,7 @@ class ProbeResult:
             "accuracy": self.accuracy,
             "classes": self.classes.tolist(),
             "confusion": self.confusion.tolist(),
+            "flat_features": self.flat_features,
         }
 
 
@@ -107,7 +113,7 @@ def _first(n: int, cap: int) -> torch.Tensor:
 
 def code_features(model: nn.Module, dataset: Dataset) -> Features:
     """The hidden codes of the (capped) train and test splits; NotApplicable for a code over MAX_CODE_DIMS."""
-    width = encode_all(model, dataset.train[:1]).shape[1]
+    width = code_width(model, dataset.train)
     if width > MAX_CODE_DIMS:
         raise NotApplicable(
             f"This model's code has {width:,} dimensions, more than the probe takes ({MAX_CODE_DIMS:,})."
@@ -143,6 +149,7 @@ def fit_probe(
         accuracy=float(np.mean(predicted == y_test)),
         classes=classes,
         confusion=confusion_matrix(y_test, predicted, labels=classes),
+        flat_features=flat_dimensions(train),
     )
 
 
