@@ -11,6 +11,7 @@ import streamlit as st
 
 from pages import common
 from sae_core import figures_theory, formulas, gradcheck, theory
+from sae_core.config import BETA_DEFAULTS
 
 common.leave_old_multipage_mode()
 
@@ -101,6 +102,9 @@ def draw_gradient() -> None:
 
 def draw_kl_curve(cfg, snap) -> None:
     st.header("The KL penalty, interactively")
+    # β is the KL penalty's only under KL; an L1 β (0.01) would make the sparsity delta meaningless.
+    under_kl = cfg.model.effective_penalty == "kl"
+    beta = cfg.model.beta if under_kl else BETA_DEFAULTS["kl"]
     left, right = st.columns([1, 2.2], gap="large")
     with left:
         rho = st.slider(
@@ -110,19 +114,18 @@ def draw_kl_curve(cfg, snap) -> None:
         value, slope = float(theory.kl(rho, at)), float(theory.kl_slope(rho, at))
         st.metric("KL(ρ‖ρ̂)", f"{value:.4g}")
         st.metric("Slope ∂KL/∂ρ̂", f"{slope:.4g}", help="−ρ/ρ̂ + (1−ρ)/(1−ρ̂)")
-        st.metric(f"Sparsity delta β·slope (β = {cfg.model.beta:g})", f"{cfg.model.beta * slope:.4g}")
-    units = None
-    if snap is not None and snap.code_activation == "sigmoid":
-        units = snap.rho_hat
+        usual = "" if under_kl else ", a usual KL weight"
+        st.metric(f"Sparsity delta β·slope (β = {beta:g}{usual})", f"{beta * slope:.4g}")
+    units = None if snap is None else theory.kl_units(snap)
     with right:
-        fig = figures_theory.kl_curve_figure(rho, at, units, cfg.model.beta)
+        fig = figures_theory.kl_curve_figure(rho, at, units, beta)
         st.plotly_chart(fig, key="theory_kl_chart")
     if snap is None:
         st.caption("Train a model on the Train page to see its units as dots on the curve.")
     elif units is None:
-        st.caption(f"This model's code is {snap.code_activation}, not sigmoid: its ρ̂ⱼ are not in (0, 1).")
+        st.info(theory.not_kl_note(snap.config.model), icon=":material/info:")
     else:
-        st.caption(f"Dots: the {units.size} units of the current model (step {snap.step:,}) at their ρ̂ⱼ.")
+        st.caption(theory.kl_units_caption(snap))
 
 
 def draw_gradcheck(cfg) -> None:

@@ -44,6 +44,46 @@ def kl_slope(rho: float, rho_hat: np.ndarray | float) -> np.ndarray:
     return -rho / q + (1.0 - rho) / (1.0 - q)
 
 
+INSTEAD_OF_KL = {
+    "l1": (
+        "Its penalty is L1, β times the mean of Σⱼ|hⱼ|: there is no target ρ, and every bit of activity "
+        "costs the same, whatever the unit's mean."
+    ),
+    "topk": (
+        "Its sparsity is top-k: each input keeps its k largest units and the rest are zeroed, with no "
+        "penalty term at all."
+    ),
+    "none": "It has no sparsity penalty: nothing pulls its units' ρ̂ⱼ towards a target.",
+}
+"""What the current model has instead of the KL penalty, when it is not under it."""
+SUBSCRIPTS = {"j": "ⱼ", "k": "ₖ"}
+
+
+def kl_units(snap) -> np.ndarray | None:
+    """The ρ̂ the KL penalty of the snapshot's model sums over (one per unit; one per kernel for conv,
+    over samples and positions), or None when its objective has no KL sparsity term."""
+    if snap.config.model.effective_penalty != "kl" or snap.penalty_rho_hat is None:
+        return None
+    return np.asarray(snap.penalty_rho_hat)
+
+
+def kl_units_caption(snap) -> str:
+    """What the dots of the KL curve are, for a snapshot whose model is under the KL penalty."""
+    cfg = snap.config.model
+    _, letter = cfg.spec.penalty_units(cfg)
+    n, sub = np.size(snap.penalty_rho_hat), SUBSCRIPTS.get(letter, "")
+    return f"Dots: the {n} ρ̂{sub} of the current model's KL penalty (step {snap.step:,}) at their KL(ρ‖ρ̂)."
+
+
+def not_kl_note(model: ModelConfig) -> str | None:
+    """Why the current model's units are not on the KL curve, and what it has instead; None under KL."""
+    penalty = model.effective_penalty
+    if penalty == "kl":
+        return None
+    instead = model.spec.penalty_reason if model.spec.fixed_penalty else INSTEAD_OF_KL[penalty]
+    return f"The current model is not under the KL penalty, so its units are not on this curve. {instead}"
+
+
 def sparsity_delta(rho: float, beta: float, rho_hat: np.ndarray | float) -> np.ndarray:
     """UFLDL's extra term of the hidden layer's error, β(−ρ/ρ̂ⱼ + (1−ρ)/(1−ρ̂ⱼ)), before the f'(zⱼ) factor.
 

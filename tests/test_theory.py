@@ -166,7 +166,7 @@ def test_theory_page_draws_the_model_trained_on_train(apps):
     _no_exceptions(at)
     assert "The maths of a sparse autoencoder" in [t.value for t in at.title]
     assert len(at.latex) >= 6  # objective, KL, its gradient, the two deltas, the weight gradients
-    assert any("Dots: the 4 units of the current model" in c.value for c in at.caption)
+    assert any("Dots: the 4 ρ̂ⱼ of the current model's KL penalty" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 5  # KL curve, the (0, 1) range, lifetime, population, penalties
     at.slider(key="theory_rho").set_value(0.2).run()
     at.slider(key="theory_rho_hat").set_value(0.05).run()
