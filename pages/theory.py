@@ -133,8 +133,8 @@ def draw_gradcheck(cfg) -> None:
     st.write(
         "As in the UFLDL exercise: compute the gradient by back-propagation (here autograd) and by central "
         "differences, (J(θ + ε) − J(θ − ε)) / 2ε for every single weight, on a tiny float64 copy of the "
-        "current settings (same variant, penalty, ρ, β, λ; 4 hidden units, 2×3 inputs). The relative error "
-        "‖g − g̃‖ / ‖g + g̃‖ of a correct gradient is around 10⁻⁹."
+        f"current settings (same variant, penalty, ρ, β, λ; {theory.tiny_sizes(cfg.model)}). The relative "
+        "error ‖g − g̃‖ / ‖g + g̃‖ of a correct gradient is around 10⁻⁹."
     )
     st.button("Run the gradient check", key="gradcheck_button", on_click=on_gradcheck, type="primary")
     result = st.session_state.get(GRADCHECK)
@@ -190,8 +190,14 @@ def draw_sparsity_kinds(snap) -> None:
     if snap is None:
         st.info("Train a model on the Train page to see both on it.", icon=":material/model_training:")
         return
-    if "activations" not in snap.config.model.spec.standard_views:
-        st.info("This variant's code is not a set of unit activations; the two views do not apply to it.")
+    model = snap.config.model
+    if "activations" not in model.spec.standard_views:
+        units = model.spec.code_units(model, snap.activations.shape[1])
+        st.info(
+            f"The current model's code is {units}: numbers with no off state, not unit activations, so "
+            "lifetime and population sparsity do not apply to it.",
+            icon=":material/block:",
+        )
         return
     left, right = st.columns(2, gap="large")
     with left:

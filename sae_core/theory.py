@@ -100,6 +100,17 @@ def tiny_copy(model: ModelConfig) -> dict[str, object]:
     return {name: getattr(model, name) for name in COPIED_FIELDS}
 
 
+def tiny_sizes(model: ModelConfig) -> str:
+    """The sizes of the gradient check's tiny copy of `model`, in words ("hidden = 4, latent = 2")."""
+    spec = model.spec
+    names = (["hidden"] if spec.hidden_label else []) + list(spec.fields)
+    if model.uses_topk and "k" not in names:
+        names.append("k")
+    sizes = {n: gradcheck.TINY_SETTINGS[n] for n in names if n in gradcheck.TINY_SETTINGS}
+    h, w = gradcheck.TINY_IMAGE
+    return ", ".join([*(f"{n} = {v}" for n, v in sizes.items()), f"{h}×{w} inputs"])
+
+
 def gradient_check(model: ModelConfig, seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
     """{parameter name -> relative error ‖a − n‖/‖a + n‖} of autograd against central differences, on a
     float64 model of the same variant, penalty and settings as `model` but tiny (gradcheck.tiny_problem)."""
