@@ -1,10 +1,12 @@
-"""`sae unit`: one hidden unit's card (sae_core.unit_card) of a saved model, as a PNG and as numbers.
+"""`sae unit`: one unit's card (sae_core.unit_card) of a saved model, as a PNG and as numbers.
 
     sae unit --model runs/edges --unit 3 --out card.png [--json] [--samples 1000]
 
-The inputs are the model's own dataset (read from its config.json): the test split when it has one,
-else the training split, at most --samples of them, so the numbers match what the page shows for a
-model trained there. Registered by sae_core.cli; errors are ValueError / OSError, printed as one line.
+J is a code unit, or for a convolutional model a kernel: one card per kernel, as a click on its tile in
+the Train page's filter grid opens (see sae_core.unit_card). The inputs are the model's own dataset (read
+from its config.json): the test split when it has one, else the training split, at most --samples of them,
+so the numbers match what the page shows for a model trained there. Registered by sae_core.cli; errors
+are ValueError / OSError, printed as one line.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ DEFAULT_SAMPLES = 1000
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Add `unit` to the `sae` subcommands."""
-    unit = commands.add_parser("unit", help="one hidden unit's card (PNG) and its numbers")
+    unit = commands.add_parser("unit", help="one unit's (or conv kernel's) card (PNG) and its numbers")
     unit.add_argument("--model", required=True, metavar="DIR|ZIP", help=model_import.MODEL_FLAG_HELP)
-    unit.add_argument("--unit", required=True, type=int, metavar="J", help="the hidden unit, from 0")
+    unit.add_argument(
+        "--unit",
+        required=True,
+        type=int,
+        metavar="J",
+        help="the code unit, from 0; for a convolutional model a kernel, from 0 (its card pools the kernel's "
+        "feature map: activation = max over positions, rho_hat = mean over inputs and positions)",
+    )
     unit.add_argument("--out", metavar="card.png", help="where to write the card as PNG")
     unit.add_argument("--json", action="store_true", help="print the numbers as one JSON object")
     unit.add_argument(
