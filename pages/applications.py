@@ -141,7 +141,7 @@ def main() -> None:
         return
     model = loaded.config.model
     units = model.spec.code_units(model, code_width(loaded.model, dataset.train))
-    st.caption(f"Its code, the features every section works on: {units} per input.")
+    st.caption(f"Its code, the features every section works on: {units}.")
     section = st.segmented_control("Section", list(SECTIONS), default="Feature learning", key="app_section")
     SECTIONS[section or "Feature learning"](loaded, dataset)
 

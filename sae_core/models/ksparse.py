@@ -141,7 +141,7 @@ SPEC = VariantSpec(
     check=check,
     fixed_penalty="topk",
     code_units=lambda cfg, width: (
-        f"{width} linear units, the {min(width, round(cfg.alpha * cfg.k))} largest of each input kept"
+        f"{width} linear units, of which each input keeps its {min(width, round(cfg.alpha * cfg.k))} largest"
     ),
     penalty_reason="Top-k is this model's regulariser, so the sparsity penalty, ρ and β are not used.",
     views=(View("active_per_sample_chart", "ksparse:active_per_sample_figure"),),
