@@ -63,6 +63,11 @@ def anomaly_detection(loaded: Any, dataset: data.Dataset) -> None:
         "Precision at the threshold", f"{point['precision']:.1%}", help="flagged samples that are anomalies"
     )
     cols[2].metric("Recall at the threshold", f"{point['recall']:.1%}", help="anomalies that are flagged")
+    if result.auc < 0.5:
+        st.caption(
+            f"AUC below 0.5: this model reconstructs the anomalies ({result.description}) *better* than its "
+            "own test samples, so a large error does not flag them: they are simpler for it, not stranger."
+        )
     left, right = st.columns(2)
     left.plotly_chart(figs.error_histogram_figure(result, threshold), key="app_error_hist")
     right.plotly_chart(figs.roc_figure(result, point), key="app_roc")
