@@ -13,7 +13,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import train_views
-from sae_core import metrics, unit_card
+from sae_core import metrics, unit_card, unit_card_draw
 from sae_core.jobs import TrainingJob
 
 UNIT = "card_unit"
@@ -87,7 +87,7 @@ def card_of(job: TrainingJob, unit: int) -> tuple[unit_card.UnitCard, object]:
         return cached[1], cached[2]
     model, x, layout = _prepared(job)
     card = unit_card.build_card(model, x, unit, snap.image_shape, layout=layout)
-    figure = unit_card.card_figure(card)
+    figure = unit_card_draw.card_figure(card)
     st.session_state[CACHE] = (key, card, figure)
     return card, figure
 

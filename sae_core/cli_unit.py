@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import data, model_import, unit_card
+from . import data, model_import, unit_card, unit_card_draw
 
 DEFAULT_SAMPLES = 1000
 """Inputs the card is computed on (the page uses its probe set of the same size)."""
@@ -74,7 +74,7 @@ def cmd_unit(args: argparse.Namespace) -> int:
     card = unit_card.build_card(model, x, args.unit, image_shape)
     numbers = card.numbers()
     if out is not None:
-        unit_card.save_card_png(card, out)
+        unit_card_draw.save_card_png(card, out)
         numbers["png"] = str(out)
     if args.json:
         print(json.dumps(numbers, indent=2))

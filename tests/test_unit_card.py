@@ -18,7 +18,7 @@ from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from sae_core import unit_card
+from sae_core import unit_card, unit_card_draw
 from sae_core.cli import main
 from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sae_core.models import registry
@@ -113,16 +113,28 @@ def test_a_unit_outside_the_code_is_refused(trained):
 def test_card_figure_and_png_show_filter_feature_histogram_and_inputs(trained, tmp_path):
     model, x = trained
     card = unit_card.build_card(model, x, 1, (8, 8))
-    fig = unit_card.card_figure(card)
+    fig = unit_card_draw.card_figure(card)
     kinds = [t.type for t in fig.data]
     assert kinds.count("heatmap") == 4 and kinds.count("bar") == 1  # filter, feature, two input strips
     assert "unit 1 of 6" in fig.layout.title.text
     assert fig.layout.xaxis3.title.text == f"activation hⱼ on {len(x):,} inputs"
     assert fig.layout.yaxis3.title.text == "inputs (log)"
     assert fig.layout.xaxis.title.text.startswith("encoder filter")
-    path = unit_card.save_card_png(card, tmp_path / "card.png")
+    path = unit_card_draw.save_card_png(card, tmp_path / "card.png")
     with Image.open(path) as img:
         assert img.format == "PNG" and img.width > 200 and img.height > 150
+        png = np.asarray(img.convert("L"))
+    # every row of pictures is in the PNG as drawn, below the header's lines of text
+    scale = unit_card_draw._scale(card)
+    top_strip = unit_card_draw._picture_rows(card, scale)[1]
+    margin = unit_card_draw.PNG_MARGIN
+    found = [
+        y
+        for y in range(png.shape[0] - top_strip.shape[0] + 1)
+        if np.array_equal(png[y : y + top_strip.shape[0], margin : margin + top_strip.shape[1]], top_strip)
+    ]
+    assert len(found) == 1 and found[0] > 3 * unit_card_draw.PNG_FONT_SIZE
+    assert (png[:margin] == 255).all() and (png[:, :margin] == 255).all()  # a white margin: nothing clipped
 
 
 # ----- every variant: a card, its pictures, and what they are ----------------------------------------------
@@ -156,9 +168,9 @@ def test_every_variant_has_a_card_with_a_filter_and_a_feature_picture_of_the_rig
         if own:  # the tile of this unit in the Train page's filter grid is this very picture
             np.testing.assert_allclose(card.encoder_filter, model.filters()[unit].detach().double().numpy())
             assert layout.unit_of_tile(unit) == unit
-        fig = unit_card.card_figure(card)
+        fig = unit_card_draw.card_figure(card)
         assert fig.data[0].z.shape == (card.filter_shape[0] + 2, card.filter_shape[1] + 2)  # 1-pixel frame
-        assert unit_card.card_image(card).dtype == np.uint8
+        assert unit_card_draw.card_image(card).dtype == np.uint8
 
 
 @pytest.mark.parametrize(
