@@ -114,8 +114,8 @@ def draw_kl_curve(cfg, snap) -> None:
         value, slope = float(theory.kl(rho, at)), float(theory.kl_slope(rho, at))
         st.metric("KL(ρ‖ρ̂)", f"{value:.4g}")
         st.metric("Slope ∂KL/∂ρ̂", f"{slope:.4g}", help="−ρ/ρ̂ + (1−ρ)/(1−ρ̂)")
-        usual = "" if under_kl else ", a usual KL weight"
-        st.metric(f"Sparsity delta β·slope (β = {beta:g}{usual})", f"{beta * slope:.4g}")
+        usual = None if under_kl else f"The current settings have no KL β; {beta:g} is a usual one."
+        st.metric(f"Sparsity delta β·slope (β = {beta:g})", f"{beta * slope:.4g}", help=usual)
     units = None if snap is None else theory.kl_units(snap)
     with right:
         fig = figures_theory.kl_curve_figure(rho, at, units, beta)
@@ -210,7 +210,11 @@ def draw_sparsity_kinds(snap) -> None:
             figures_theory.population_figure(snap.activations, snap.active_threshold),
             key="theory_population_chart",
         )
-    st.caption(f"The current model at step {snap.step:,}, on its {snap.activations.shape[0]:,} probe inputs.")
+    units = model.spec.code_units(model, snap.activations.shape[1])
+    st.caption(
+        f"The current model at step {snap.step:,}, on its {snap.activations.shape[0]:,} probe inputs; "
+        f"its units: {units}."
+    )
 
 
 def main() -> None:

@@ -75,12 +75,19 @@ def kl_units_caption(snap) -> str:
     return f"Dots: the {n} ρ̂{sub} of the current model's KL penalty (step {snap.step:,}) at their KL(ρ‖ρ̂)."
 
 
-def not_kl_note(model: ModelConfig) -> str | None:
-    """Why the current model's units are not on the KL curve, and what it has instead; None under KL."""
+def sparsity_instead(model: ModelConfig) -> str | None:
+    """What `model` has instead of the KL sparsity penalty, in a sentence; None when it is under KL."""
     penalty = model.effective_penalty
     if penalty == "kl":
         return None
-    instead = model.spec.penalty_reason if model.spec.fixed_penalty else INSTEAD_OF_KL[penalty]
+    return model.spec.penalty_reason if model.spec.fixed_penalty else INSTEAD_OF_KL[penalty]
+
+
+def not_kl_note(model: ModelConfig) -> str | None:
+    """Why the current model's units are not on the KL curve, and what it has instead; None under KL."""
+    instead = sparsity_instead(model)
+    if instead is None:
+        return None
     return f"The current model is not under the KL penalty, so its units are not on this curve. {instead}"
 
 
@@ -108,7 +115,7 @@ def tiny_sizes(model: ModelConfig) -> str:
         names.append("k")
     sizes = {n: gradcheck.TINY_SETTINGS[n] for n in names if n in gradcheck.TINY_SETTINGS}
     h, w = gradcheck.TINY_IMAGE
-    return ", ".join([*(f"{n} = {v}" for n, v in sizes.items()), f"{h}×{w} inputs"])
+    return ", ".join([*(f"{n.replace('_', ' ')} = {v}" for n, v in sizes.items()), f"{h}×{w} inputs"])
 
 
 def gradient_check(model: ModelConfig, seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
