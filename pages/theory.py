@@ -64,15 +64,26 @@ def draw_objective(cfg) -> None:
         "values written in:"
     )
     st.latex(formulas.objective_latex(cfg))
+    model = cfg.model
+    if model.spec.reconstruction_tex(model) is None:
+        reconstruction = "half the squared distance between each input and its reconstruction"
+    else:
+        reconstruction = "the negative log-likelihood of each input under the decoder's output"
+    instead = theory.sparsity_instead(model)
+    kl = "each unit j's mean activation ρ̂ⱼ over the batch is compared with the target ρ"
+    sparsity = (
+        f"(β): under the KL penalty, {kl}"
+        if instead is None
+        else f": {instead} The sparse autoencoder's classic, this page's subject, is the KL penalty: {kl}"
+    )
     st.markdown(
-        "- **Reconstruction**: half the squared distance between each input and its reconstruction, averaged "
-        "over the m inputs of a batch. Alone it would let every unit fire on everything.\n"
+        f"- **Reconstruction**: {reconstruction}, averaged over the m inputs of a batch. Alone it would let "
+        "every unit fire on everything.\n"
         "- **Weight decay** (λ): keeps the weights small, so no unit can grow huge weights to cheat the "
         "other terms. Biases are not decayed.\n"
-        "- **Sparsity** (β): under the KL penalty, each unit j's mean activation ρ̂ⱼ over the batch is "
-        "compared with the target ρ, as if both were the probability of a coin coming up heads:"
+        f"- **Sparsity** {sparsity}, as if both were the probability of a coin coming up heads:"
     )
-    st.latex(formulas.kl_latex(cfg.model.rho))
+    st.latex(formulas.kl_latex(model.rho))
 
 
 def draw_gradient() -> None:
