@@ -72,7 +72,7 @@ def draw_objective(cfg) -> None:
     instead = theory.sparsity_instead(model)
     kl = "each unit j's mean activation ρ̂ⱼ over the batch is compared with the target ρ"
     sparsity = (
-        f"(β): under the KL penalty, {kl}"
+        f" (β): under the KL penalty, {kl}"
         if instead is None
         else f": {instead} The sparse autoencoder's classic, this page's subject, is the KL penalty: {kl}"
     )
@@ -81,7 +81,7 @@ def draw_objective(cfg) -> None:
         "every unit fire on everything.\n"
         "- **Weight decay** (λ): keeps the weights small, so no unit can grow huge weights to cheat the "
         "other terms. Biases are not decayed.\n"
-        f"- **Sparsity** {sparsity}, as if both were the probability of a coin coming up heads:"
+        f"- **Sparsity**{sparsity}, as if both were the probability of a coin coming up heads:"
     )
     st.latex(formulas.kl_latex(model.rho))
 
