@@ -205,6 +205,8 @@ def dimensionality_reduction(loaded: Any, dataset: data.Dataset) -> None:
     if pca.labels is None:
         st.caption("This data has no labels, so the points are not coloured by class.")
     flat_code_note(pca.flat_codes, pca.code_width, "their map is a single point.")
+    if pca.code_width <= 2:
+        st.caption(f"The code has only {pca.code_width} numbers: its map is the code itself, turned by PCA.")
     note = st.empty()
     kept = pca.explained["codes"]
     note.metric(
