@@ -135,7 +135,8 @@ def embedding_figure(embedding: Embedding, which: str) -> go.Figure:
     method = "PCA" if embedding.method == "pca" else "t-SNE"
     title = f"{method} of the {'hidden codes' if which == 'codes' else 'raw pixels'}"
     if embedding.explained is not None:
-        title += f" ({embedding.explained[which]:.0%} of the variance)"
+        kept = embedding.explained[which]
+        title += f" ({kept:.0%} of the variance)" if np.isfinite(kept) else " (no variance: all one point)"
     labels = embedding.labels
     groups = (
         [(None, np.ones(len(points), bool))]

@@ -151,6 +151,7 @@ def test_a_dead_code_is_counted_flat_and_its_map_keeps_no_variance_instead_of_na
     result = embedding.embed_2d(model, small, "pca")
     assert (result.flat_codes, result.code_width) == (6, 6)
     assert math.isnan(result.explained["codes"]) and np.all(result.codes == 0)
+    assert "nan" not in figs.embedding_figure(result, "codes").layout.title.text
     assert 0 < result.explained["pixels"] <= 1
     codes = probe.probe(model, small)["results"]["codes"]
     assert codes.flat_features == 6 and codes.to_dict()["flat_features"] == 6
