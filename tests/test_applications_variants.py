@@ -141,6 +141,8 @@ def _assert_charts(at: AppTest, keys: set[str], section: str) -> None:
     assert keys <= set(charts), (section, sorted(charts))
     for key in keys:
         assert _has_data(charts[key]), (section, key)
+        title = charts[key].layout.title.text or ""
+        assert not re.search(r"\bnan\b", title), (section, key, title)
 
 
 # ----- the Applications page --------------------------------------------------------------------------------
