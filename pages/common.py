@@ -286,6 +286,8 @@ def read_query_params() -> None:
             apply_setting(key, value)
     # ?penalty=l1 alone must not leave the KL default β = 3 on the L1 control.
     fit_beta_to_penalty(explicit="beta" in known)
+    if "variant" in known and "lr" not in known:  # ?variant=deep alone must not start at a collapsing lr
+        fit_lr_to_variant(current_config())
     for key in WIDGET_KEYS + VARIANT_WIDGET_KEYS:
         st.session_state.pop(key, None)
     if unknown:
@@ -335,14 +337,30 @@ def change_setting(key: str) -> None:
     """A control's on_change: validate and store its value, and hand a live field (LIVE_FIELDS: ρ, β,
     λ, lr, the run's length, λ_c) to the running job at once; other fields rebuild on the next run.
     A new penalty brings its own β (BETA_DEFAULTS): 3 for KL would kill every unit under L1."""
-    old_penalty = settings().get("penalty")
+    old_penalty, old_variant = settings().get("penalty"), settings().get("variant")
     cfg = set_setting(key, st.session_state[key])
+    if key == "variant" and cfg is not None and cfg.model.variant != old_variant:
+        fit_lr_to_variant(cfg)
     if key == "penalty" and cfg is not None and cfg.model.penalty != old_penalty:
         beta = BETA_DEFAULTS.get(cfg.model.penalty)
         if beta is not None and beta != cfg.model.beta:
             set_setting("beta", beta)
             st.session_state["beta"] = beta
             add_notice(f"β set to {beta:g}, a good start for the {cfg.model.penalty} penalty.")
+
+
+def fit_lr_to_variant(cfg: RunConfig) -> None:
+    """A newly picked variant that collapses at the current Adam learning rate (VariantSpec.adam_lr: deep and
+    VAE models lose every unit at the bars preset's 0.1) gets its own, with a notice."""
+    limit = cfg.model.spec.adam_lr
+    if cfg.train.optimizer != "adam" or limit is None or cfg.train.lr <= limit:
+        return
+    if set_setting("lr", limit) is not None:
+        st.session_state["lr"] = limit
+        add_notice(
+            f"Learning rate set to {limit:g}: at {cfg.train.lr:g} a {cfg.model.spec.title.lower()} model "
+            "loses every unit within a few hundred Adam steps."
+        )
 
 
 def fit_beta_to_penalty(explicit: bool) -> None:

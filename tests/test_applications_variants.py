@@ -32,8 +32,9 @@ BASE = {"dataset": "digits", "max_samples": "500", "hidden": "16", "steps": "150
 OWN = {
     "deep": {"layers": "32"},
     "conv": {"kernels": "4", "kernel_size": "3"},
-    # The preset's learning rate (0.1) collapses the VAE's latents onto the prior in 150 steps; that case
-    # has a test of its own (test_a_code_that_carries_nothing_is_said_plainly).
+    # The preset's learning rate (0.1) collapses the VAE's latents onto the prior in 150 steps (so the page
+    # lowers it, VariantSpec.adam_lr); that case has a test of its own
+    # (test_a_code_that_carries_nothing_is_said_plainly).
     "vae": {"hidden": "32", "latent": "2", "lr": "0.01"},
     "ksparse": {"k": "4"},
 }
@@ -263,7 +264,8 @@ def test_theory_page_draws_the_current_model_and_its_gradient_check_passes(train
     "query",
     [
         {"penalty": "l1", "beta": "1"},  # the top of the L1 β slider: every ReLU unit dies
-        {"variant": "vae", "hidden": "32", "latent": "4"},  # the preset's lr 0.1: the latents collapse
+        # lr 0.1 named in the link (a link naming the VAE alone gets its lr 0.01): the latents collapse
+        {"variant": "vae", "hidden": "32", "latent": "4", "lr": "0.1"},
     ],
     ids=["sparse-l1-dead", "vae-collapsed"],
 )

@@ -138,6 +138,42 @@ def test_choosing_a_penalty_on_the_page_brings_its_beta(apps):
     assert at.slider(key="beta").value == BETA_DEFAULTS["kl"]
 
 
+def test_deep_and_vae_collapse_at_the_bars_learning_rate_which_training_confirms():
+    """Why VariantSpec.adam_lr exists: on digits at the bars preset's Adam lr 0.1 a deep and a VAE model keep
+    no active unit after 400 steps, at 0.01 they do; a conv model needs no such limit."""
+    data = load(RunConfig.from_flat({"dataset": "digits"}).data)
+
+    def active_units(variant: str, lr: float) -> float:
+        flat = {"dataset": "digits", "variant": variant, "lr": lr, "steps": 400, "seed": 0}
+        trainer = Trainer(RunConfig.from_flat(flat), data)
+        for _ in trainer.run():
+            pass
+        model = trainer.model.eval()
+        with torch.no_grad():
+            codes = model.encode(data.test)
+        return float(model.active(codes).float().mean(0).gt(0.01).sum())
+
+    for variant in ("deep", "vae"):
+        limit = RunConfig.from_flat({"variant": variant}).model.spec.adam_lr
+        assert limit is not None and active_units(variant, 0.1) == 0 and active_units(variant, limit) >= 2
+    assert RunConfig.from_flat({"variant": "conv"}).model.spec.adam_lr is None
+
+
+def test_picking_deep_on_the_bars_preset_lowers_the_learning_rate_and_says_why(apps):
+    at = apps({})
+    assert at.number_input(key="lr").value == pytest.approx(0.1)
+    at.selectbox(key="variant").set_value("conv").run()
+    assert at.number_input(key="lr").value == pytest.approx(0.1)  # conv trains well at 0.1
+    at.selectbox(key="variant").set_value("deep").run()
+    _no_exceptions(at)
+    assert at.number_input(key="lr").value == pytest.approx(0.01)
+    assert at.session_state["job"].config.train.lr == pytest.approx(0.01)
+    assert any("Learning rate set to 0.01" in i.value for i in at.info)
+    linked = apps({"variant": "vae"})
+    assert linked.session_state["job"].config.train.lr == pytest.approx(0.01)
+    assert apps({"variant": "vae", "lr": "0.05"}).session_state["job"].config.train.lr == pytest.approx(0.05)
+
+
 @pytest.mark.parametrize(
     "query, rho_off, beta_off, reason",
     [

@@ -84,6 +84,7 @@ SPEC = VariantSpec(
     order=1,
     controls=(Control("layers", "Encoder layers before the code (sizes, comma-separated)"),),
     hidden_label="Code units (the last encoder layer)",
+    adam_lr=0.01,
     views=(View("deep_layers_chart", "deep:layer_histograms_figure"),),
     views_caption=(
         "The filters above are the first layer's weights (the only ones in pixel space). Below: how each "

@@ -106,6 +106,9 @@ class VariantSpec:
     code_units: Callable[[ModelConfig, int], str] = _code_units
     """(config, code width) -> what the numbers of the code are, in words ("64 kernel·position units (4
     kernels × 16 positions)"): the Applications and Theory pages name the features they work on."""
+    adam_lr: float | None = None
+    """The largest Adam learning rate it trains at reliably, when lower than the sparse presets' 0.1 (a deep
+    or VAE model collapses there): picking the variant on the page lowers a higher lr to it, and says so."""
     metrics: str | None = None
     """"module:function" in `sae_core.variant_figures` giving (label, value, help) rows of its own."""
     standard_views: frozenset[str] = STANDARD_VIEWS

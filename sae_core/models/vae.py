@@ -166,6 +166,7 @@ SPEC = VariantSpec(
     order=4,
     controls=(Control("latent", "Latent dimensions", minimum=1, step=1),),
     hidden_label="Hidden layer width (encoder and decoder)",
+    adam_lr=0.01,
     fixed_penalty="none",
     penalty_reason="The prior KL regularises the VAE's code, so the sparsity penalty, ρ and β are not used.",
     views=(
