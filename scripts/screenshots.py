@@ -1,10 +1,10 @@
 """Screenshots of the app as a class sees it: Home and Train, at projector size and on a big screen.
 
 Starts the app offline, opens Home, then Train on the default preset, trains until the progress line
-reaches --steps, pauses and takes the picture (a settled frame, not one caught mid-redraw), then the
-Applications and Theory pages on that model. At 1280×720 Train is also shown in presentation mode.
-Then the run is stopped (kept), a second one with ρ 0.2 and β 1 is trained and stopped, and the Runs page
-compares them; last, the Explore page trains a 4 × 4 sweep.
+reaches --steps, pauses and takes the picture (a settled frame, not one caught mid-redraw), then unit 3's
+card on the Train page and the Applications and Theory pages on that model. At 1280×720 Train is also
+shown in presentation mode. Then the run is stopped (kept), a second one with ρ 0.2 and β 1 is trained
+and stopped, and the Runs page compares them; last, the Explore page trains a 4 × 4 sweep.
 Writes PNGs to --out (default assets/screenshots/).
 
     PYTHONPATH=. python scripts/screenshots.py [--steps 1000] [--out assets/screenshots]
@@ -57,6 +57,19 @@ def settle(page) -> None:
     page.wait_for_timeout(800)  # a screenshot script, not a test: a fixed pause is how long a person looks
 
 
+def unit_card_picture(page, path: Path) -> None:
+    """The paused run's card of unit 3 (typed into its number input), as the part of the page it fills."""
+    card = page.locator(".st-key-unit_card")
+    card.scroll_into_view_if_needed()
+    box = page.locator(".st-key-card_unit input")
+    box.fill("3")
+    box.press("Enter")
+    title = page.locator(".st-key-unit_card_chart .gtitle", has_text="unit 3 of")
+    title.wait_for(timeout=DEADLINE_S * 1000)
+    settle(page)
+    card.screenshot(path=str(path))
+
+
 def keep_two_runs(page, url: str, steps: int) -> None:
     """Stop the run (it is kept), train a second one with other ρ and β and stop it, open the Runs page:
     it compares the two newest."""
@@ -100,6 +113,8 @@ def shoot(browser, url: str, out: Path, steps: int) -> list[Path]:
         settle(page)
         written.append(out / f"train-{name}.png")
         page.screenshot(path=str(written[-1]))
+        written.append(out / f"unit-card-{name}.png")
+        unit_card_picture(page, written[-1])
         for title in ("Applications", "Theory"):  # the same session: they show the model just trained
             page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
             page.locator("h1").first.wait_for()
