@@ -244,7 +244,9 @@ def denoising(loaded: Any, dataset: data.Dataset) -> None:
     )
     if loaded.config.model.variant != "denoising":
         st.caption(
-            "This model was not trained on noisy inputs; the **denoising** variant is, and gains more."
+            "This model was not trained on noisy inputs; the **denoising** variant is, and gains more on "
+            "masking and salt-and-pepper noise (0.6–2 dB more than a plain model at level 0.3, measured on "
+            "digits and Fashion-MNIST), hardly on Gaussian noise, which any autoencoder partly averages away."
         )
     left, right = st.columns(2)
     kind = left.selectbox(
