@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:  # `pages.common` and `sae_core` import from here 
     sys.path.insert(0, str(ROOT))
 
 from pages import common  # noqa: E402
-from sae_core.training import resolve_device  # noqa: E402
+from sae_core.train.trainer import resolve_device  # noqa: E402
 
 common.leave_old_multipage_mode(rerun=False)  # st.navigation below takes over
 st.set_page_config(

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from sae_core import data
+from sae_core.data import datasets as data
 from sae_core.images import filter_montage, montage, to_uint8
 from sae_core.presets import get
-from sae_core.training import Trainer
+from sae_core.train.trainer import Trainer
 
 OUT = Path(__file__).resolve().parent / "home-picture.png"
 SCALE = 10  # screen pixels per image pixel

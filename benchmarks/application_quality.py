@@ -5,7 +5,8 @@ Issue 10 asks for two numbers that tests/test_applications.py checks once, on on
 - denoising: the denoising variant raises PSNR on noisy inputs by a clear margin over the noisy input.
 
 This script measures them on every case it can, in one process, with the library's own code
-(`sae_core.applications.anomaly` and `.denoise`, models trained by `applications.common.train_model`):
+(`sae_core.analysis.applications.anomaly` and `.denoise`, models trained by
+`applications.common.train_model`):
 
 1. Held-out class. For each class c and seed, `anomaly.train_without_class` trains a fresh model on the
    training split without c, and `anomaly.detect(..., "class", held_out=c)` scores the test split: the
@@ -38,10 +39,11 @@ import time
 import torch
 
 from benchmarks.common import machine_info
-from sae_core import data, presets
-from sae_core.applications import NotApplicable, anomaly, denoise
-from sae_core.applications.common import train_model
-from sae_core.config import DataConfig, RunConfig
+from sae_core import presets
+from sae_core.analysis.applications import NotApplicable, anomaly, denoise
+from sae_core.analysis.applications.common import train_model
+from sae_core.config.run import DataConfig, RunConfig
+from sae_core.data import datasets as data
 
 DIGITS_QUICK = {"dataset": "digits", "hidden": 32, "steps": 300, "batch_size": 64, "lr": 0.02}
 """tests/test_applications.py's quick digits run (KL, 32 units, 300 Adam steps)."""

@@ -32,10 +32,10 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import machine_info
-from sae_core import data
-from sae_core.applications import anomaly, denoise, embedding, probe
-from sae_core.applications.common import train_model
-from sae_core.config import DataConfig, RunConfig
+from sae_core.analysis.applications import anomaly, denoise, embedding, probe
+from sae_core.analysis.applications.common import train_model
+from sae_core.config.run import DataConfig, RunConfig
+from sae_core.data import datasets as data
 
 RECIPE = {"hidden": 196, "rho": 0.1, "beta": 3.0, "weight_decay": 3e-3, "batch_size": 256, "lr": 0.01}
 
@@ -127,7 +127,7 @@ def page_times(cfg: RunConfig, models: list) -> dict[str, list[float]]:
     import pytest
     from streamlit.testing.v1 import AppTest
 
-    from sae_core import export
+    from sae_core.store import export
 
     root = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(root / "tests"))

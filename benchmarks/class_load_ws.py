@@ -25,7 +25,7 @@ import statistics
 import sys
 import time
 
-from sae_core.jobs import DISCONNECT_GRACE_S
+from sae_core.serve.jobs import DISCONNECT_GRACE_S
 from tests.browser_helpers import parse_progress, process_usage, streamlit_server
 from tests.ws_client import Student
 

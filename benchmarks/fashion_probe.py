@@ -9,7 +9,8 @@ Fashion-MNIST with `max_samples` 10 000 (the `ufldl-mnist` preset's subset) and 
 
 Every arm is a `Trainer`; the arms take turns, each advancing to its next checkpoint, so the neighbours'
 load on a shared machine falls on all of them alike. At a checkpoint the clock stops and the Applications
-page's linear probe (`sae_core.applications.probe.fit_probe` on the codes of the 10 000 training images,
+page's linear probe (`sae_core.analysis.applications.probe.fit_probe` on the codes of the 10 000 training
+images,
 scored on the 10 000 test images) gives the accuracy. Raw pixels, PCA with 196 dimensions and the codes of the
 untrained model (random weights: what training adds is measured against them) are probed once.
 The clock covers `Trainer.advance` only (not the data load, not the probes), as CPU seconds of this process
@@ -39,10 +40,11 @@ import time
 import torch
 
 from benchmarks.common import machine_info
-from sae_core import data, presets
-from sae_core.applications import probe
-from sae_core.config import RunConfig
-from sae_core.training import Trainer
+from sae_core import presets
+from sae_core.analysis.applications import probe
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.train.trainer import Trainer
 
 FULL, SEED_CHECK = "ufldl-lbfgs", "ufldl-lbfgs seed 1"
 GRID = {  # arm -> (settings over the ufldl-mnist preset, checkpoints in steps)

@@ -1,4 +1,4 @@
-"""L-BFGS in the trainer before and after `sae_core.lbfgs.LBFGSStepper`: objective evaluations and time.
+"""L-BFGS in the trainer before and after `sae_core.train.lbfgs.LBFGSStepper`: objective evaluations and time.
 
 The problem is the `ufldl-natural` preset (natural-patches 8x8, 25 sigmoid units, ρ 0.01, β 3, λ 1e-4,
 full-batch L-BFGS at lr 1), trained for --steps iterations three ways from the same initial weights, in
@@ -6,7 +6,7 @@ one process:
 
   old       what the trainer did before: torch.optim.LBFGS(max_iter=1) with one step(closure) call per
             trainer step; every call evaluates the objective at its starting point again
-  trainer   sae_core.training.Trainer.advance() (one LBFGSStepper step per trainer step, no snapshots)
+  trainer   sae_core.train.trainer.Trainer.advance() (one LBFGSStepper step per trainer step, no snapshots)
   single    one torch.optim.LBFGS(max_iter=steps) call: the evaluations L-BFGS itself needs
 
 Evaluations are counted by a forward hook on the model (one per evaluation of the objective), so the
@@ -29,10 +29,11 @@ import time
 import torch
 
 from benchmarks.common import machine_info, median
-from sae_core import data, presets
-from sae_core.config import RunConfig
-from sae_core.losses import loss_terms
-from sae_core.training import Trainer
+from sae_core import presets
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.train.objective import loss_terms
+from sae_core.train.trainer import Trainer
 
 PRESET = "ufldl-natural"
 

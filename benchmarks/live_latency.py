@@ -11,7 +11,7 @@ Two figures:
   warm         --repeats sessions on one server, after an untimed first session (the steady state);
   first click  --fresh-servers times a new server each: open the Train page, press Train once. This is
                the click a visitor feels; the server warms torch and plotly up in the background when it
-               starts (sae_core/warmup.py), so the page is opened right after the server answers, as a
+               starts (sae_core/serve/warmup.py), so the page is opened right after the server answers, as a
                visitor would, without waiting for that to finish.
 
     PYTHONPATH=. python benchmarks/live_latency.py [--repeats 7] [--fresh-servers 3] [--json out.json]

@@ -29,11 +29,12 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.common import machine_info
-from sae_core import data, figures
-from sae_core.config import RunConfig
-from sae_core.jobs import TrainingJob
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.figures import training as figures
 from sae_core.presets import DEFAULT_PRESET, get
-from sae_core.training import Trainer
+from sae_core.serve.jobs import TrainingJob
+from sae_core.train.trainer import Trainer
 from tests.browser_helpers import (
     CHROMIUM,
     PROGRESS,

@@ -35,9 +35,10 @@ import numpy as np
 import torch
 
 from benchmarks.common import machine_info
-from sae_core import data, presets
-from sae_core.config import RunConfig
-from sae_core.training import Trainer
+from sae_core import presets
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.train.trainer import Trainer
 
 BAR_MATCH = 0.9
 SNAPSHOT_INTERVAL_S = 0.25  # TrainingJob's snapshot_interval: the app's cadence

@@ -1,4 +1,5 @@
-"""A 4 × 4 ρ × β sweep trained batched (sae_core.sweep) against the same 16 runs one after another (Trainer).
+"""A 4 × 4 ρ × β sweep trained batched (sae_core.sweep.trainer) against the same 16 runs one after another
+(Trainer).
 
 Two problems, both Adam, batch 128, ρ ∈ {0.01, 0.05, 0.1, 0.2} × β ∈ {0, 1, 3, 10}:
   digits  64 → 25 on scikit-learn's 8×8 digits (1437 training images): per-step cost is mostly overhead.
@@ -25,11 +26,11 @@ import time
 import torch
 
 from benchmarks.common import interleaved, machine_info, median
-from sae_core import data
-from sae_core.config import RunConfig
-from sae_core.data import Dataset
-from sae_core.sweep import SweepSpec, SweepTrainer
-from sae_core.training import Trainer
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.data.datasets import Dataset
+from sae_core.sweep.trainer import SweepSpec, SweepTrainer
+from sae_core.train.trainer import Trainer
 
 RHOS = (0.01, 0.05, 0.1, 0.2)
 BETAS = (0.0, 1.0, 3.0, 10.0)

@@ -10,7 +10,7 @@ Two problems:
 Three ways to train each, all with Adam and the same sigmoid autoencoder and objective
 ½·mean‖x̂ − x‖² + β·Σ KL(ρ‖ρ̂) + (λ/2)(‖W₁‖² + ‖W₂‖²):
   bare        the minimal loop: data in one tensor, a randperm per epoch, slices of the shuffled copy
-  trainer     sae_core.training.Trainer.run(), snapshots included (every --snapshot-every steps)
+  trainer     sae_core.train.trainer.Trainer.run(), snapshots included (every --snapshot-every steps)
   dataloader  the bare loop fed by DataLoader(TensorDataset(x), shuffle=True)
 
 The variants run interleaved (warm-up, then --rounds rounds in rotating order) in one process and
@@ -36,11 +36,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.common import interleaved, machine_info, median, synchronize
-from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from sae_core.data import Dataset, load
-from sae_core.training import Trainer, resolve_device
+from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.data.datasets import Dataset, load
+from sae_core.train.trainer import Trainer, resolve_device
 
-EPS = 1e-6  # the clamp on ρ̂ that sae_core.losses uses too
+EPS = 1e-6  # the clamp on ρ̂ that sae_core.train.objective uses too
 CHECK_STEPS = 30
 CHECK_TOLERANCE = 1e-4
 

@@ -10,7 +10,7 @@ Per variant, two ways to train:
   bare      what a competent engineer writes without the library: the layers as plain nn modules, the
             objective written out here (not imported from sae_core), torch.optim.Adam with its defaults,
             data in one tensor, a randperm per epoch and slices of the shuffled copy
-  trainer   sae_core.training.Trainer.run(), snapshots (and the variant's snapshot extras) included,
+  trainer   sae_core.train.trainer.Trainer.run(), snapshots (and the variant's snapshot extras) included,
             one every --snapshot-every steps and one at the end; its Adam is the fused kernel
 
 Before timing, a check that both compute the same thing: from the same initial weights, batch order and
@@ -45,15 +45,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.common import interleaved, machine_info, median, synchronize
-from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from sae_core.data import Dataset, load
+from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.data.datasets import Dataset, load
 from sae_core.models import build
-from sae_core.training import Trainer, resolve_device
+from sae_core.train.trainer import Trainer, resolve_device
 
 VARIANTS = ("sparse", "deep", "conv", "denoising", "vae", "contractive", "ksparse")
 BATCH = 128
 LR = 1e-2
-EPS = 1e-6  # the clamp on ρ̂, as in sae_core.losses
+EPS = 1e-6  # the clamp on ρ̂, as in sae_core.train.objective
 STEPS_PER_EPOCH = 1438 // BATCH  # 11 full batches of digits per epoch
 # 440 steps per timed run: whole epochs, so the bare loop pays its per-epoch shuffle at its real rate
 STEPS = 40 * STEPS_PER_EPOCH

@@ -25,7 +25,7 @@ COOKIE = "sae_server"
 """The sticky cookie: the number (1..N) of the app server that holds this browser's sessions."""
 UPLOAD_LIMIT_MB = 201
 """nginx refuses bodies over this (its default is 1 MB): the app takes files up to 200 MB
-(sae_core.uploads.MAX_FILE_BYTES, also Streamlit's server.maxUploadSize), plus the multipart envelope."""
+(sae_core.data.uploads.MAX_FILE_BYTES, also Streamlit's server.maxUploadSize), plus the multipart envelope."""
 LOG_FORMAT = (
     'log_format sae_class \'$remote_addr [$time_local] "$request" $status '
     'backend=$upstream_addr cookie=$cookie_sae_server "$http_user_agent"\';'

@@ -3,7 +3,7 @@ model zip downloaded from it.
 
 Four sections (feature learning, dimensionality reduction, denoising, anomaly detection) are drawn by
 pages/applications_sections.py and pages/applications_anomaly.py from the pure functions of
-sae_core.applications; only the chosen one runs. Nothing here retrains the model; the two experiments
+sae_core.analysis.applications; only the chosen one runs. Nothing here retrains the model; the two experiments
 that need a model trained on part of the data (the self-taught split, a class held out) train a copy
 behind a button, with a progress bar.
 """
@@ -17,10 +17,10 @@ from torch import nn
 
 from pages import applications_anomaly, common
 from pages import applications_sections as sections
-from sae_core import data
-from sae_core.applications import NotApplicable, check_fits
-from sae_core.applications.common import code_width, load_model_zip, weights_key
-from sae_core.config import RunConfig
+from sae_core.analysis.applications import NotApplicable, check_fits
+from sae_core.analysis.applications.common import code_width, load_model_zip, weights_key
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
 
 common.leave_old_multipage_mode()
 

@@ -12,11 +12,11 @@ import streamlit as st
 
 from pages import common
 from pages.applications_sections import not_applicable
-from sae_core import data
-from sae_core import figures_applications as figs
-from sae_core.applications import NotApplicable, anomaly, denoise
-from sae_core.applications.common import copy_steps, require_labels
-from sae_core.config import DataConfig
+from sae_core.analysis.applications import NotApplicable, anomaly, denoise
+from sae_core.analysis.applications.common import copy_steps, require_labels
+from sae_core.config.run import DataConfig
+from sae_core.data import datasets as data
+from sae_core.figures import applications as figs
 
 HELD_OUT = "app_held_out_models"
 """session_state: {(config JSON, class): a copy of the configuration trained without that class}; keyed by

@@ -1,5 +1,5 @@
 """Three sections of the Applications page (the fourth, anomaly detection, is pages/applications_anomaly.py);
-each draws from sae_core.applications and its figures.
+each draws from sae_core.analysis.applications and its figures.
 
 Each says in one sentence what it shows, draws a picture and a number, and says plainly when it does not
 apply. Expensive results go through st.cache_data keyed by the model's weights hash (`Loaded.key`) and
@@ -15,11 +15,11 @@ from typing import Any
 
 import streamlit as st
 
-from sae_core import data
-from sae_core import figures_applications as figs
-from sae_core.applications import NotApplicable, bars_probe, denoise, embedding, probe
-from sae_core.applications.common import COPY_STEPS, copy_steps
-from sae_core.config import DataConfig
+from sae_core.analysis.applications import NotApplicable, bars_probe, denoise, embedding, probe
+from sae_core.analysis.applications.common import COPY_STEPS, copy_steps
+from sae_core.config.run import DataConfig
+from sae_core.data import datasets as data
+from sae_core.figures import applications as figs
 
 SELF_TAUGHT = "app_self_taught"
 """session_state: {(config JSON, steps): self-taught probe answer}. Keyed by the configuration, not the

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from pages import common
-from sae_core.config import LIVE_FIELDS, RunConfig
+from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.models import get_spec
 
 PARAM = "classroom"

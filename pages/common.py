@@ -18,16 +18,19 @@ import streamlit as st
 import torch
 
 from pages.navigation_guard import leave_old_multipage_mode  # noqa: F401 (re-exported)
-from sae_core import budget, data, scheduler, upload_store
-from sae_core.config import BETA_DEFAULTS, FIELD_SECTION, LIVE_FIELDS, DataConfig, RunConfig
-from sae_core.jobs import TrainingJob
+from sae_core.config.run import BETA_DEFAULTS, FIELD_SECTION, LIVE_FIELDS, DataConfig, RunConfig
+from sae_core.data import datasets as data
 from sae_core.models import REGISTRY
 from sae_core.presets import DEFAULT_PRESET, load_presets
-from sae_core.scheduler import TrainingQueue
+from sae_core.serve import scheduler, upload_store
+from sae_core.serve.jobs import TrainingJob
+from sae_core.serve.scheduler import TrainingQueue
+from sae_core.train import budget
 
 PER_BROWSER = 2
 """Runs one browser may have training or queued at once (two tabs comparing runs; a reload's old run
-holds its place for the few seconds until it notices its tab is gone, sae_core.jobs.DISCONNECT_GRACE_S)."""
+holds its place for the few seconds until it notices its tab is gone,
+sae_core.serve.jobs.DISCONNECT_GRACE_S)."""
 IDLE_TIMEOUT_S = 30.0
 """A job pauses itself when for this long no page has drawn it and no tab of its browser session has
 been open (see `session_watcher`); $SAE_IDLE_TIMEOUT_S overrides it (tests use a short one)."""
@@ -85,7 +88,7 @@ def configure_torch() -> int:
 
     threads = max(1, int(os.environ.get("SAE_TORCH_THREADS", "1")))
     torch.set_num_threads(threads)
-    from sae_core.warmup import warm_up_in_background
+    from sae_core.serve.warmup import warm_up_in_background
 
     warm_up_in_background()  # the first Train click of this server should not pay torch's start-up
     return threads

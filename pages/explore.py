@@ -1,6 +1,6 @@
 """Explore page: a ρ × β grid of runs (optionally × hidden units, λ or seed) trained together, compared.
 
-The grid is one background job (pages/explore_views.py, sae_core.sweep_job): every cell trains in one
+The grid is one background job (pages/explore_views.py, sae_core.serve.sweep_job): every cell trains in one
 batched computation, and the views redraw once a second from its latest snapshot while it trains. A click
 on a cell picks it; "Open on Train" makes it the session's run on the Train page, weights included.
 """

@@ -10,14 +10,14 @@ import streamlit as st
 
 from pages import common, explore_views
 from pages.explore_views import ERROR, JOB, PROBE, SELECTED, current_job
-from sae_core import data
-from sae_core.cli_sweep import parse_list
-from sae_core.sweep import SweepSpec
-from sae_core.sweep_job import RemoteSweepJob, SweepJob
-from sae_core.sweep_spec import AXIS_LABELS, MAX_AXIS_VALUES, MAX_VALUES
+from sae_core.cli.sweep import parse_list
+from sae_core.data import datasets as data
+from sae_core.serve.sweep_job import RemoteSweepJob, SweepJob
+from sae_core.sweep.spec import AXIS_LABELS, MAX_AXIS_VALUES, MAX_VALUES
+from sae_core.sweep.trainer import SweepSpec
 
 VARIANTS = {"sparse": "Sparse (KL or L1 penalty)", "denoising": "Denoising sparse"}
-"""Variants the page sweeps (sae_core.sweep_spec also takes k-sparse, whose β and ρ mean nothing)."""
+"""Variants the page sweeps (sae_core.sweep.spec also takes k-sparse, whose β and ρ mean nothing)."""
 PENALTIES = {"kl": "KL(ρ‖ρ̂): ρ × β", "l1": "L1 on the codes: β (ρ is not used)"}
 BACKEND = "sweep_backend"
 BACKENDS = {"local": "this server", "ray": "the Ray cluster ($RAY_ADDRESS)"}
@@ -157,7 +157,7 @@ def spec_from_form() -> SweepSpec:
 @st.cache_data(ttl=30, show_spinner=False)
 def ray_status() -> tuple[bool, str]:
     """Whether a Ray cluster answers at $RAY_ADDRESS (checked at most every 30 s: it may wait 2 s)."""
-    from sae_core.sweep_ray import ray_status as status
+    from sae_core.sweep.ray_backend import ray_status as status
 
     return status()
 

@@ -1,6 +1,6 @@
 """The Explore page's parts: the sweep's buttons, its views over the grid, one picked cell and the probe.
 
-Not a page itself (pages/explore.py lays the page out). The sweep is a `sae_core.sweep_job.SweepJob` in
+Not a page itself (pages/explore.py lays the page out). The sweep is a `sae_core.serve.sweep_job.SweepJob` in
 st.session_state[JOB]: one background job for the whole grid, on one of the server's training slots.
 The views read only its latest snapshot; opening a cell on Train copies that cell's weights out of it.
 """
@@ -13,14 +13,16 @@ import numpy as np
 import streamlit as st
 
 from pages import common, live_charts, presentation
-from sae_core import data, figures_sweep, sweep_probe
-from sae_core.applications import NotApplicable
-from sae_core.config import RunConfig
-from sae_core.jobs import BusyError
-from sae_core.sweep import SweepSnapshot, SweepSpec
-from sae_core.sweep_block import model_from_state
-from sae_core.sweep_job import RemoteSweepJob, SweepJob
-from sae_core.sweep_spec import AXIS_LABELS
+from sae_core.analysis import sweep_probe
+from sae_core.analysis.applications import NotApplicable
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.figures import sweep as figures_sweep
+from sae_core.serve.jobs import BusyError
+from sae_core.serve.sweep_job import RemoteSweepJob, SweepJob
+from sae_core.sweep.block import model_from_state
+from sae_core.sweep.spec import AXIS_LABELS
+from sae_core.sweep.trainer import SweepSnapshot, SweepSpec
 
 JOB = "sweep_job"
 """This browser session's SweepJob."""

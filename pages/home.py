@@ -7,7 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from pages import classroom, common
-from sae_core import data, presets
+from sae_core import presets
+from sae_core.data import datasets as data
 
 common.leave_old_multipage_mode()
 

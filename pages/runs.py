@@ -1,4 +1,4 @@
-"""Runs page: this browser's kept runs (sae_core.runs), each to open on Train again or delete, and a
+"""Runs page: this browser's kept runs (sae_core.store.runs), each to open on Train again or delete, and a
 side-by-side comparison of two to four of them (pages/runs_compare.py)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import time
 import streamlit as st
 
 from pages import common, runs_compare, runs_store
-from sae_core import data, runs
+from sae_core.data import datasets as data
+from sae_core.store import runs
 
 common.leave_old_multipage_mode()
 

@@ -1,4 +1,4 @@
-"""The Runs page's comparison: two to four kept runs side by side (sae_core.compare does the work).
+"""The Runs page's comparison: two to four kept runs side by side (sae_core.figures.compare does the work).
 
 Not a page itself (pages/runs.py draws it). Each run is drawn from its kept snapshot
 (`StoredRun.snapshot()`) with the Train page's own figure functions: filters, the ρ̂ and density
@@ -12,9 +12,11 @@ import pandas as pd
 import streamlit as st
 
 from pages import runs_store
-from sae_core import compare, figures, runs
-from sae_core.metrics import active_rule
-from sae_core.snapshot import Snapshot
+from sae_core.figures import compare
+from sae_core.figures import training as figures
+from sae_core.store import runs
+from sae_core.train.metrics import active_rule
+from sae_core.train.snapshot import Snapshot
 
 PICK = "compare_runs"
 """Key of the multiselect: the ids of the runs compared."""

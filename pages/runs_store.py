@@ -1,4 +1,4 @@
-"""The pages' side of kept runs (sae_core.runs): the server's RunStore, whose runs, keeping this run.
+"""The pages' side of kept runs (sae_core.store.runs): the server's RunStore, whose runs, keeping this run.
 
 Not a page itself. When is a run kept? When the Train page sees it finished or stopped, when it is
 replaced (Reset, a rebuild, opening another model: common.retire_job stops it), and when its model is
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from pages import common
-from sae_core import runs
-from sae_core.jobs import TrainingJob
+from sae_core.serve.jobs import TrainingJob
+from sae_core.store import runs
 
 KEPT = "kept_runs"
 """st.session_state: id(job) -> _Kept, the last keep of the session's current and previous runs."""

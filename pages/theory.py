@@ -1,8 +1,9 @@
 """Theory page: the objective term by term, the KL penalty's gradient and the sparsity delta, a live
 gradient check, and why each choice matters, drawn on the session's current model where there is one.
 
-The numbers come from sae_core.theory, the pictures from sae_core.figures_theory, the objective's LaTeX
-from sae_core.formulas. The model is read from the current job's latest snapshot, never run here.
+The numbers come from sae_core.analysis.theory, the pictures from sae_core.figures.theory, the objective's
+LaTeX
+from sae_core.analysis.formulas. The model is read from the current job's latest snapshot, never run here.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common
-from sae_core import figures_theory, formulas, gradcheck, theory
-from sae_core.config import BETA_DEFAULTS
+from sae_core.analysis import formulas, theory
+from sae_core.config.run import BETA_DEFAULTS
+from sae_core.figures import theory as figures_theory
+from sae_core.train import gradcheck
 
 common.leave_old_multipage_mode()
 

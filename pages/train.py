@@ -21,8 +21,8 @@ from pages import (
     train_views,
     unit_card,
 )
-from sae_core import data
-from sae_core.jobs import TrainingJob
+from sae_core.data import datasets as data
+from sae_core.serve.jobs import TrainingJob
 
 common.leave_old_multipage_mode()
 

@@ -13,9 +13,9 @@ from typing import Any, get_args
 import streamlit as st
 
 from pages import classroom, common
-from sae_core import data
-from sae_core.config import FIELD_DOCS, Optimizer, TrainConfig, field_type
-from sae_core.config_sections import SIZE_LIMITS
+from sae_core.config.run import FIELD_DOCS, Optimizer, TrainConfig, field_type
+from sae_core.config.sections import SIZE_LIMITS
+from sae_core.data import datasets as data
 from sae_core.models import REGISTRY, get_spec
 from sae_core.models.spec import Control, VariantSpec
 
@@ -108,7 +108,7 @@ def spec_control(control: Control) -> None:
     key, hint = control.field, str(field_type(control.field))
     choices = control.choices
     if choices is None:
-        from sae_core import config
+        from sae_core.config import run as config
 
         alias = getattr(config, hint, None)
         choices = get_args(alias) or None

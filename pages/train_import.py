@@ -1,7 +1,7 @@
 """The Train page's model import: a model zip becomes this session's run, at the step it was saved at.
 
 Not a page itself (pages/train.py draws it at the top of the sidebar). The zip is the Download model
-button's, or a `sae train --out` folder zipped; sae_core.model_import checks every file of it before
+button's, or a `sae train --out` folder zipped; sae_core.store.model_import checks every file of it before
 anything changes. An accepted model replaces the run (the current one is kept as the previous run) and
 its settings fill the sidebar, so Train goes on training it and the Applications page explores it. A
 refused file gets its message under the uploader, and the current run is left as it was.
@@ -15,8 +15,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import classroom, common, runs_store
-from sae_core import data, model_import
-from sae_core.config import RunConfig
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.store import model_import
 
 UPLOADER = "model_zip"
 """Key of the uploader."""

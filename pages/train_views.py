@@ -10,9 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common, live_charts, presentation, runs_store
-from sae_core import diagnostics, export, figures, formulas
-from sae_core.jobs import BusyError, TrainingJob
-from sae_core.snapshot import Snapshot
+from sae_core.analysis import diagnostics, formulas
+from sae_core.figures import training as figures
+from sae_core.serve.jobs import BusyError, TrainingJob
+from sae_core.store import export
+from sae_core.train.snapshot import Snapshot
 
 FIRST_PICTURE_WAIT_S = 0.2  # longest a Train click waits for the job's first snapshot
 FILTERS_HEIGHT = 560  # pixels: big enough for a projector even when the montage is small (25 units of 8×8)

@@ -1,4 +1,5 @@
-"""The Train page's unit card: one unit's feature dashboard (sae_core.unit_card), under the live views.
+"""The Train page's unit card: one unit's feature dashboard (sae_core.analysis.unit_card), under the live
+views.
 
 Not a page itself (pages/train.py calls `draw`). The card runs the model, so it is drawn only while the
 job is not training: from a CPU copy of the paused or finished model, on the job's fixed probe inputs,
@@ -13,8 +14,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import train_views
-from sae_core import metrics, unit_card, unit_card_draw
-from sae_core.jobs import TrainingJob
+from sae_core.analysis import unit_card
+from sae_core.figures import unit_card as unit_card_draw
+from sae_core.serve.jobs import TrainingJob
+from sae_core.train import metrics
 
 UNIT = "card_unit"
 """Key of the unit number input."""

@@ -1,5 +1,5 @@
 """`python -m sae_core ...` runs the `sae` command line."""
 
-from .cli import main
+from sae_core.cli.main import main
 
 raise SystemExit(main())

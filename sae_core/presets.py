@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import data
-from .config import RunConfig
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
 
 PRESETS_FILE = Path(__file__).resolve().with_name("presets.json")
 DEFAULT_PRESET = "bars"

@@ -46,9 +46,9 @@ _PROGRESS_RE = re.compile(
 
 T = TypeVar("T")
 TRAINING_THREAD = "sae-training"
-"""sae_core.jobs.TRAINING_THREAD (not imported: these helpers run without the package's torch)."""
+"""sae_core.serve.jobs.TRAINING_THREAD (not imported: these helpers run without the package's torch)."""
 REAPER_PERIOD_S = 6.0
-"""sae_core.scheduler.Reaper's period (5 s), with a margin."""
+"""sae_core.serve.scheduler.Reaper's period (5 s), with a margin."""
 
 
 # ----- the server ---------------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ def process_usage(pid: int) -> tuple[float, int]:
 
 def named_threads(pid: int, name: str) -> int:
     """How many threads of a process carry `name` in the operating system (/proc/PID/task/*/comm; the
-    app names its training threads so: sae_core.scheduler.name_os_thread)."""
+    app names its training threads so: sae_core.serve.scheduler.name_os_thread)."""
     count = 0
     for comm in Path(f"/proc/{pid}/task").glob("*/comm"):
         try:

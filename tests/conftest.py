@@ -1,4 +1,5 @@
-"""Shared fixtures: small, seeded datasets built directly from scikit-learn (no sae_core.data involved)."""
+"""Shared fixtures: small, seeded datasets built directly from scikit-learn (no sae_core.data.datasets
+involved)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import pytest
 import torch
 
-from sae_core.data import Dataset
+from sae_core.data.datasets import Dataset
 
 # The suite's models are tiny: intra-op threads only add hand-offs between cores, and on a busy 2-core
 # machine (CI, or several test runs at once) they made the training tests over ten times slower.
@@ -59,8 +60,8 @@ TINY_RUN = {"dataset": "digits", "hidden": 4, "steps": 30, "batch_size": 32}
 @pytest.fixture(scope="session")
 def trained_run(tiny_digits):
     """make(**changes) -> (model, final snapshot) of TINY_RUN with changes, trained once per setting."""
-    from sae_core.config import RunConfig
-    from sae_core.training import Trainer
+    from sae_core.config.run import RunConfig
+    from sae_core.train.trainer import Trainer
 
     made: dict[tuple, tuple] = {}
 

@@ -25,15 +25,18 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest
 
-from sae_core import budget, data, model_import, uploads
-from sae_core.cli import main
-from sae_core.config import RunConfig
-from sae_core.config_sections import MAX_LAYERS, SIZE_LIMITS
-from sae_core.data import DataConfig
-from sae_core.history import LossHistory
-from sae_core.training import Trainer
-from sae_core.upload_store import SessionUploads
-from sae_core.uploads import UploadError, load_upload_bytes
+from sae_core.cli.main import main
+from sae_core.config.run import RunConfig
+from sae_core.config.sections import MAX_LAYERS, SIZE_LIMITS
+from sae_core.data import datasets as data
+from sae_core.data import uploads
+from sae_core.data.datasets import DataConfig
+from sae_core.data.uploads import UploadError, load_upload_bytes
+from sae_core.serve.upload_store import SessionUploads
+from sae_core.store import model_import
+from sae_core.train import budget
+from sae_core.train.history import LossHistory
+from sae_core.train.trainer import Trainer
 
 TINY = ["--dataset", "digits", "--hidden", "9", "--steps", "30", "--batch-size", "64", "--device", "cpu"]
 EVIL = "[click](http://evil)"

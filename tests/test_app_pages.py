@@ -13,7 +13,8 @@ import torch
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
-from sae_core import data, presets
+from sae_core import presets
+from sae_core.data import datasets as data
 from sae_core.models import build
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -301,7 +302,7 @@ def test_bars_page_shows_test_error_data_strip_and_bars_found(apps):
 
     import numpy as np
 
-    from sae_core import metrics
+    from sae_core.train import metrics
 
     at = apps({**TINY, "dataset": "bars", "hidden": "16"})
     _no_exceptions(at)

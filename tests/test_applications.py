@@ -1,4 +1,4 @@
-"""The applications (sae_core.applications), their figures and `sae probe | denoise | anomaly`.
+"""The applications (sae_core.analysis.applications), their figures and `sae probe | denoise | anomaly`.
 
 Known answers: a probe on the codes of a trained digits model classifies held-out digits (> 90%); the
 pixel probe equals scikit-learn's pipeline written out here; PSNR matches its formula; a model trained
@@ -16,11 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import cli, data, export, presets
-from sae_core import figures_applications as figs
-from sae_core.applications import NotApplicable, anomaly, bars_probe, denoise, embedding, probe
-from sae_core.applications.common import load_model_zip, train_model
-from sae_core.config import DataConfig, RunConfig
+from sae_core import presets
+from sae_core.analysis.applications import NotApplicable, anomaly, bars_probe, denoise, embedding, probe
+from sae_core.analysis.applications.common import load_model_zip, train_model
+from sae_core.cli import main as cli
+from sae_core.config.run import DataConfig, RunConfig
+from sae_core.data import datasets as data
+from sae_core.figures import applications as figs
+from sae_core.store import export
 
 QUICK = {"dataset": "digits", "hidden": 32, "steps": 300, "batch_size": 64, "lr": 0.02}
 """A sparse (KL) digits run that trains in seconds; its codes probe at about 95%."""

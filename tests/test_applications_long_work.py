@@ -11,11 +11,11 @@ import torch
 from apptest_helpers import pin_navigation_mode
 from streamlit.testing.v1 import AppTest
 
-from sae_core import export
-from sae_core.applications import embedding
-from sae_core.applications.common import weights_key
-from sae_core.config import RunConfig
+from sae_core.analysis.applications import embedding
+from sae_core.analysis.applications.common import weights_key
+from sae_core.config.run import RunConfig
 from sae_core.models import build
+from sae_core.store import export
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 PAGE = "pages/applications.py"

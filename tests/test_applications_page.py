@@ -14,9 +14,10 @@ import pytest
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
-from sae_core import cli, export
-from sae_core.config import RunConfig
+from sae_core.cli import main as cli
+from sae_core.config.run import RunConfig
 from sae_core.models import build
+from sae_core.store import export
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 PAGE = "pages/applications.py"
@@ -173,8 +174,9 @@ def test_the_self_taught_split_and_a_held_out_class_train_a_copy_behind_a_button
 
 
 def test_a_bars_model_is_probed_on_which_bars_each_image_holds(apps):
-    from sae_core import data, presets
-    from sae_core.applications.common import train_model
+    from sae_core import presets
+    from sae_core.analysis.applications.common import train_model
+    from sae_core.data import datasets as data
 
     cfg = presets.get("bars").config.replace(steps=1200)
     model = train_model(cfg, data.load(cfg.data))

@@ -23,8 +23,9 @@ import pytest
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
-from sae_core import gradcheck, theory
+from sae_core.analysis import theory
 from sae_core.models import REGISTRY
+from sae_core.train import gradcheck
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 RUN_TIMEOUT = 120  # the Theory page's first visit trains its three penalty runs on 2 shared cores

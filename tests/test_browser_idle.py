@@ -36,7 +36,7 @@ DEADLINE_S = 90  # generous: 2 CPU cores shared with other jobs; the first page 
 IDLE_TIMEOUT_S = 2
 AWAY_S = 3 * IDLE_TIMEOUT_S
 NAV_LINK = '[data-testid="stSidebarNavLink"]'
-PAUSED_MESSAGE = "Paused:"  # the job's message when it pauses itself (sae_core/jobs.py)
+PAUSED_MESSAGE = "Paused:"  # the job's message when it pauses itself (sae_core/serve/jobs.py)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from browser_helpers import (
     wait_until,
 )
 
-from sae_core import runs
+from sae_core.store import runs
 
 pytestmark = [
     pytest.mark.browser,

@@ -3,12 +3,13 @@
 Before, a closed tab's job paused after 30 s but its thread polled forever and kept the model, the
 optimizer and the data alive: threads went 12 -> 19 after 8 sessions and never dropped. Now a job's
 thread ends when it stops training, a job whose tab is gone pauses within seconds
-(sae_core.jobs.DISCONNECT_GRACE_S), and once Streamlit's disconnected-session TTL has passed the server's
-reaper (sae_core.scheduler.Reaper) releases the run. The server here keeps disconnected sessions for
+(sae_core.serve.jobs.DISCONNECT_GRACE_S), and once Streamlit's disconnected-session TTL has passed the
+server's
+reaper (sae_core.serve.scheduler.Reaper) releases the run. The server here keeps disconnected sessions for
 2 s instead of 120 s, so the test waits seconds.
 
 The test counts the training threads themselves: the app names them in the operating system
-("sae-training", sae_core.scheduler.name_os_thread), so /proc tells them from the server's other
+("sae-training", sae_core.serve.scheduler.name_os_thread), so /proc tells them from the server's other
 threads. Counting all threads, as this test once did, flaked under a loaded CI run: Streamlit's and
 asyncio's worker pools grew by 4 threads between two rounds (and stayed, up to their own sizes) while
 no training thread was left. Each round must also give its runs' memory back. That the memory left after

@@ -13,10 +13,11 @@ import torch
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
-from sae_core import diagnostics, figures
-from sae_core.config import BETA_DEFAULTS, RunConfig
-from sae_core.data import load
-from sae_core.training import Trainer
+from sae_core.analysis import diagnostics
+from sae_core.config.run import BETA_DEFAULTS, RunConfig
+from sae_core.data.datasets import load
+from sae_core.figures import training as figures
+from sae_core.train.trainer import Trainer
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 RUN_TIMEOUT = 60

@@ -12,7 +12,7 @@ from apptest_helpers import open_train_page, pin_navigation_mode, poll, stop_job
 from streamlit.testing.v1 import AppTest
 
 from pages import classroom
-from sae_core.config import RunConfig
+from sae_core.config.run import RunConfig
 from sae_core.presets import DEFAULT_PRESET, load_presets
 
 RUN_TIMEOUT = 60

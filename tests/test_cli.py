@@ -15,10 +15,12 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from sae_core import data, export, gradcheck, metrics
-from sae_core.cli import main
-from sae_core.config import FIELD_SECTION
+from sae_core.cli.main import main
+from sae_core.config.run import FIELD_SECTION
+from sae_core.data import datasets as data
 from sae_core.models import REGISTRY, VARIANTS, build
+from sae_core.store import export
+from sae_core.train import gradcheck, metrics
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--hidden", "9", "--steps", "60", "--batch-size", "64", "--device", "cpu"]

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from sae_core.config import FIELD_SECTION, LIVE_FIELDS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.config.run import FIELD_SECTION, LIVE_FIELDS, DataConfig, ModelConfig, RunConfig, TrainConfig
 
 
 def assert_rejected(klass: type, field: str, value: object, rule: str, **other: object) -> None:

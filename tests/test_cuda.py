@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import export, metrics
-from sae_core.config import RunConfig
-from sae_core.jobs import TrainingJob
+from sae_core.config.run import RunConfig
 from sae_core.models import VARIANTS
-from sae_core.training import Trainer, resolve_device
+from sae_core.serve.jobs import TrainingJob
+from sae_core.store import export
+from sae_core.train import metrics
+from sae_core.train.trainer import Trainer, resolve_device
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 pytestmark = pytest.mark.gpu

@@ -13,9 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from sae_core import data, torchvision_data
-from sae_core.config import DataConfig
-from sae_core.data import DataUnavailableError, UploadError, load, load_upload_bytes
+from sae_core.config.run import DataConfig
+from sae_core.data import datasets as data
+from sae_core.data import torchvision_sets as torchvision_data
+from sae_core.data.datasets import DataUnavailableError, UploadError, load, load_upload_bytes
 
 
 @pytest.fixture(autouse=True)

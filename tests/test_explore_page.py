@@ -11,7 +11,7 @@ import torch
 from apptest_helpers import APP, pin_navigation_mode, poll
 from streamlit.testing.v1 import AppTest
 
-from sae_core.sweep import SweepTrainer
+from sae_core.sweep.trainer import SweepTrainer
 
 TIMEOUT_S = 60
 STEPS = 150
@@ -127,8 +127,9 @@ def test_with_a_reachable_cluster_the_grid_can_train_there(monkeypatch):
     """Ray is offered when ray_status says a cluster answers; the "ray" backend is replaced by the local
     one here (tests/test_sweep_ray.py runs the real one on a local Ray)."""
     from pages import explore_settings
-    from sae_core import sweep_ray, sweep_run
-    from sae_core.sweep_job import RemoteSweepJob
+    from sae_core.serve.sweep_job import RemoteSweepJob
+    from sae_core.sweep import ray_backend as sweep_ray
+    from sae_core.sweep import run as sweep_run
 
     monkeypatch.setattr(sweep_ray, "ray_status", lambda: (True, "Ray cluster reachable at RAY_ADDRESS=auto"))
     monkeypatch.setitem(sweep_run.BACKENDS, "ray", sweep_run.run_local)

@@ -9,9 +9,9 @@ import pickle
 import pytest
 import torch
 
-from sae_core import export
-from sae_core.config import RunConfig
+from sae_core.config.run import RunConfig
 from sae_core.models import build
+from sae_core.store import export
 
 
 def _trained_like_model(cfg: RunConfig, n_inputs: int = 64) -> torch.nn.Module:
@@ -167,7 +167,7 @@ def test_the_app_download_holds_pictures_loss_history_and_step_count(tmp_path, t
     from PIL import Image
 
     from pages.train_views import model_zip
-    from sae_core.jobs import TrainingJob
+    from sae_core.serve.jobs import TrainingJob
 
     cfg = RunConfig().replace(hidden=5, steps=100, batch_size=32, device="cpu", seed=2)
     job = TrainingJob(cfg, tiny_digits)

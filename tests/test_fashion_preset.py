@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sae_core import data, presets
-from sae_core.applications import probe
-from sae_core.applications.common import train_model
-from sae_core.config import RunConfig
+from sae_core import presets
+from sae_core.analysis.applications import probe
+from sae_core.analysis.applications.common import train_model
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 NAME = "fashion-fast"

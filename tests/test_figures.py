@@ -10,12 +10,13 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from sae_core import figures, formulas
-from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from sae_core.data import Dataset, load
-from sae_core.figures_activity import BAR_COLOUR
+from sae_core.analysis import formulas
+from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.data.datasets import Dataset, load
+from sae_core.figures import training as figures
+from sae_core.figures.activity import BAR_COLOUR
 from sae_core.models import REGISTRY
-from sae_core.training import Trainer
+from sae_core.train.trainer import Trainer
 
 HIDDEN = 7  # a 3×3 grid with two empty tiles, so montage gaps are exercised
 RHO = 0.05
@@ -549,7 +550,7 @@ def test_a_picked_tile_is_a_unit_of_the_histograms_only_when_tiles_are_code_unit
 
 
 def test_l0_help_states_the_sigmoid_threshold_and_warns_when_rho_reaches_it():
-    from sae_core.figures_activity import l0_help
+    from sae_core.figures.activity import l0_help
 
     signed = l0_help(0.0, 0.05, "topk")
     assert "h ≠ 0" in signed and "negative" in signed

@@ -8,10 +8,10 @@ import itertools
 import numpy as np
 import pytest
 
-from sae_core import figures_sweep
-from sae_core.config import RunConfig
-from sae_core.sweep import SweepSpec, SweepTrainer
-from sae_core.sweep_probe import probe_grid
+from sae_core.analysis.sweep_probe import probe_grid
+from sae_core.config.run import RunConfig
+from sae_core.figures import sweep as figures_sweep
+from sae_core.sweep.trainer import SweepSpec, SweepTrainer
 
 SPEC = SweepSpec(
     RunConfig().replace(hidden=9, batch_size=64, steps=40, device="cpu"),

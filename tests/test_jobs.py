@@ -11,9 +11,9 @@ from functools import partial
 
 import pytest
 
-from sae_core.config import RunConfig
-from sae_core.jobs import BusyError, TrainingJob
-from sae_core.scheduler import Reaper, TrainingQueue
+from sae_core.config.run import RunConfig
+from sae_core.serve.jobs import BusyError, TrainingJob
+from sae_core.serve.scheduler import Reaper, TrainingQueue
 
 DEADLINE_S = 20.0
 

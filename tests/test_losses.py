@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import losses
-from sae_core.config import ModelConfig
+from sae_core.config.run import ModelConfig
 from sae_core.models import build, keep_topk
+from sae_core.train import objective as losses
 
 
 def np_kl(rho: float, rho_hat: np.ndarray) -> np.ndarray:

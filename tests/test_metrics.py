@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import metrics
-from sae_core.config import ModelConfig
+from sae_core.config.run import ModelConfig
 from sae_core.models import build
+from sae_core.train import metrics
 
 # Three samples of two pixels and their reconstructions.
 X = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])
@@ -157,7 +157,7 @@ def test_feature_match_is_each_true_features_best_pearson_correlation():
 
 
 def test_features_found_counts_planted_bars_but_not_two_bar_units_or_noise():
-    from sae_core.data import bar_basis
+    from sae_core.data.datasets import bar_basis
 
     bars = bar_basis(8).double()  # [16, 64]: rows 0-7 horizontal bars, 8-15 vertical
     rng = np.random.default_rng(1)

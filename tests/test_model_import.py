@@ -22,12 +22,12 @@ from apptest_helpers import open_train_page, pin_navigation_mode, stop_jobs
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from sae_core import export, model_import
-from sae_core.cli import main
-from sae_core.config import RunConfig
-from sae_core.jobs import TrainingJob
-from sae_core.model_import import ModelImportError, load_archive, load_model_path
+from sae_core.cli.main import main
+from sae_core.config.run import RunConfig
 from sae_core.models import build
+from sae_core.serve.jobs import TrainingJob
+from sae_core.store import export, model_import
+from sae_core.store.model_import import ModelImportError, load_archive, load_model_path
 
 CFG = RunConfig().replace(dataset="digits", hidden=5, steps=100, batch_size=32, device="cpu", seed=2)
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sae_core.config import ModelConfig
+from sae_core.config.run import ModelConfig
 from sae_core.models import AEOutput, SparseAutoencoder, build
 
 

@@ -14,9 +14,10 @@ import pytest
 from apptest_helpers import pin_navigation_mode
 from streamlit.testing.v1 import AppTest
 
-from sae_core import data, presets
-from sae_core.config import RunConfig
-from sae_core.training import Trainer
+from sae_core import presets
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.train.trainer import Trainer
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 OLD_BARS = {  # the bars preset before the landing-page change: Adam's usual lr on small batches

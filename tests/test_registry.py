@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import cli, figures, formulas
-from sae_core.config import RunConfig
-from sae_core.data import load
+from sae_core.analysis import formulas
+from sae_core.cli import main as cli
+from sae_core.config.run import RunConfig
+from sae_core.data.datasets import load
+from sae_core.figures import training as figures
 from sae_core.models import REGISTRY, build, get_spec
 from sae_core.models.spec import STANDARD_VIEWS
-from sae_core.training import Trainer
+from sae_core.train.trainer import Trainer
 
 TINY = {
     "dataset": "digits",

@@ -1,4 +1,4 @@
-"""The runs folder (sae_core.runs) and the comparison built on it (sae_core.compare).
+"""The runs folder (sae_core.store.runs) and the comparison built on it (sae_core.figures.compare).
 
 Runs are tiny (8×8 digits, 4 units, a few dozen steps); each test has its own folder.
 """
@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import compare, export, figures, runs
-from sae_core.stored_run import read_history_csv
+from sae_core.figures import compare
+from sae_core.figures import training as figures
+from sae_core.store import export, runs
+from sae_core.store.stored_run import read_history_csv
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from conftest import TINY_RUN
 from streamlit.testing.v1 import AppTest
 
 from pages import runs_store
-from sae_core import runs
+from sae_core.store import runs
 
 RUN_TIMEOUT = 60
 OWNER = "session:test session id"

@@ -28,7 +28,7 @@ SESSIONS = 3
 ROUNDS = 4
 QUERY = "dataset=bars&n_bars=100000&steps=100000"  # 100,000 8×8 images in float32: 25.6 MB per run
 RUN_MB = 25
-REAPER_S = 6.0  # sae_core.scheduler's reaper runs every 5 s
+REAPER_S = 6.0  # sae_core.serve.scheduler's reaper runs every 5 s
 SETTLE_S = 20.0  # disconnect grace (5 s) + session TTL (2 s) + the reaper's period (5 s), with room
 
 

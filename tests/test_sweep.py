@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import budget, data, export
-from sae_core.cli import main
-from sae_core.config import RunConfig
-from sae_core.sweep import SweepSpec, SweepTrainer
-from sae_core.training import PROBE_SIZE, Trainer
+from sae_core.cli.main import main
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.store import export
+from sae_core.sweep.trainer import SweepSpec, SweepTrainer
+from sae_core.train import budget
+from sae_core.train.trainer import PROBE_SIZE, Trainer
 
 TINY = {"hidden": 6, "batch_size": 64, "steps": 50, "device": "cpu"}
 

@@ -9,12 +9,12 @@ import time
 import pytest
 import torch
 
-from sae_core.config import RunConfig
-from sae_core.jobs import TrainingJob
-from sae_core.scheduler import TrainingQueue
-from sae_core.sweep import SweepSpec, SweepTrainer
-from sae_core.sweep_job import RemoteSweepJob, SweepJob
-from sae_core.training import Trainer
+from sae_core.config.run import RunConfig
+from sae_core.serve.jobs import TrainingJob
+from sae_core.serve.scheduler import TrainingQueue
+from sae_core.serve.sweep_job import RemoteSweepJob, SweepJob
+from sae_core.sweep.trainer import SweepSpec, SweepTrainer
+from sae_core.train.trainer import Trainer
 
 BASE = RunConfig().replace(hidden=6, batch_size=64, steps=120, device="cpu", seed=3)
 SPEC = SweepSpec(BASE, rhos=(0.05, 0.2), betas=(0.0, 3.0), axis="hidden", axis_values=(4, 6))
@@ -118,7 +118,7 @@ def test_a_remote_sweep_fills_in_block_by_block_with_the_cells_of_the_local_swee
 
 
 def test_a_stopped_remote_sweep_keeps_the_blocks_that_finished(tiny_digits, monkeypatch):
-    from sae_core import sweep_run
+    from sae_core.sweep import run as sweep_run
 
     first_done = threading.Event()
     go_on = threading.Event()
@@ -147,7 +147,7 @@ def test_a_stopped_remote_sweep_keeps_the_blocks_that_finished(tiny_digits, monk
 
 
 def test_a_failing_backend_is_a_one_line_message(tiny_digits, monkeypatch):
-    from sae_core import sweep_run
+    from sae_core.sweep import run as sweep_run
 
     def broken(*args, **kwargs):
         raise ConnectionError("could not reach RAY_ADDRESS=10.0.0.9:6379\nlong trace")

@@ -13,11 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sae_core import sweep_ray
-from sae_core.cli import main
-from sae_core.config import RunConfig
-from sae_core.sweep import SweepSpec
-from sae_core.sweep_run import run_sweep
+from sae_core.cli.main import main
+from sae_core.config.run import RunConfig
+from sae_core.sweep import ray_backend as sweep_ray
+from sae_core.sweep.run import run_sweep
+from sae_core.sweep.trainer import SweepSpec
 
 ray = pytest.importorskip("ray")  # a guard only: scripts/test.sh installs the ray extra
 
@@ -79,8 +79,8 @@ def test_the_explore_pages_ray_job_gives_the_local_sweeps_cells(local_ray, tiny_
     trained here, and the grid is whole once every block is back."""
     import time
 
-    from sae_core.sweep import SweepTrainer
-    from sae_core.sweep_job import RemoteSweepJob
+    from sae_core.serve.sweep_job import RemoteSweepJob
+    from sae_core.sweep.trainer import SweepTrainer
 
     spec = SweepSpec(
         RunConfig().replace(hidden=6, steps=STEPS, device="cpu"), (0.05, 0.2), (0.0, 3.0), "hidden", (4, 6)
@@ -185,7 +185,8 @@ def test_connect_starts_a_private_ray_that_ships_sae_core_or_refuses_a_dead_addr
 
 
 def test_importing_the_sweep_modules_does_not_import_ray():
-    code = "import sys, sae_core.cli, sae_core.sweep_run, sae_core.sweep_ray; print('ray' in sys.modules)"
+    modules = "sae_core.cli.main, sae_core.sweep.run, sae_core.sweep.ray_backend"
+    code = f"import sys, {modules}; print('ray' in sys.modules)"
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

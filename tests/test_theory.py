@@ -1,4 +1,4 @@
-"""The Theory page (pages/theory.py) and its library side (sae_core.theory, sae_core.figures_theory).
+"""The Theory page (pages/theory.py) and its library side (sae_core.analysis.theory, sae_core.figures.theory).
 
 Formulas are checked against ones written out here, and against autograd: the UFLDL sparsity delta is
 what back-propagation gives for the KL term.
@@ -15,8 +15,11 @@ import torch
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
-from sae_core import figures_theory, gradcheck, presets, theory
-from sae_core.config import ModelConfig
+from sae_core import presets
+from sae_core.analysis import theory
+from sae_core.config.run import ModelConfig
+from sae_core.figures import theory as figures_theory
+from sae_core.train import gradcheck
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TINY_PAGE = {"dataset": "digits", "hidden": "4", "steps": "100000", "batch_size": "32"}

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import data, metrics
-from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from sae_core.losses import loss_terms
+from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.data import datasets as data
 from sae_core.models import build
-from sae_core.training import PROBE_SIZE, SHOW_SIZE, Snapshot, Trainer
+from sae_core.train import metrics
+from sae_core.train.objective import loss_terms
+from sae_core.train.trainer import PROBE_SIZE, SHOW_SIZE, Snapshot, Trainer
 
 
 def run_config(**flat) -> RunConfig:

@@ -1,4 +1,4 @@
-"""One hidden unit's card (sae_core.unit_card), its page section on Train, and `sae unit`.
+"""One hidden unit's card (sae_core.analysis.unit_card), its page section on Train, and `sae unit`.
 
 The numbers are checked against numpy written out here from the model's weights: the sigmoid encoder and
 decoder of the one-hidden-layer sparse autoencoder, h = σ(W₁x + b₁), x̂ = σ(W₂h + b₂); the deep and VAE
@@ -18,11 +18,12 @@ from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from sae_core import unit_card, unit_card_draw
-from sae_core.cli import main
-from sae_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.analysis import unit_card
+from sae_core.cli.main import main
+from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.figures import unit_card as unit_card_draw
 from sae_core.models import registry
-from sae_core.training import Trainer
+from sae_core.train.trainer import Trainer
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TINY_PAGE = {"dataset": "digits", "hidden": "4", "steps": "100000", "batch_size": "32"}

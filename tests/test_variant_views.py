@@ -15,13 +15,13 @@ import torch
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
-from sae_core.config import RunConfig
-from sae_core.data import load
+from sae_core.config.run import RunConfig
+from sae_core.data.datasets import load
+from sae_core.figures.variants import contractive, conv, deep, denoising, ksparse, vae
 from sae_core.images import normalize_filters
 from sae_core.models import REGISTRY
 from sae_core.models.denoising import corrupt
-from sae_core.training import Trainer
-from sae_core.variant_figures import contractive, conv, deep, denoising, ksparse, vae
+from sae_core.train.trainer import Trainer
 
 # Every variant's figure functions under one name, as the specs' views reach them.
 fv = SimpleNamespace(
@@ -241,7 +241,7 @@ def _control_kind(spec_control) -> str:
     """The widget kind the page should draw for a spec control (what train_controls derives)."""
     from typing import get_args
 
-    from sae_core import config
+    from sae_core.config import run as config
 
     hint = str(config.field_type(spec_control.field))
     if spec_control.choices is not None or get_args(getattr(config, hint, None)):

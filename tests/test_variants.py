@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from sae_core import gradcheck, metrics
-from sae_core.config import ModelConfig, RunConfig
-from sae_core.data import Dataset
-from sae_core.losses import loss_terms
+from sae_core.config.run import ModelConfig, RunConfig
+from sae_core.data.datasets import Dataset
 from sae_core.models import AEOutput, build
 from sae_core.models.conv import ConvAutoencoder
 from sae_core.models.denoising import DenoisingAutoencoder, corrupt
 from sae_core.models.vae import grid_axis, kl_prior, latent_grid, reparameterize
-from sae_core.training import PROBE_SIZE, SHOW_SIZE, Trainer
+from sae_core.train import gradcheck, metrics
+from sae_core.train.objective import loss_terms
+from sae_core.train.trainer import PROBE_SIZE, SHOW_SIZE, Trainer
 
 VARIANTS = ("deep", "conv", "denoising", "vae", "contractive", "ksparse")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sae_core import warmup
+from sae_core.serve import warmup
 
 
 def test_warm_up_trains_a_tiny_model_and_draws_the_figures(monkeypatch):
     drawn = []
-    import sae_core.figures as figures
+    import sae_core.figures.training as figures
 
     real = figures.filters_figure
     monkeypatch.setattr(figures, "filters_figure", lambda snap, *a, **k: drawn.append(snap) or real(snap))

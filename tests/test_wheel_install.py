@@ -62,7 +62,7 @@ def installed(tmp_path_factory) -> dict:
 
 def test_wheel_ships_the_presets_file(installed):
     names = zipfile.ZipFile(installed["wheel"]).namelist()
-    assert "sae_core/presets.json" in names and "sae_core/torchvision_data.py" in names
+    assert "sae_core/presets.json" in names and "sae_core/data/torchvision_sets.py" in names
 
 
 def test_installed_package_is_imported_from_the_venv_not_the_checkout(installed):

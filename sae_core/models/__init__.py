@@ -9,9 +9,9 @@ deep.py, conv.py, denoising.py, vae.py, contractive.py, ksparse.py   the other v
 
 from __future__ import annotations
 
-from .base import ACTIVATIONS, AEOutput, Autoencoder, keep_topk
-from .registry import REGISTRY, VARIANTS, build, get_spec
-from .sparse import SparseAutoencoder
+from sae_core.models.base import ACTIVATIONS, AEOutput, Autoencoder, keep_topk
+from sae_core.models.registry import REGISTRY, VARIANTS, build, get_spec
+from sae_core.models.sparse import SparseAutoencoder
 
 __all__ = [
     "ACTIVATIONS",

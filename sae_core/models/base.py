@@ -14,9 +14,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from ..losses import reconstruction_loss
-from ..metrics import is_active
+from sae_core.config.run import ModelConfig
+from sae_core.train.metrics import is_active
+from sae_core.train.objective import reconstruction_loss
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from ..config import ModelConfig
-from ..tex import tex_number
-from .base import AEOutput
-from .sparse import SparseAutoencoder
-from .spec import Control, VariantSpec, View
+from sae_core.config.run import ModelConfig
+from sae_core.models.base import AEOutput
+from sae_core.models.sparse import SparseAutoencoder
+from sae_core.models.spec import Control, VariantSpec, View
+from sae_core.tex import tex_number
 
 
 def jacobian_norms(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

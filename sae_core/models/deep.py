@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from .base import ACTIVATIONS, Autoencoder, keep_topk
-from .sparse import topk_of
-from .spec import Control, VariantSpec, View
+from sae_core.config.run import ModelConfig
+from sae_core.models.base import ACTIVATIONS, Autoencoder, keep_topk
+from sae_core.models.sparse import topk_of
+from sae_core.models.spec import Control, VariantSpec, View
 
 
 class DeepAutoencoder(Autoencoder):

@@ -15,10 +15,10 @@ from typing import get_args
 
 import torch
 
-from ..config import Corruption, ModelConfig
-from .base import AEOutput
-from .sparse import SparseAutoencoder, topk_of
-from .spec import Control, VariantSpec, View
+from sae_core.config.run import Corruption, ModelConfig
+from sae_core.models.base import AEOutput
+from sae_core.models.sparse import SparseAutoencoder, topk_of
+from sae_core.models.spec import Control, VariantSpec, View
 
 SHOW_SEED = 0
 """Seed of the corruption in the snapshot's noisy pictures, so they do not change between snapshots."""

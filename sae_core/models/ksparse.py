@@ -20,9 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from .base import AEOutput, Autoencoder, keep_topk, ufldl_range
-from .spec import Control, VariantSpec, View
+from sae_core.config.run import ModelConfig
+from sae_core.models.base import AEOutput, Autoencoder, keep_topk, ufldl_range
+from sae_core.models.spec import Control, VariantSpec, View
 
 
 class KSparseAutoencoder(Autoencoder):

@@ -10,8 +10,8 @@ import pkgutil
 
 from torch import nn
 
-from ..config import ModelConfig
-from .spec import VariantSpec
+from sae_core.config.run import ModelConfig
+from sae_core.models.spec import VariantSpec
 
 _NOT_VARIANTS = frozenset({"base", "spec", "registry"})
 

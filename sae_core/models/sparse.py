@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from .base import ACTIVATIONS, Autoencoder, keep_topk, ufldl_range
-from .spec import VariantSpec
+from sae_core.config.run import ModelConfig
+from sae_core.models.base import ACTIVATIONS, Autoencoder, keep_topk, ufldl_range
+from sae_core.models.spec import VariantSpec
 
 
 class SparseAutoencoder(Autoencoder):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..config import ModelConfig
+from sae_core.config.run import ModelConfig
 
 if TYPE_CHECKING:
     from torch import nn
@@ -38,12 +38,13 @@ class Control:
 
 @dataclass(frozen=True)
 class View:
-    """One of the variant's pictures: a pure figure function of the snapshot in `sae_core.variant_figures`."""
+    """One of the variant's pictures: a pure figure function of the snapshot in
+    `sae_core.figures.variants`."""
 
     key: str
     """The chart's key on the page."""
     figure: str
-    """"module:function" inside `sae_core.variant_figures`, imported when first drawn (models stay free of
+    """"module:function" inside `sae_core.figures.variants`, imported when first drawn (models stay free of
     plotly). The function takes the snapshot (and `index=` when `pick_input`)."""
     column: int = 0
     """0: left column, 1: right column."""
@@ -55,9 +56,9 @@ class View:
 
 
 def variant_figure(path: str) -> Callable[..., Any]:
-    """The function that "module:function" names inside `sae_core.variant_figures`."""
+    """The function that "module:function" names inside `sae_core.figures.variants`."""
     module, name = path.split(":")
-    return getattr(importlib.import_module(f"sae_core.variant_figures.{module}"), name)
+    return getattr(importlib.import_module(f"sae_core.figures.variants.{module}"), name)
 
 
 def _no_terms(cfg: ModelConfig) -> list[str]:
@@ -110,12 +111,12 @@ class VariantSpec:
     """The largest Adam learning rate it trains at reliably, when lower than the sparse presets' 0.1 (a deep
     or VAE model collapses there): picking the variant on the page lowers a higher lr to it, and says so."""
     metrics: str | None = None
-    """"module:function" in `sae_core.variant_figures` giving (label, value, help) rows of its own."""
+    """"module:function" in `sae_core.figures.variants` giving (label, value, help) rows of its own."""
     standard_views: frozenset[str] = STANDARD_VIEWS
     """Which of the page's activity views mean something for this code."""
     check: Callable[[ModelConfig], None] = _no_rules
     """Variant rules on a config (raise ValueError naming the field); run when a ModelConfig is built."""
-    # ----- the objective in LaTeX (sae_core.formulas assembles it) -----
+    # ----- the objective in LaTeX (sae_core.analysis.formulas assembles it) -----
     reconstruction_tex: Callable[[ModelConfig], str | None] = lambda cfg: None
     """Replaces ½·mean‖x̂ − x‖² (e.g. a likelihood); None keeps it."""
     extra_tex: Callable[[ModelConfig], list[str]] = _no_terms

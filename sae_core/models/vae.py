@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from ..losses import reconstruction_loss
-from .base import AEOutput, Autoencoder
-from .spec import Control, VariantSpec, View
+from sae_core.config.run import ModelConfig
+from sae_core.models.base import AEOutput, Autoencoder
+from sae_core.models.spec import Control, VariantSpec, View
+from sae_core.train.objective import reconstruction_loss
 
 PRIOR_SAMPLES = 16
 GRID_SIDE = 10

@@ -1,0 +1,63 @@
+"""Plain-language warnings about a run, read from a snapshot: most units dead, units saturated.
+
+A teacher's run can fail silently: an L1 weight β that kills every unit, a learning rate so large that
+every sigmoid unit sticks at 0 or 1. The page shows these next to the progress bar; each says what
+was seen and the likely cause. Pure functions of a `Snapshot`, no Streamlit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sae_core.train.snapshot import Snapshot
+
+SATURATION_MARGIN = 1e-3
+"""A sigmoid activation within this of 0 or 1 counts as saturated (its gradient σ(1 − σ) < 1e-3)."""
+SATURATED_FRACTION = 0.95
+"""Warn when at least this share of the probe activations is saturated."""
+DEAD_FRACTION = 0.5
+"""Warn when at least this share of the units is never active on the probe set."""
+
+
+def saturated_fraction(snap: Snapshot) -> float:
+    """Share of the probe activations within SATURATION_MARGIN of 0 or 1 (sigmoid codes; 0 otherwise)."""
+    acts = np.asarray(snap.activations)
+    if snap.code_activation != "sigmoid" or acts.size == 0:
+        return 0.0
+    return float(((acts < SATURATION_MARGIN) | (acts > 1.0 - SATURATION_MARGIN)).mean())
+
+
+def run_warnings(snap: Snapshot) -> list[str]:
+    """What looks wrong with this run, each with its likely cause; empty before the first step."""
+    if snap.step == 0 or "rho_hat" not in snap.config.model.spec.standard_views:
+        return []
+    model, lr = snap.config.model, snap.config.train.lr
+    saturated = saturated_fraction(snap)
+    if saturated >= SATURATED_FRACTION:
+        return [
+            f"Saturated: {saturated:.0%} of the hidden activations are stuck at 0 or 1, so almost no "
+            f"gradient flows. The learning rate ({lr:g}) is most likely far too high; try 0.01 (Adam)."
+        ]
+    density = np.asarray(snap.density)
+    dead = int((density == 0).sum())
+    if density.size == 0 or dead < DEAD_FRACTION * density.size:
+        return []
+    penalty = model.effective_penalty
+    if penalty == "l1":
+        cause = (
+            f"the L1 weight β = {model.beta:g} is too strong for these units (try 0.01 or less), or the "
+            f"learning rate ({lr:g}) pushes ReLU units below 0 for good (try 0.001-0.003)"
+        )
+    elif penalty == "kl":
+        cause = (
+            f"β = {model.beta:g} with a target ρ = {model.rho:g} switches units off faster than the "
+            f"reconstruction can use them; try a larger ρ, a smaller β or a smaller learning rate ({lr:g})"
+        )
+    elif penalty == "topk":
+        cause = f"only k = {model.k} units are kept per input, so the others never win; try a larger k"
+    else:
+        cause = f"the learning rate ({lr:g}) may be too high; try a smaller one"
+    return [f"{dead} of {density.size} units are dead (never active on the probe set): {cause}."]

@@ -1,0 +1,81 @@
+"""The objective as LaTeX (KaTeX-compatible, for st.latex) with the run's current numbers substituted.
+
+The page shows the formula next to the pictures so the student sees which term each slider moves.
+"""
+
+from __future__ import annotations
+
+from sae_core.config.run import ModelConfig, RunConfig
+from sae_core.tex import tex_number
+from sae_core.train.objective import EPS
+
+RECONSTRUCTION = r"\frac{1}{2}\cdot\frac{1}{m}\sum_{i=1}^{m}\bigl\lVert \hat{x}^{(i)} - x^{(i)} \bigr\rVert^2"
+
+__all__ = ["RECONSTRUCTION", "kl_latex", "objective_latex", "tex_number"]
+
+
+def _weight_decay(model: ModelConfig) -> str:
+    lam = tex_number(model.weight_decay)
+    if model.spec.decays_every_layer:  # every layer's weights are decayed, not just two
+        return rf"\frac{{{lam}}}{{2}}\sum_{{l}} \lVert W_l \rVert_F^2"
+    return rf"\frac{{{lam}}}{{2}}\bigl(\lVert W_1 \rVert_F^2 + \lVert W_2 \rVert_F^2\bigr)"
+
+
+def _sparsity(model: ModelConfig) -> str | None:
+    beta = tex_number(model.beta) + model.spec.penalty_factor_tex
+    units, j = model.spec.penalty_units(model)
+    if model.effective_penalty == "kl":
+        rho = tex_number(model.rho)
+        return rf"{beta}\sum_{{{j}=1}}^{{{units}}} \mathrm{{KL}}\bigl({rho} \,\big\|\, \hat\rho_{j}\bigr)"
+    if model.effective_penalty == "l1":
+        per_sample = rf"\sum_{{{j}=1}}^{{{units}}} \bigl|h_{j}^{{(i)}}\bigr|"
+        return rf"{beta}\cdot\frac{{1}}{{m}}\sum_{{i=1}}^{{m}}" + per_sample
+    return None
+
+
+def _aligned(lines: list[str]) -> str:
+    """Lines joined in a KaTeX `aligned` block.
+
+    One term or one note per line, notes of at most 34 characters: every line must fit the Train page's
+    ~430 px formula column at KaTeX's default size (the widest renders about 345 px in Chromium), or
+    KaTeX clips it at the column's right edge.
+    """
+    return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
+
+
+def objective_latex(config: RunConfig | ModelConfig) -> str:
+    """J(W, b) for this run with ρ, β, λ (and k for top-k) written in as numbers, one term per line.
+
+    The variant's spec supplies what is its own: a reconstruction term that replaces ½·mean‖x̂ − x‖², the
+    terms it adds, how many ρ̂ the penalty sums over, and notes under the objective.
+    """
+    model = config.model if isinstance(config, RunConfig) else config
+    spec = model.spec
+    terms = [spec.reconstruction_tex(model) or RECONSTRUCTION]
+    if model.weight_decay > 0:
+        terms.append(_weight_decay(model))
+    sparsity = _sparsity(model)
+    if sparsity is not None:
+        terms.append(sparsity)
+    terms += spec.extra_tex(model)
+    lines = [r"J(W, b) &= " + terms[0]] + [r"&\quad + " + term for term in terms[1:]]
+    if model.effective_penalty == "topk":
+        k = model.k
+        lines.append(rf"h &= \mathrm{{top}}_{{{k}}}(W_1 x + b_1)")
+        lines.append(rf"&\quad \text{{keep the {k} largest, zero the rest}}")
+    lines += spec.notes_tex(model)
+    return _aligned(lines)
+
+
+def kl_latex(rho: float) -> str:
+    """The Bernoulli KL divergence, in symbols and with ρ substituted, and the definition of ρ̂ⱼ."""
+    r, one_minus, eps = tex_number(rho), tex_number(1.0 - rho), tex_number(EPS)
+    return _aligned(
+        [
+            r"\mathrm{KL}(\rho \,\|\, \hat\rho_j) &= \rho \log\frac{\rho}{\hat\rho_j}"
+            r" + (1-\rho)\log\frac{1-\rho}{1-\hat\rho_j}",
+            rf"&= {r}\log\frac{{{r}}}{{\hat\rho_j}} + {one_minus}\log\frac{{{one_minus}}}{{1-\hat\rho_j}}",
+            r"\hat\rho_j &= \frac{1}{m}\sum_{i=1}^{m} h_j\bigl(x^{(i)}\bigr)",
+            rf"&\quad \text{{clamped to }} [{eps},\, 1 - {eps}]",
+        ]
+    )

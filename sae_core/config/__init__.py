@@ -1,0 +1,2 @@
+"""A run's settings: frozen, validated dataclasses assembled from the variants' and penalties' specs, and
+the dataset catalogue."""

@@ -1,0 +1,1 @@
+"""Pure plotly figure functions of snapshots and analysis results (no Streamlit)."""

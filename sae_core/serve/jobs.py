@@ -1,0 +1,353 @@
+"""A training run in a background thread, controlled from UI callbacks (no Streamlit here).
+
+The page keeps one `TrainingJob` per browser session; its buttons call start / pause / step_once /
+stop and its sliders call set_live. The thread never touches the UI: it publishes `Snapshot`s and
+the page draws the latest one on a timer. The thread lives only while the job trains: a paused job
+holds no thread, and `release()` (the server's `scheduler.Reaper`, for a session that has gone) gives
+back its model, optimizer and data too.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from sae_core.config.run import RunConfig
+from sae_core.data.datasets import Dataset
+from sae_core.serve.scheduler import BusyError, TrainingQueue, name_os_thread
+from sae_core.train.trainer import Snapshot, Trainer
+
+__all__ = ["BusyError", "TrainingJob"]
+
+LOCK_HANDOVER_S = 0.001
+"""The training thread's pause between two sections, off the job's lock (see TrainingJob._loop)."""
+TRAINING_THREAD = "sae-training"
+"""The name of a job's thread, in Python and in the operating system (scheduler.name_os_thread)."""
+DISCONNECT_GRACE_S = 5.0
+"""A running job whose browser session has had no tab connected for this long pauses itself (the tab
+was closed or reloaded: a reload is a new session, so the old run must not keep its slot)."""
+
+
+class TrainingJob:
+    """Owns a Trainer and the thread that steps it.
+
+    queue: the server's `TrainingQueue`; a job holds a place in it while it trains or waits, as `owner`
+    (its browser). With no free slot, start() leaves the job "queued" (`queue_place()` says where) and
+    it starts by itself when its turn comes. is_watched: says whether the job's browser session has a
+    tab connected (the page passes one that asks the server, so a user on another page of the app keeps
+    the run going); a running job pauses itself once it has been False for disconnect_grace_s. Without
+    one (AppTest, scripts), the job pauses after idle_timeout seconds without a `latest()` call.
+    The run's length (config steps / epochs, live) is its step limit: the thread ends its stepping there
+    with status "done"; a run until paused (steps 0) has none. first_snapshot_s: length of the first
+    stepping section after each start, so that the page sees the model move within a moment of the
+    click instead of after a whole snapshot_interval.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        dataset: Dataset,
+        *,
+        snapshot_interval: float = 0.25,
+        first_snapshot_s: float = 0.02,
+        idle_timeout: float = 30.0,
+        queue: TrainingQueue | None = None,
+        owner: str = "",
+        device: str | None = None,
+        is_watched: Callable[[], bool] | None = None,
+        disconnect_grace_s: float = DISCONNECT_GRACE_S,
+        initial_state: Mapping[str, torch.Tensor] | None = None,
+        start_step: int = 0,
+        trainer: Any = None,
+    ) -> None:
+        # trainer: something else that steps like a Trainer (sae_core.serve.sweep_job.SweepStepper: a whole
+        # sweep); config and dataset are then only what it was built from.
+        self.trainer = (
+            trainer
+            if trainer is not None
+            else Trainer(config, dataset, device=device, initial_state=initial_state, start_step=start_step)
+        )
+        self.snapshot_interval = snapshot_interval
+        self.first_snapshot_s = first_snapshot_s
+        self._first_section = False  # set by start(): the next stepping section is a short one
+        self._published = threading.Condition(threading.Lock())  # notified by _publish
+        self.idle_timeout = idle_timeout
+        self._is_watched = is_watched
+        self.disconnect_grace_s = disconnect_grace_s
+        self._unwatched_since: float | None = None
+        self._last_seen = time.monotonic()  # the session last seen connected (or the page last read)
+        self._queue = queue
+        self._owner = owner
+        self._released = False
+        self._lock = threading.RLock()  # guards the trainer and _latest
+        self._running = threading.Event()
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_read = time.monotonic()
+        self.status = "ready"
+        self.message: str | None = None
+        """Why the job paused itself, if it did (a divergence's message is the trainer's)."""
+        self._latest = self.trainer.snapshot("ready")
+
+    # ----- what the page reads --------------------------------------------------------------------------
+    @property
+    def config(self) -> RunConfig:
+        return self.trainer.config
+
+    @property
+    def running(self) -> bool:
+        return self._running.is_set() and self._thread is not None and self._thread.is_alive()
+
+    @property
+    def released(self) -> bool:
+        """Its browser session ended and the reaper let go of its model and data (see release)."""
+        return self._released
+
+    @property
+    def active(self) -> bool:
+        """Training or waiting in the queue to train: the page keeps refreshing."""
+        return self.running or self.status == "queued"
+
+    def queue_place(self) -> int | None:
+        """Its place in the server's queue while "queued" (1 = next), else None."""
+        place = None if self._queue is None or self.status != "queued" else self._queue.place(self)
+        return place or None
+
+    @property
+    def step_count(self) -> int:
+        return self.trainer.step_count
+
+    def latest(self) -> Snapshot:
+        """The newest snapshot; reading it also tells the job that someone is still watching."""
+        self._last_read = self._last_seen = time.monotonic()
+        return self._latest
+
+    def model_copy(self) -> tuple[torch.nn.Module, int]:
+        """(a CPU copy of the model in eval mode, the step it is at), taken between two steps (the thread
+        holds the lock while it steps): what a page may run on the UI thread while the job trains on."""
+        with self._lock:
+            model = copy.deepcopy(self.trainer.model).cpu().eval()
+            return model, self.trainer.step_count
+
+    # ----- controls -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start or resume training in the background; with every slot taken, join the queue (status
+        "queued") and start when its turn comes. BusyError when its browser holds all it may."""
+        if self.active or self._released:
+            return
+        if self.trainer.finished:
+            self.status = "done"
+            return
+        place = 0 if self._queue is None else self._queue.acquire(self, self._owner, self._on_grant)
+        self.message = None
+        self._last_read = time.monotonic()
+        if place:
+            self._resume_status = self.status
+            self.status = "queued"
+            self._publish()
+            return
+        self._begin()
+
+    resume = start
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._first_section = True
+            self._halt.clear()
+            self._running.set()
+            self.status = "running"
+            if self._thread is None:  # the thread clears this, under the lock, when it ends
+                self._thread = threading.Thread(target=self._loop, name=TRAINING_THREAD, daemon=True)
+                self._thread.start()
+
+    def _on_grant(self) -> None:
+        """The queue gave this job a slot (called from the thread that freed it)."""
+        with self._lock:
+            if self.status == "queued" and not self._halt.is_set():
+                if self._is_watched is not None and not self._is_watched():
+                    # Its tab was closed or reloaded while it waited: it would train unseen until the
+                    # disconnect grace paused it, holding a slot a student in the room is waiting for.
+                    self.status = "paused"
+                    self.message = (
+                        "Left the queue: no tab of this browser session was open when its turn came."
+                    )
+                    self._publish()
+                else:
+                    self._last_read = time.monotonic()
+                    self._begin()
+                    return
+        self._release_slot()  # it left the queue meanwhile (or its tab did): pass the slot on
+
+    def pause(self) -> None:
+        self._running.clear()
+        if self.status == "running":
+            self.status = "paused"
+        elif self.status == "queued":  # leaves the queue: back to what it was before
+            self.status = getattr(self, "_resume_status", "paused")
+        self._wait_idle()
+        self._publish()
+        self._release_slot()
+
+    def step_once(self) -> Snapshot:
+        """Pause if needed and take exactly one step."""
+        self.pause()
+        with self._lock:
+            if self.trainer.advance(max_steps=1, end=self.trainer.step_count + 1) == "diverged":
+                self.status = "diverged"
+            self._publish()
+        return self._latest
+
+    def stop(self) -> None:
+        """End the thread; the model is kept and can still be stepped or saved."""
+        self._halt.set()
+        self._running.clear()
+        thread = self._thread  # the thread clears the attribute itself as it ends
+        if thread is not None:
+            thread.join(timeout=10)
+        if self.status in ("running", "paused", "ready", "queued"):
+            self.status = "stopped"
+        self._publish()
+        self._release_slot()
+
+    def release(self) -> None:
+        """Stop, and let go of the trainer (model, optimizer, data): for a run whose browser session has
+        gone for good. The last snapshot stays readable; nothing can train or step any more."""
+        self.stop()
+        with self._lock:
+            self._released = True
+            self.status = "stopped"
+            self.message = "Released: this run's browser session ended."
+            self._latest = dataclasses.replace(self._latest, status="stopped", message=self.message)
+            self.trainer = _ReleasedTrainer(self.trainer)
+
+    def abandoned_for(self) -> float:
+        """Seconds since the job's browser session was last seen connected; 0 while it is, and always 0
+        without a way to tell (no is_watched: AppTest, scripts), so such a job is never released."""
+        if self._is_watched is None or self._released:
+            return 0.0
+        if self._is_watched():
+            self._last_seen = time.monotonic()
+            return 0.0
+        return time.monotonic() - self._last_seen
+
+    def set_config(self, config: RunConfig) -> None:
+        """Take the live fields (LIVE_FIELDS: ρ, β, λ, lr, the run's length, λ_c) of an already validated
+        config: at the next step while training, at once (and republished) otherwise. ValueError when a
+        field that needs a new model differs."""
+        with self._lock:
+            self.trainer.set_config(config)
+            if not self.running:
+                self._apply_now()
+
+    def set_live(self, **changes: float) -> None:
+        """set_config for a few changed fields, validated here (for callers that hold no config)."""
+        with self._lock:
+            self.trainer.set_live(**changes)
+            if not self.running:
+                self._apply_now()
+
+    def _apply_now(self) -> None:
+        """Apply a pending live change of a job that is not training, and republish. A finished run
+        whose length was raised is paused, not done: start() continues it (same model)."""
+        self.trainer.apply_live()
+        if self.status == "done" and not self.trainer.finished:
+            self.status = "paused"
+        self._publish()
+
+    # ----- the thread -----------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        name_os_thread(TRAINING_THREAD)
+        trainer = self.trainer
+        while True:
+            with self._lock:  # ends here, so that start() sees no thread and makes a new one
+                if self._halt.is_set() or not self._running.is_set():
+                    self._thread = None
+                    return
+            if self._unwatched():
+                self.status = "paused"
+                self.message = (
+                    "Paused: nobody has looked at this run for a while (tab closed?)."
+                    if self._is_watched is None
+                    else "Paused: no tab of this browser session was open (closed or reloaded)."
+                )
+                self._running.clear()
+                self._publish()
+                self._release_slot()
+                continue
+            section = self.first_snapshot_s if self._first_section else self.snapshot_interval
+            self._first_section = False
+            with self._lock:
+                outcome = trainer.advance(
+                    deadline=time.perf_counter() + section, keep_going=self._running.is_set
+                )
+                ended = outcome == "diverged" or (outcome == "done" and self.status == "running")
+                if ended:
+                    self.status = outcome
+                self._publish()
+                if ended:  # after the final snapshot is out: once a job is not active, latest() is final
+                    self._running.clear()
+            if not self._running.is_set():
+                self._release_slot()
+            # Locks are not fair: released and taken again at once, this thread could keep a page that
+            # waits for the lock (a live change, Pause, Step) out for as long as it trains. Seen: an
+            # AppTest's set_config waited 30 s, until the idle timeout paused the run. A moment off the
+            # lock and the GIL lets the waiter in.
+            time.sleep(LOCK_HANDOVER_S)
+
+    def _unwatched(self) -> bool:
+        """No tab of its browser session for disconnect_grace_s (with is_watched), or no page read for
+        idle_timeout s (without)."""
+        now = time.monotonic()
+        if self._is_watched is None:
+            return now - self._last_read > self.idle_timeout
+        if self._is_watched():
+            self._unwatched_since = None
+            self._last_seen = now
+            return False
+        if self._unwatched_since is None:
+            self._unwatched_since = now
+        return now - self._unwatched_since > self.disconnect_grace_s
+
+    def _publish(self) -> None:
+        with self._lock:
+            message = self.trainer.message if self.status == "diverged" else self.message
+            self._latest = self.trainer.snapshot(self.status, message)
+        with self._published:
+            self._published.notify_all()
+
+    def wait_for_step(self, step: int, timeout: float) -> Snapshot:
+        """Block until a snapshot past `step` is published, the job stops running, or `timeout` s pass;
+        return the latest snapshot. Lets a Train click draw the first trained picture in its own rerun."""
+        deadline = time.monotonic() + timeout
+        with self._published:
+            while self._latest.step <= step and self.running and (left := deadline - time.monotonic()) > 0:
+                self._published.wait(left)
+        return self.latest()
+
+    def _wait_idle(self) -> None:
+        """Block until the thread has left its stepping section (it holds the lock there)."""
+        with self._lock:
+            pass
+
+    def _release_slot(self) -> None:
+        # Idempotent (the queue forgets a job it does not hold), and called without this job's lock:
+        # giving the slot back may start the next job in the queue, which takes its own lock.
+        if self._queue is not None:
+            self._queue.release(self)
+
+
+class _ReleasedTrainer:
+    """What is left of a released job's trainer: its config and step count, no tensors."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.config = trainer.config
+        self.step_count = trainer.step_count
+        self.total_steps = trainer.total_steps
+        self.finished = True
+        self.model = None

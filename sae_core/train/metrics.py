@@ -1,0 +1,124 @@
+"""Diagnostics of a trained autoencoder on a dataset: error, variance explained, sparsity.
+
+Activity: a unit counts as *active* on a sample when |code| exceeds the model's `active_threshold`
+(`models.base.ACTIVE_THRESHOLD`, one per code activation): non-zero for ReLU and linear / top-k codes
+(top-k keeps negative values too), above 0.1 for sigmoid units, which are never exactly 0. The model
+decides (`Autoencoder.active`): the VAE counts latent dimensions in use instead. L0, dead units and
+activation density all use it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sae_core.config.run import ModelConfig
+from sae_core.train.objective import loss_terms
+
+FOUND_THRESHOLD = 0.9
+"""A true feature counts as found when some unit's feature correlates with it above this. Passing it for
+two features at once needs them to correlate above 2·0.9² − 1 = 0.62; two bars correlate 0 (crossing)
+or −1/7 (parallel), so one unit finds at most one bar, and a unit drawing two bars (about 0.7 with
+each) finds neither."""
+HELD_OUT_TERMS = ("reconstruction", "total")
+"""The objective's terms recorded on the held-out probe (weight decay is the same on any data)."""
+
+
+@torch.no_grad()
+def forward_all(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reconstructions and codes for every row of x, in chunks. x: [N, D] -> ([N, D], [N, H])."""
+    was_training = model.training
+    model.eval()
+    recons, codes = [], []
+    for start in range(0, x.shape[0], chunk):
+        out = model(x[start : start + chunk])
+        recons.append(out.recon)
+        codes.append(out.hidden)
+    model.train(was_training)
+    return torch.cat(recons), torch.cat(codes)
+
+
+def is_active(codes: torch.Tensor, threshold: float) -> torch.Tensor:
+    """[N, H] bool: |code| > threshold. With threshold 0 that is "non-zero", whatever the sign."""
+    return codes.abs() > threshold
+
+
+def active_rule(threshold: float, symbol: str = "hⱼ") -> str:
+    """The rule `is_active` applies, for labels: "hⱼ ≠ 0" for threshold 0, else "hⱼ > 0.1" (only sigmoid
+    codes, which are positive, have a threshold above 0, so |hⱼ| = hⱼ there)."""
+    return f"{symbol} ≠ 0" if threshold == 0 else f"{symbol} > {threshold:g}"
+
+
+def summary(
+    x: torch.Tensor, recon: torch.Tensor, codes: torch.Tensor, active: torch.Tensor
+) -> dict[str, float]:
+    """Scalar metrics from inputs x [N, D], reconstructions [N, D], codes [N, H] and which of them are
+    active, [N, H] bool (the model's `active(codes)`).
+
+    recon_error: ½·mean Σᵢ(x̂ᵢ−xᵢ)² (the objective's term); mse: mean per pixel;
+    fve: 1 − Σ(x−x̂)² / Σ(x−x̄)², x̄ the per-pixel mean (fraction of variance explained);
+    mean_activation: mean of ρ̂ⱼ; l0: mean active units per sample; dead_fraction: units never active.
+    """
+    err = (recon - x).pow(2)
+    total_var = (x - x.mean(dim=0)).pow(2).sum()
+    return {
+        "recon_error": float(0.5 * err.sum(dim=1).mean()),
+        "mse": float(err.mean()),
+        "fve": float(1.0 - err.sum() / total_var.clamp_min(1e-12)),
+        "mean_activation": float(codes.mean()),
+        "l0": float(active.float().sum(dim=1).mean()),
+        "dead_fraction": float((~active.any(dim=0)).float().mean()),
+    }
+
+
+def unit_stats(codes: torch.Tensor, active: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-unit statistics from codes [N, H] and active [N, H] bool: rho_hat (mean activation) and density.
+
+    density (lifetime sparsity): fraction of samples on which the unit is active, [H].
+    """
+    return {"rho_hat": codes.mean(dim=0), "density": active.float().mean(dim=0)}
+
+
+def top_activating(codes: torch.Tensor, n: int = 9) -> torch.Tensor:
+    """Indices of the n samples that drive each unit hardest. codes: [N, H] -> [H, n]."""
+    return codes.topk(min(n, codes.shape[0]), dim=0).indices.T
+
+
+def evaluate(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """All scalar metrics of `model` on the whole of x [N, D]."""
+    recon, codes = forward_all(model, x)
+    return summary(x, recon, codes, model.active(codes))
+
+
+@torch.no_grad()
+def held_out(model: nn.Module, x: torch.Tensor, cfg: ModelConfig) -> dict[str, float]:
+    """The objective's terms, recon_error (as `summary`'s) and the sample count on held-out inputs
+    x [N, D], the model in eval mode (no corruption, the VAE's mean code) as for the probe metrics.
+    One forward pass and one device sync."""
+    was_training = model.training
+    model.eval()
+    out = model(x)
+    terms = loss_terms(model, x, out, cfg)
+    model.train(was_training)
+    terms["recon_error"] = 0.5 * (out.recon - x).pow(2).sum(dim=1).mean()
+    values = torch.stack([t.detach().float() for t in terms.values()]).cpu().tolist()
+    return {**dict(zip(terms, values, strict=True)), "samples": float(x.shape[0])}
+
+
+def feature_match(features: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Each true feature's best correlation with any unit's feature. features: [H, D], truth: [K, D] -> [K].
+
+    Pearson correlation over the D pixels: each row minus its mean, divided by its norm, so neither the
+    scale of a filter nor an offset (a bias the decoder could carry) matters.
+    """
+
+    def standardise(rows: torch.Tensor) -> torch.Tensor:
+        rows = rows.double() - rows.double().mean(dim=1, keepdim=True)
+        return rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    return (standardise(truth) @ standardise(features).T).max(dim=1).values
+
+
+def features_found(match: torch.Tensor, threshold: float = FOUND_THRESHOLD) -> int:
+    """How many true features some unit matches with correlation above threshold (see feature_match)."""
+    return int((torch.as_tensor(match) > threshold).sum())
