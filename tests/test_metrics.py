@@ -10,6 +10,7 @@ import torch
 
 from sae_core.config.run import ModelConfig
 from sae_core.models import build
+from sae_core.models.base import is_active
 from sae_core.train import metrics
 
 # Three samples of two pixels and their reconstructions.
@@ -70,8 +71,8 @@ def test_active_threshold_depends_on_the_hidden_activation():
 
 def test_signed_codes_count_as_active_when_non_zero_and_sigmoid_codes_above_the_threshold():
     codes = torch.tensor([[-0.3, 0.0, 2.0], [0.0, -1e-9, 0.0]])
-    assert metrics.is_active(codes, 0.0).tolist() == [[True, False, True], [False, True, False]]
-    assert metrics.is_active(torch.tensor([[0.09, 0.11]]), 0.1).tolist() == [[False, True]]
+    assert is_active(codes, 0.0).tolist() == [[True, False, True], [False, True, False]]
+    assert is_active(torch.tensor([[0.09, 0.11]]), 0.1).tolist() == [[False, True]]
     assert metrics.active_rule(0.0) == "hⱼ ≠ 0" and metrics.active_rule(0.1) == "hⱼ > 0.1"
 
 

@@ -173,8 +173,8 @@ def test_connect_starts_a_private_ray_that_ships_sae_core_or_refuses_a_dead_addr
     [kwargs] = stub.inits
     assert kwargs["address"] == "local" and kwargs["include_dashboard"] is False
     [shipped] = kwargs["runtime_env"]["py_modules"]
-    assert Path(shipped) == Path(sweep_ray.__file__).resolve().parent
-    assert (Path(shipped) / "sweep_run.py").exists()
+    assert Path(shipped) == Path(sweep_ray.__file__).resolve().parent.parent
+    assert (Path(shipped) / "sweep" / "run.py").exists()
     stub = StubRay()
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

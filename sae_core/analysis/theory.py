@@ -197,5 +197,5 @@ def population_sparsity(active: np.ndarray) -> np.ndarray:
 
 
 def active_of(activations: np.ndarray, threshold: float) -> np.ndarray:
-    """[N, H] bool: |h| > threshold (metrics.is_active on numpy)."""
+    """[N, H] bool: |h| > threshold (models.base.is_active on numpy)."""
     return np.abs(np.asarray(activations)) > threshold

@@ -13,7 +13,6 @@ import argparse
 import math
 import os
 import sys
-import typing
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,27 +22,15 @@ import torch
 from sae_core.cli import applications as cli_applications
 from sae_core.cli import sweep as cli_sweep
 from sae_core.cli import unit as cli_unit
-from sae_core.config import run as config_module
-from sae_core.config.run import FIELD_DOCS, FIELD_SECTION, RunConfig, field_type
+from sae_core.cli.flags import Parser, UsageError, add_config_flags, config_from_args
 from sae_core.data import datasets as data
-from sae_core.models import REGISTRY, VARIANTS
+from sae_core.models import VARIANTS
 from sae_core.store import export, model_import
 from sae_core.train import budget, gradcheck, metrics
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_GRADCHECK_FAILED = 1
-
-
-class UsageError(Exception):
-    """A mistake in the command line; printed as one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage and exiting, so main() controls the output."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sae", description="Sparse Autoencoder Playground from the command line.")
+    parser = Parser(prog="sae", description="Sparse Autoencoder Playground from the command line.")
     parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, required=True)
 
     train = commands.add_parser("train", help="train an autoencoder and save model, metrics and figures")
-    _add_config_flags(train)
+    add_config_flags(train)
     train.add_argument("--out", metavar="DIR", help="folder for model, config, metrics and PNG figures")
     train.add_argument("--force", action="store_true", help="overwrite a run already saved in --out")
     train.add_argument(
@@ -116,52 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----- train ------------------------------------------------------------------------------------------------
-
-
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One `--field-name VALUE` per config field; absent flags keep the config's defaults."""
-    defaults = RunConfig().flat()
-    groups = {s: parser.add_argument_group(f"{s} options") for s in dict.fromkeys(FIELD_SECTION.values())}
-    for name, section in FIELD_SECTION.items():
-        choices = _choices(name)
-        hint = str(field_type(name))
-        metavar = (
-            "{" + ",".join(choices) + "}" if choices else ("N,N,..." if hint.startswith("tuple") else None)
-        )
-        default = defaults[name]
-        shown = ",".join(map(str, default)) if isinstance(default, list) else default
-        groups[section].add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            default=argparse.SUPPRESS,
-            metavar=metavar or name.upper(),
-            nargs="?" if hint.startswith("bool") else None,
-            const="true" if hint.startswith("bool") else None,
-            help=_flag_help(name, shown),
-        )
-
-
-def _flag_help(name: str, default: Any) -> str:
-    doc = FIELD_DOCS.get(name, "")
-    text = doc if "(default:" in doc else f"{doc} (default: {default})"
-    owners = [s.name for s in REGISTRY.values() if name in s.fields]
-    if name == "variant":  # each variant's one-line note, from its spec
-        text += "".join(f" {s.name}: {s.note}" for s in REGISTRY.values())
-    elif owners and name not in ("k",):
-        text += f" [{', '.join(owners)} only]"
-    return text.replace("%", "%%")  # argparse formats help with %
-
-
-def _choices(name: str) -> tuple[str, ...]:
-    if name == "variant":
-        return VARIANTS
-    alias = getattr(config_module, str(field_type(name)), None)
-    return typing.get_args(alias) if typing.get_origin(alias) is typing.Literal else ()
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The RunConfig the flags describe (coerced and validated by the config itself)."""
-    return RunConfig.from_flat({name: getattr(args, name) for name in FIELD_SECTION if hasattr(args, name)})
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import math
 import sys
 from pathlib import Path
 
+from sae_core.cli.flags import UsageError, add_config_flags, config_from_args
 from sae_core.data import datasets as data
 from sae_core.sweep.ray_backend import INSTALL_HINT, import_ray
 from sae_core.sweep.run import (
@@ -48,15 +49,13 @@ TABLE_COLUMNS = (
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Add `sweep` to the `sae` subcommands (every config flag, with --rho / --beta taking lists)."""
-    from sae_core.cli.main import _add_config_flags
-
     sweep = commands.add_parser(
         "sweep",
         help="train a grid of ρ × β (× hidden, weight decay or seed) together and save every model",
         description=__doc__.split("\n\n")[0],
         conflict_handler="resolve",  # --rho and --beta below replace the single-valued config flags
     )
-    _add_config_flags(sweep)
+    add_config_flags(sweep)
     grid = sweep.add_argument_group("grid")
     grid.add_argument(
         "--rho", dest="rhos", required=True, metavar="R,R,...", help=f"ρ values (at most {MAX_VALUES})"
@@ -108,8 +107,6 @@ def parse_list(text: str, flag: str) -> tuple[float, ...]:
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The SweepSpec the flags describe; its errors name the flag (--rho, --beta, --values)."""
-    from sae_core.cli.main import UsageError, config_from_args
-
     base = config_from_args(args)
     if base.train.steps == 0 and base.train.epochs is None:
         raise UsageError(

@@ -11,6 +11,10 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
+from sae_core.config.datasets import DATASETS
+from sae_core.models.denoising import Corruption
+from sae_core.models.registry import get_spec
+
 Penalty = Literal["kl", "l1", "topk", "none"]
 BETA_DEFAULTS = {"kl": 3.0, "l1": 0.01}
 """A good β for each penalty that has one: UFLDL's 3 for KL; for L1 on ReLU codes 0.01 (on digits, 25 units,
@@ -21,7 +25,6 @@ Activation = Literal["auto", "sigmoid", "relu", "linear"]
 Output = Literal["sigmoid", "linear"]
 Optimizer = Literal["adam", "sgd", "lbfgs"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
-Corruption = Literal["gaussian", "mask", "salt_pepper"]
 
 
 def _fail(name: str, rule: str, value: Any) -> None:
@@ -121,8 +124,6 @@ class DataConfig:
         _check_limits(self)
         if not self.dataset:
             _fail("dataset", "a dataset name", self.dataset)
-        from sae_core.data.datasets import DATASETS  # data imports this module
-
         if self.dataset not in DATASETS:
             names = ", ".join(DATASETS)
             raise ValueError(f"unknown dataset {self.dataset!r}; dataset must be one of {names}")
@@ -224,9 +225,7 @@ class ModelConfig:
 
     @property
     def spec(self) -> Any:
-        """The variant's `sae_core.models.spec.VariantSpec` (imported here: the models import this module)."""
-        from sae_core.models.registry import get_spec
-
+        """The variant's `sae_core.models.spec.VariantSpec`."""
         return get_spec(self.variant)
 
     @property

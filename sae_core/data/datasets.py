@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sae_core.config.datasets import DATASETS, DatasetInfo
 from sae_core.config.run import DataConfig
 from sae_core.data import torchvision_sets as torchvision_data
 from sae_core.data.torchvision_sets import DataUnavailableError
@@ -55,38 +56,6 @@ class Dataset:
     @property
     def n_inputs(self) -> int:
         return self.train.shape[1]
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What the app and the CLI show about a dataset before loading it."""
-
-    name: str
-    title: str
-    description: str
-    image_shape: tuple[int, int]
-    """(H, W); (0, 0) when it depends on the uploaded file."""
-    offline: bool
-    """True when it never needs the network."""
-
-
-_INFOS = (
-    ("digits", "Digits 8×8", "1797 handwritten digits bundled with scikit-learn.", (8, 8), True),
-    (
-        "natural-patches",
-        "Natural image patches",
-        "Patches of scikit-learn's sample photos, normalised as in UFLDL (whiten: ZCA); learns edges.",
-        (8, 8),
-        True,
-    ),
-    ("bars", "Bars (Földiák)", "Random horizontal and vertical bars: 16 known true features.", (8, 8), True),
-    ("fashion-mnist", "Fashion-MNIST", "70000 28×28 clothing images (Zalando).", (28, 28), False),
-    ("mnist", "MNIST", "70000 28×28 handwritten digits.", (28, 28), False),
-    ("kmnist", "Kuzushiji-MNIST", "70000 28×28 cursive Japanese characters.", (28, 28), False),
-    ("cifar10", "CIFAR-10 (grey)", "60000 32×32 photos of 10 classes, made grey.", (32, 32), False),
-    ("upload", "Your own data", "A .npy/.npz array or a .zip of PNG/JPEG images.", (0, 0), True),
-)
-DATASETS: dict[str, DatasetInfo] = {row[0]: DatasetInfo(*row) for row in _INFOS}
 
 
 def default_data_dir() -> Path:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from sae_core.config.run import ModelConfig
-from sae_core.train.metrics import is_active
-from sae_core.train.objective import reconstruction_loss
+ModelSettings = Any
+"""A `sae_core.config.sections.ModelConfig`. The config is assembled from the variants' specs (sae_core.config
+sits above this package), so the models read its fields without importing it."""
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
@@ -25,12 +25,22 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 ACTIVE_THRESHOLD = {"sigmoid": 0.1, "relu": 0.0, "linear": 0.0}
-"""A unit counts as active on a sample when |code| exceeds this (`metrics.is_active`). ReLU and linear
+"""A unit counts as active on a sample when |code| exceeds this (`is_active`). ReLU and linear
 codes (top-k among them) are exactly 0 when off, so active means non-zero, negative values included:
 top-k keeps the k largest linear values, some of which can be negative. Sigmoid units are never exactly
 0, so they need a level: 0.1, a fixed value that does not follow ρ. It sits well above the ρ ≤ 0.05 an
 "off" unit is pulled to, but with ρ ≥ 0.1 (UFLDL's MNIST recipe has ρ = 0.1) a unit at its target mean
 is near it, and L0 no longer separates "on" from "at target"; the page's L0 help says so."""
+
+
+def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """½ · mean over samples of Σᵢ (x̂ᵢ − xᵢ)². recon, x: [batch, n_inputs] -> scalar."""
+    return 0.5 * (recon - x).pow(2).sum(dim=1).mean()
+
+
+def is_active(codes: torch.Tensor, threshold: float) -> torch.Tensor:
+    """[N, H] bool: |code| > threshold. With threshold 0 that is "non-zero", whatever the sign."""
+    return codes.abs() > threshold
 
 
 class AEOutput(NamedTuple):
@@ -132,7 +142,7 @@ class Autoencoder(nn.Module):
         `sparsity_codes` stands for (1; a conv kernel stands for one unit per map position)."""
         return 1.0
 
-    def extra_terms(self, x: torch.Tensor, out: AEOutput, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    def extra_terms(self, x: torch.Tensor, out: AEOutput, cfg: ModelSettings) -> dict[str, torch.Tensor]:
         """Loss terms of the variant's own beyond reconstruction, sparsity and weight decay."""
         return {}
 

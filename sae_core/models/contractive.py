@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from sae_core.config.run import ModelConfig
-from sae_core.models.base import AEOutput
+from sae_core.models.base import AEOutput, ModelSettings
 from sae_core.models.sparse import SparseAutoencoder
 from sae_core.models.spec import Control, VariantSpec, View
 from sae_core.tex import tex_number
@@ -37,7 +36,7 @@ class ContractiveAutoencoder(SparseAutoencoder):
         super().__init__(n_inputs, hidden, "sigmoid", output, None)
         self.contraction = contraction
 
-    def extra_terms(self, x: torch.Tensor, out: AEOutput, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    def extra_terms(self, x: torch.Tensor, out: AEOutput, cfg: ModelSettings) -> dict[str, torch.Tensor]:
         """ "contractive": λ_c·mean ‖∂h/∂x‖²_F, λ_c = cfg.contraction."""
         return {"contractive": contractive_penalty(out.hidden, self.encoder.weight, cfg.contraction)}
 
@@ -47,14 +46,14 @@ class ContractiveAutoencoder(SparseAutoencoder):
         return {"jacobian_norms": jacobian_norms(self.encode(probe), self.encoder.weight)}
 
 
-def check(cfg: ModelConfig) -> None:
+def check(cfg: ModelSettings) -> None:
     if cfg.activation not in ("auto", "sigmoid"):
         raise ValueError(
             f"activation must be sigmoid (or auto) for the contractive variant, got {cfg.activation!r}"
         )
 
 
-def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> ContractiveAutoencoder:
+def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> ContractiveAutoencoder:
     return ContractiveAutoencoder(n_inputs, cfg.hidden, cfg.contraction, cfg.output)
 
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.config.run import ModelConfig
-from sae_core.models.base import ACTIVATIONS, AEOutput, Autoencoder, keep_topk
+from sae_core.models.base import ACTIVATIONS, AEOutput, Autoencoder, ModelSettings, keep_topk
 from sae_core.models.sparse import topk_of
 from sae_core.models.spec import Control, VariantSpec, View
 
@@ -97,7 +96,7 @@ class ConvAutoencoder(Autoencoder):
         return {"feature_maps": self.feature_maps(show), "decoder_kernels": self.decoder.weight.flatten(1)}
 
 
-def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> ConvAutoencoder:
+def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> ConvAutoencoder:
     if image_shape[0] * image_shape[1] != n_inputs:
         raise ValueError(f"image_shape {image_shape} does not match {n_inputs} inputs")
     return ConvAutoencoder(

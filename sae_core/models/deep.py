@@ -12,8 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.config.run import ModelConfig
-from sae_core.models.base import ACTIVATIONS, Autoencoder, keep_topk
+from sae_core.models.base import ACTIVATIONS, Autoencoder, ModelSettings, keep_topk
 from sae_core.models.sparse import topk_of
 from sae_core.models.spec import Control, VariantSpec, View
 
@@ -72,7 +71,7 @@ class DeepAutoencoder(Autoencoder):
         return {f"layer{i}_activations": h for i, h in enumerate(outs, start=1)}
 
 
-def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> DeepAutoencoder:
+def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> DeepAutoencoder:
     return DeepAutoencoder(n_inputs, cfg.layers, cfg.hidden, cfg.hidden_activation, cfg.output, topk_of(cfg))
 
 

@@ -11,14 +11,16 @@ handed the clean batch). Corruption kinds, with level = cfg.noise_level:
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Literal, get_args
 
 import torch
 
-from sae_core.config.run import Corruption, ModelConfig
-from sae_core.models.base import AEOutput
+from sae_core.models.base import AEOutput, ModelSettings
 from sae_core.models.sparse import SparseAutoencoder, topk_of
 from sae_core.models.spec import Control, VariantSpec, View
+
+Corruption = Literal["gaussian", "mask", "salt_pepper"]
+"""How the denoising variant corrupts its inputs (the config's `corruption` field)."""
 
 SHOW_SEED = 0
 """Seed of the corruption in the snapshot's noisy pictures, so they do not change between snapshots."""
@@ -78,7 +80,7 @@ class DenoisingAutoencoder(SparseAutoencoder):
         return {"noisy_inputs": noisy, "denoised": self.decode(self.encode(noisy))}
 
 
-def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> DenoisingAutoencoder:
+def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> DenoisingAutoencoder:
     return DenoisingAutoencoder(
         n_inputs, cfg.hidden, cfg.corruption, cfg.noise_level, cfg.hidden_activation, cfg.output, topk_of(cfg)
     )

@@ -20,8 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.config.run import ModelConfig
-from sae_core.models.base import AEOutput, Autoencoder, keep_topk, ufldl_range
+from sae_core.models.base import AEOutput, Autoencoder, ModelSettings, keep_topk, ufldl_range
 from sae_core.models.spec import Control, VariantSpec, View
 
 
@@ -108,13 +107,13 @@ def scheduled_k(step: int, total_steps: int, k: int, k_start: int, anneal: float
     return round(k_start + (k - k_start) * step / end)
 
 
-def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> KSparseAutoencoder:
+def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> KSparseAutoencoder:
     return KSparseAutoencoder(
         n_inputs, cfg.hidden, cfg.k, cfg.tied, cfg.output, cfg.k_start, cfg.k_anneal, cfg.alpha
     )
 
 
-def check(cfg: ModelConfig) -> None:
+def check(cfg: ModelSettings) -> None:
     if cfg.k_start != 0 and not cfg.k <= cfg.k_start <= cfg.hidden:
         raise ValueError(
             f"k_start must be 0 (no schedule) or in [k={cfg.k}, hidden={cfg.hidden}], got {cfg.k_start!r}"

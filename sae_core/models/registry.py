@@ -10,7 +10,7 @@ import pkgutil
 
 from torch import nn
 
-from sae_core.config.run import ModelConfig
+from sae_core.models.base import ModelSettings
 from sae_core.models.spec import VariantSpec
 
 _NOT_VARIANTS = frozenset({"base", "spec", "registry"})
@@ -43,6 +43,6 @@ def get_spec(variant: str) -> VariantSpec:
         raise ValueError(f"variant must be one of {', '.join(REGISTRY)}, got {variant!r}") from None
 
 
-def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> nn.Module:
+def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> nn.Module:
     """The model named by cfg.variant, sized for inputs of n_inputs = H·W pixels."""
     return get_spec(cfg.variant).build(cfg, n_inputs, tuple(image_shape))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.config.run import ModelConfig
-from sae_core.models.base import ACTIVATIONS, Autoencoder, keep_topk, ufldl_range
+from sae_core.models.base import ACTIVATIONS, Autoencoder, ModelSettings, keep_topk, ufldl_range
 from sae_core.models.spec import VariantSpec
 
 
@@ -60,12 +59,12 @@ class SparseAutoencoder(Autoencoder):
         return self.decoder.weight
 
 
-def topk_of(cfg: ModelConfig) -> int | None:
+def topk_of(cfg: ModelSettings) -> int | None:
     """k when the top-k penalty is chosen, else None (for variants that take any penalty on their code)."""
     return cfg.k if cfg.penalty == "topk" else None
 
 
-def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> SparseAutoencoder:
+def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> SparseAutoencoder:
     return SparseAutoencoder(n_inputs, cfg.hidden, cfg.hidden_activation, cfg.output, topk_of(cfg))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sae_core.config.run import ModelConfig
+from sae_core.models.base import ModelSettings
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,7 +26,7 @@ class Control:
     """A page control for one of the variant's own config fields (its widget kind follows the field type)."""
 
     field: str
-    """The ModelConfig field; also the widget key, URL parameter and CLI flag."""
+    """The ModelSettings field; also the widget key, URL parameter and CLI flag."""
     label: str
     choices: tuple[Any, ...] | None = None
     """Options of a select; None: the field's Literal values, or a number / text / checkbox input."""
@@ -61,19 +61,19 @@ def variant_figure(path: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(f"sae_core.figures.variants.{module}"), name)
 
 
-def _no_terms(cfg: ModelConfig) -> list[str]:
+def _no_terms(cfg: ModelSettings) -> list[str]:
     return []
 
 
-def _hidden_units(cfg: ModelConfig) -> tuple[int, str]:
+def _hidden_units(cfg: ModelSettings) -> tuple[int, str]:
     return cfg.hidden, "j"
 
 
-def _no_rules(cfg: ModelConfig) -> None:
+def _no_rules(cfg: ModelSettings) -> None:
     return None
 
 
-def _code_units(cfg: ModelConfig, width: int) -> str:
+def _code_units(cfg: ModelSettings, width: int) -> str:
     return f"{width} hidden units"
 
 
@@ -87,7 +87,7 @@ class VariantSpec:
     """What the Variant select shows."""
     note: str
     """One line for the page, under the Variant select."""
-    build: Callable[[ModelConfig, int, tuple[int, int]], nn.Module]
+    build: Callable[[ModelSettings, int, tuple[int, int]], nn.Module]
     """(model config, n_inputs = H·W, image shape) -> the model."""
     order: int
     """Position in menus and listings."""
@@ -104,7 +104,7 @@ class VariantSpec:
     views: tuple[View, ...] = ()
     views_caption: str = ""
     """A sentence or two over the variant's own views."""
-    code_units: Callable[[ModelConfig, int], str] = _code_units
+    code_units: Callable[[ModelSettings, int], str] = _code_units
     """(config, code width) -> what the numbers of the code are, in words ("64 kernel·position units (4
     kernels × 16 positions)"): the Applications and Theory pages name the features they work on."""
     adam_lr: float | None = None
@@ -114,18 +114,18 @@ class VariantSpec:
     """"module:function" in `sae_core.figures.variants` giving (label, value, help) rows of its own."""
     standard_views: frozenset[str] = STANDARD_VIEWS
     """Which of the page's activity views mean something for this code."""
-    check: Callable[[ModelConfig], None] = _no_rules
-    """Variant rules on a config (raise ValueError naming the field); run when a ModelConfig is built."""
+    check: Callable[[ModelSettings], None] = _no_rules
+    """Variant rules on a config (raise ValueError naming the field); run when a ModelSettings is built."""
     # ----- the objective in LaTeX (sae_core.analysis.formulas assembles it) -----
-    reconstruction_tex: Callable[[ModelConfig], str | None] = lambda cfg: None
+    reconstruction_tex: Callable[[ModelSettings], str | None] = lambda cfg: None
     """Replaces ½·mean‖x̂ − x‖² (e.g. a likelihood); None keeps it."""
-    extra_tex: Callable[[ModelConfig], list[str]] = _no_terms
+    extra_tex: Callable[[ModelSettings], list[str]] = _no_terms
     """Terms the variant adds, one per line."""
-    notes_tex: Callable[[ModelConfig], list[str]] = _no_terms
+    notes_tex: Callable[[ModelSettings], list[str]] = _no_terms
     """Lines under the objective (what x̂ is decoded from, ...)."""
     decays_every_layer: bool = False
     """Weight decay acts on more than W₁ and W₂ (written Σₗ‖Wₗ‖²)."""
-    penalty_units: Callable[[ModelConfig], tuple[int, str]] = _hidden_units
+    penalty_units: Callable[[ModelSettings], tuple[int, str]] = _hidden_units
     """(how many ρ̂ the penalty sums over, their index letter)."""
     penalty_factor_tex: str = ""
     """A factor written between β and the penalty's sum: the model's `sparsity_scale` (conv: "P")."""
@@ -143,7 +143,7 @@ class VariantSpec:
         """Its own config fields."""
         return tuple(c.field for c in self.controls)
 
-    def validate(self, cfg: ModelConfig) -> None:
+    def validate(self, cfg: ModelSettings) -> None:
         if self.fixed_penalty is None and cfg.penalty not in self.penalties:
             raise ValueError(
                 f"penalty must be one of {', '.join(self.penalties)} for the {self.name} variant, "

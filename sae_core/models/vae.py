@@ -24,10 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sae_core.config.run import ModelConfig
-from sae_core.models.base import AEOutput, Autoencoder
+from sae_core.models.base import AEOutput, Autoencoder, ModelSettings, reconstruction_loss
 from sae_core.models.spec import Control, VariantSpec, View
-from sae_core.train.objective import reconstruction_loss
 
 PRIOR_SAMPLES = 16
 GRID_SIDE = 10
@@ -71,7 +69,7 @@ class VariationalAutoencoder(Autoencoder):
         z = reparameterize(mu, logvar) if self.training else mu
         return AEOutput(recon=self.decode(z), hidden=mu, mu=mu, logvar=logvar)
 
-    def extra_terms(self, x: torch.Tensor, out: AEOutput, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    def extra_terms(self, x: torch.Tensor, out: AEOutput, cfg: ModelSettings) -> dict[str, torch.Tensor]:
         """ "kl_prior": mean over the batch of KL(N(μ, σ²) ‖ N(0, I)) = −½·Σⱼ (1 + log σⱼ² − μⱼ² − σⱼ²)."""
         return {"kl_prior": kl_prior(out.mu, out.logvar)}
 
@@ -151,7 +149,7 @@ def latent_grid(axis: torch.Tensor) -> torch.Tensor:
     return torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1)
 
 
-def build(cfg: ModelConfig, n_inputs: int, image_shape: tuple[int, int]) -> VariationalAutoencoder:
+def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> VariationalAutoencoder:
     return VariationalAutoencoder(n_inputs, cfg.hidden, cfg.latent, cfg.output)
 
 

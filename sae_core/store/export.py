@@ -21,21 +21,20 @@ from torch import nn
 
 from sae_core import images
 from sae_core.config.run import RunConfig
+from sae_core.store.folder import (
+    CONFIG_FILE,
+    FILTERS_PNG,
+    LOSS_CSV,
+    METRICS_FILE,
+    MODEL_FILE,
+    RECONSTRUCTIONS_PNG,
+    SHAPE_KEY,
+    TEST_LOSS_CSV,
+)
+from sae_core.store.model_import import read_folder, read_folder_config
 
 if TYPE_CHECKING:
     from sae_core.train.snapshot import Snapshot
-
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-FILTERS_PNG = "filters.png"
-RECONSTRUCTIONS_PNG = "reconstructions.png"
-LOSS_CSV = "loss_history.csv"
-TEST_LOSS_CSV = "test_loss_history.csv"
-SHAPE_KEY = "shape"
-"""Top-level key of config.json that is not part of RunConfig: {"n_inputs": D, "image_shape": [H, W]}."""
-MAX_INPUTS = 256 * 256
-"""Largest input (pixels) a saved model may have: uploads.MAX_FEATURES, the largest the app trains on."""
 
 
 def save(
@@ -74,15 +73,11 @@ def load(model_dir: str | Path) -> tuple[nn.Module, RunConfig, tuple[int, int]]:
     that model is over the per-run memory budget (checked on the meta device, before anything is
     allocated). The checks are sae_core.store.model_import's, which reads model zips the same way.
     """
-    from sae_core.store.model_import import read_folder  # it builds on this module's names
-
     return read_folder(model_dir)
 
 
 def load_config(model_dir: str | Path) -> tuple[RunConfig, tuple[int, int]]:
     """(RunConfig, image_shape) from model_dir/config.json."""
-    from sae_core.store.model_import import read_folder_config
-
     return read_folder_config(model_dir)
 
 

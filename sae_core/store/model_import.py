@@ -43,7 +43,7 @@ from torch import nn
 from sae_core.config.run import RunConfig
 from sae_core.data import uploads
 from sae_core.models import build
-from sae_core.store.export import CONFIG_FILE, LOSS_CSV, MAX_INPUTS, METRICS_FILE, MODEL_FILE, SHAPE_KEY
+from sae_core.store.folder import CONFIG_FILE, LOSS_CSV, MAX_INPUTS, METRICS_FILE, MODEL_FILE, SHAPE_KEY
 from sae_core.train import budget
 
 MAX_ARCHIVE_BYTES = uploads.MAX_FILE_BYTES

@@ -37,7 +37,7 @@ from torch import nn
 
 from sae_core.data.datasets import default_data_dir
 from sae_core.store import export
-from sae_core.store.stored_run import UNITS_FILE, StoredRun, read_stored_run
+from sae_core.store.stored_run import UNITS_FILE, RunInfo, StoredRun, read_stored_run
 from sae_core.train.snapshot import Snapshot
 
 ENV_DIR = "SAE_RUNS_DIR"
@@ -103,38 +103,6 @@ def run_title(snap: Snapshot) -> str:
     elif penalty == "topk":
         parts.append(f"top-{model.k}")
     return " · ".join([*parts, f"step {snap.step:,}"])
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One kept run as listed (run.json): no weights are read to list runs."""
-
-    id: str
-    owner: str
-    """owner_key() of the owner."""
-    title: str
-    status: str
-    """finished | stopped | downloaded | imported: why it was kept."""
-    created: float
-    """Unix time it was first kept."""
-    saved: float
-    """Unix time it was last written (a run kept again at a later step is rewritten in place)."""
-    steps: int
-    dataset: str
-    variant: str
-    penalty: str
-    hidden: int
-    rho: float
-    beta: float
-    recon_error: float | None
-    path: Path
-    size_bytes: int = 0
-
-    def to_json(self) -> str:
-        doc = dataclasses.asdict(self)
-        doc.pop("path")
-        doc.pop("size_bytes")
-        return json.dumps(doc, indent=2) + "\n"
 
 
 @dataclass(frozen=True)

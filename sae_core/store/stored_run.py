@@ -1,4 +1,5 @@
-"""A kept run read back from its folder (`sae_core.store.runs`): `StoredRun`, and a Snapshot rebuilt from it.
+"""A kept run: its listing (`RunInfo`, run.json), and the run read back from its folder (`StoredRun`, with a
+Snapshot rebuilt from it). `sae_core.store.runs` keeps the folder of such runs.
 
 The rebuilt snapshot lets the comparison draw a kept run with the very figure functions the Train page
 uses (filters, ρ̂ and density histograms, loss curves, the metric row). What it cannot hold is what was
@@ -10,11 +11,12 @@ folder from elsewhere) gives a snapshot without histograms (`has_units` is False
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,10 +26,39 @@ from sae_core.config.run import RunConfig
 from sae_core.store import export
 from sae_core.train.snapshot import Snapshot
 
-if TYPE_CHECKING:
-    from sae_core.store.runs import RunInfo
-
 UNITS_FILE = "units.json"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One kept run as listed (run.json): no weights are read to list runs."""
+
+    id: str
+    owner: str
+    """owner_key() of the owner."""
+    title: str
+    status: str
+    """finished | stopped | downloaded | imported: why it was kept."""
+    created: float
+    """Unix time it was first kept."""
+    saved: float
+    """Unix time it was last written (a run kept again at a later step is rewritten in place)."""
+    steps: int
+    dataset: str
+    variant: str
+    penalty: str
+    hidden: int
+    rho: float
+    beta: float
+    recon_error: float | None
+    path: Path
+    size_bytes: int = 0
+
+    def to_json(self) -> str:
+        doc = dataclasses.asdict(self)
+        doc.pop("path")
+        doc.pop("size_bytes")
+        return json.dumps(doc, indent=2) + "\n"
 
 
 @dataclass(frozen=True, eq=False)

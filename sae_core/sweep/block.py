@@ -25,7 +25,7 @@ from sae_core import images
 from sae_core.config.run import RunConfig
 from sae_core.data.datasets import Dataset
 from sae_core.models import build
-from sae_core.models.base import ACTIVE_THRESHOLD
+from sae_core.models.base import ACTIVE_THRESHOLD, is_active
 from sae_core.models.ksparse import scheduled_k
 from sae_core.sweep.batched_math import (
     Arch,
@@ -243,7 +243,7 @@ class BlockTrainer:
         for start in range(0, self.size, chunk):
             part = {name: p[start : start + chunk] for name, p in self.p.items()}
             recon, codes = forward(part, probe, self.arch, k)
-            active = metrics.is_active(codes, self.threshold)
+            active = is_active(codes, self.threshold)
             for g in range(recon.shape[0]):
                 values = metrics.summary(probe, recon[g], codes[g], active[g])
                 values["dead_units"] = int((~active[g].any(dim=0)).sum())

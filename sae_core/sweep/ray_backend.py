@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from sae_core.data.datasets import Dataset
-from sae_core.sweep.run import BlockResult, Progress, Stopped, train_block
+from sae_core.sweep.block_work import BlockResult, Progress, Stopped, train_block
 from sae_core.sweep.spec import SweepSpec
 
 INSTALL_HINT = 'pip install -e ".[ray]"'

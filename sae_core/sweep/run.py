@@ -23,7 +23,6 @@ import csv
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,48 +32,13 @@ from sae_core import images
 from sae_core.data.datasets import Dataset
 from sae_core.store import export
 from sae_core.sweep.block import model_from_state
-from sae_core.sweep.trainer import SweepSnapshot, SweepSpec, SweepTrainer
+from sae_core.sweep.block_work import BlockResult, Progress, Stopped, train_block
+from sae_core.sweep.ray_backend import run_ray
+from sae_core.sweep.trainer import SweepSnapshot, SweepSpec
 
 TABLE_CSV = "sweep.csv"
 TABLE_JSON = "sweep.json"
 CELLS_DIR = "cells"
-Progress = Callable[[int, int, int, int], None]
-"""progress(block, number of blocks, step, total_steps), called as a block trains (local backend)."""
-PROGRESS_POINTS = 10
-"""Progress calls per block."""
-
-
-@dataclass(frozen=True)
-class BlockResult:
-    """What training one block gives: its final snapshot and every cell's weights (numpy, CPU)."""
-
-    block: int
-    cells: tuple[int, ...]
-    snapshot: SweepSnapshot
-    states: tuple[dict[str, np.ndarray], ...]
-    """Per cell of `cells`: its model's state dict."""
-
-
-def train_block(
-    spec: SweepSpec,
-    block: int,
-    dataset: Dataset,
-    device: str | None = None,
-    progress: Progress | None = None,
-) -> BlockResult:
-    """Train block `block` of spec.blocks() to the sweep's end and return its cells (a pure function)."""
-    sweeper = SweepTrainer(spec, dataset, device, blocks=(block,))
-    if sweeper.total_steps == 0:
-        raise ValueError("a sweep run into a folder needs a length: give steps > 0 or epochs")
-    chunk = max(1, math.ceil(sweeper.total_steps / PROGRESS_POINTS))
-    n_blocks = len(spec.blocks())
-    while not sweeper.finished:
-        sweeper.advance(max_steps=chunk)
-        if progress is not None:
-            progress(block, n_blocks, sweeper.step_count, sweeper.total_steps)
-    cells = spec.blocks()[block]
-    states = tuple({k: v.numpy() for k, v in sweeper.cell_state(i).items()} for i in cells)
-    return BlockResult(block, cells, sweeper.snapshot(), states)
 
 
 def run_local(
@@ -94,19 +58,6 @@ def run_local(
         if on_result is not None:
             on_result(results[-1])
     return results
-
-
-def run_ray(
-    spec: SweepSpec, dataset: Dataset, progress: Progress | None = None, **kwargs
-) -> list[BlockResult]:
-    """The "ray" backend (sae_core.sweep.ray_backend), imported only when used: Ray is an optional extra."""
-    from sae_core.sweep.ray_backend import run_ray as run
-
-    return run(spec, dataset, progress, **kwargs)
-
-
-class Stopped(Exception):
-    """A backend's should_stop() said so: the sweep ended before its last block."""
 
 
 BACKENDS: dict[str, Callable[..., list[BlockResult]]] = {"local": run_local, "ray": run_ray}

@@ -38,11 +38,6 @@ def forward_all(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> tuple[t
     return torch.cat(recons), torch.cat(codes)
 
 
-def is_active(codes: torch.Tensor, threshold: float) -> torch.Tensor:
-    """[N, H] bool: |code| > threshold. With threshold 0 that is "non-zero", whatever the sign."""
-    return codes.abs() > threshold
-
-
 def active_rule(threshold: float, symbol: str = "hⱼ") -> str:
     """The rule `is_active` applies, for labels: "hⱼ ≠ 0" for threshold 0, else "hⱼ > 0.1" (only sigmoid
     codes, which are positive, have a threshold above 0, so |hⱼ| = hⱼ there)."""

@@ -8,14 +8,11 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import torch
 
 from sae_core.config.run import ModelConfig
-
-if TYPE_CHECKING:  # the models import this module for their reconstruction term
-    from sae_core.models.base import AEOutput, Autoencoder
+from sae_core.models.base import AEOutput, Autoencoder
 
 EPS = 1e-6
 """ρ̂ is clamped to [EPS, 1 − EPS] so KL(ρ‖ρ̂) stays finite when a unit is fully off or saturated. The clamp
@@ -26,11 +23,6 @@ def add_all(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
     """t₁ + t₂ + … (at least one). Unlike builtin sum it does not start from 0, so the graph has no
     `0 + t₁` node: one op fewer forward and backward per step, and the same value to the last bit."""
     return functools.reduce(operator.add, tensors)
-
-
-def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """½ · mean over samples of Σᵢ (x̂ᵢ − xᵢ)². recon, x: [batch, n_inputs] -> scalar."""
-    return 0.5 * (recon - x).pow(2).sum(dim=1).mean()
 
 
 def clamp_straight_through(t: torch.Tensor, low: float, high: float) -> torch.Tensor:
