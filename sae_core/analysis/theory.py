@@ -194,8 +194,3 @@ def lifetime_sparsity(active: np.ndarray) -> np.ndarray:
 def population_sparsity(active: np.ndarray) -> np.ndarray:
     """Per sample, the fraction of units active on it (L0 / H). active: [N, H] bool -> [N]."""
     return np.asarray(active, dtype=np.float64).mean(axis=1)
-
-
-def active_of(activations: np.ndarray, threshold: float) -> np.ndarray:
-    """[N, H] bool: |h| > threshold (metrics.is_active on numpy)."""
-    return np.abs(np.asarray(activations)) > threshold

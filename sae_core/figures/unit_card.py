@@ -34,21 +34,6 @@ def picture_titles(card: UnitCard) -> tuple[str, str]:
     return encoder, decoder
 
 
-def picture_names(card: UnitCard) -> str:
-    """One ASCII line naming the PNG's pictures (PIL's default font has no ∂ or subscripts)."""
-    encoder = {
-        "row": f"filter = W1 row {card.unit}",
-        "kernel": f"filter = encoder kernel {card.unit}",
-        "gradient": "filter = mean d(activation)/dx over its top inputs",
-    }[card.encoder_kind]
-    decoder = {
-        "column": f"feature = W2 column {card.unit}",
-        "kernel": f"feature = decoder kernel {card.unit}",
-        "step": f"feature = decode(a*e) - decode(0), a = {card.step_size:.3g}",
-    }[card.decoder_kind]
-    return f"{encoder} | {decoder}"
-
-
 # ----- drawing ---------------------------------------------------------------------------------------------
 def card_figure(card: UnitCard):
     """The card as one plotly figure: filter, feature and activation histogram on top; the top-activating
