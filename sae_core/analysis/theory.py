@@ -91,15 +91,6 @@ def not_kl_note(model: ModelConfig) -> str | None:
     return f"The current model is not under the KL penalty, so its units are not on this curve. {instead}"
 
 
-def sparsity_delta(rho: float, beta: float, rho_hat: np.ndarray | float) -> np.ndarray:
-    """UFLDL's extra term of the hidden layer's error, β(−ρ/ρ̂ⱼ + (1−ρ)/(1−ρ̂ⱼ)), before the f'(zⱼ) factor.
-
-    It is the same for every sample of the batch: ρ̂ⱼ is a batch mean, so ∂ρ̂ⱼ/∂hⱼ⁽ⁱ⁾ = 1/m and the 1/m of
-    the mean squared error's gradient absorbs it.
-    """
-    return beta * kl_slope(rho, rho_hat)
-
-
 # ----- the gradient check ----------------------------------------------------------------------------------
 def tiny_copy(model: ModelConfig) -> dict[str, object]:
     """The fields of `model` that the gradient check keeps (its objective's weights, activations, the
