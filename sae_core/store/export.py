@@ -79,13 +79,6 @@ def load(model_dir: str | Path) -> tuple[nn.Module, RunConfig, tuple[int, int]]:
     return read_folder(model_dir)
 
 
-def load_config(model_dir: str | Path) -> tuple[RunConfig, tuple[int, int]]:
-    """(RunConfig, image_shape) from model_dir/config.json."""
-    from sae_core.store.model_import import read_folder_config
-
-    return read_folder_config(model_dir)
-
-
 def load_metrics(model_dir: str | Path) -> dict[str, Any]:
     path = Path(model_dir) / METRICS_FILE
     if not path.is_file():
