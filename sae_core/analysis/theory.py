@@ -12,7 +12,7 @@ import numpy as np
 
 from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sae_core.train import gradcheck
-from sae_core.train.metrics import FOUND_THRESHOLD
+from sae_core.train.metrics import features_found
 from sae_core.train.objective import EPS
 
 COPIED_FIELDS = (
@@ -164,7 +164,7 @@ def penalty_run(penalty: str, steps: int = PENALTY_RUN_STEPS, seed: int = 0) -> 
         pass
     m = cfg.model
     note = {"kl": f"ρ = {m.rho:g}, β = {m.beta:g}", "l1": f"β = {m.beta:g}", "topk": f"k = {m.k}"}[penalty]
-    found = 0 if snap.truth_match is None else int((snap.truth_match > FOUND_THRESHOLD).sum())
+    found = 0 if snap.truth_match is None else features_found(snap.truth_match)
     return PenaltyRun(
         penalty=penalty,
         encoder_weight=snap.encoder_weight,
