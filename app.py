@@ -1,8 +1,8 @@
 """Sparse Autoencoder Playground: the Streamlit entry point (`streamlit run app.py`).
 
 Sets up the page, reads settings from the URL once per session, draws the shared sidebar and runs the
-page the user picked. Pages live in pages/ (see common.leave_old_multipage_mode for the one quirk that
-comes with that folder name).
+page the user picked. Pages live in pages/ (see navigation_guard.leave_old_multipage_mode for the
+one quirk that comes with that folder name).
 The library in sae_core/ knows nothing of Streamlit.
 """
 
@@ -14,13 +14,13 @@ from pathlib import Path
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # `pages.common` and `sae_core` import from here under any runner
+if str(ROOT) not in sys.path:  # `pages` and `sae_core` import from here under any runner
     sys.path.insert(0, str(ROOT))
 
-from pages import common  # noqa: E402
+from pages import navigation_guard, server, url_state  # noqa: E402
 from sae_core.train.trainer import resolve_device  # noqa: E402
 
-common.leave_old_multipage_mode(rerun=False)  # st.navigation below takes over
+navigation_guard.leave_old_multipage_mode(rerun=False)  # st.navigation below takes over
 st.set_page_config(
     page_title="Sparse Autoencoder Playground", page_icon=":material/grid_view:", layout="wide"
 )
@@ -35,8 +35,8 @@ runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:", url
 explore = st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:", url_path="explore")
 page = st.navigation([home, train, explore, runs, applications, theory])
 
-common.configure_torch()
-common.read_query_params()
+server.configure_torch()
+url_state.read_query_params()
 
 with st.sidebar:
     device = resolve_device("auto")

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import streamlit as st
 from torch import nn
 
-from pages import applications_anomaly, common
+from pages import applications_anomaly, datasets, navigation_guard, session_job
 from pages import applications_sections as sections
 from sae_core.analysis.applications import NotApplicable, check_fits
 from sae_core.analysis.applications.common import code_width, load_model_zip, weights_key
 from sae_core.config.run import RunConfig
 from sae_core.data import datasets as data
 
-common.leave_old_multipage_mode()
+navigation_guard.leave_old_multipage_mode()
 
 IMPORTED = "app_imported"
 """st.session_state key: the Loaded model imported from a zip (kept across reruns of this session)."""
@@ -50,7 +50,7 @@ class Loaded:
 
 def session_model() -> Loaded | None:
     """A CPU copy of the session's trained model (it may still be training), or None before any step."""
-    job = common.current_job()
+    job = session_job.current_job()
     if job is None or job.step_count == 0:
         return None
     shape = tuple(job.trainer.dataset.image_shape)
@@ -107,11 +107,11 @@ def choose_model() -> Loaded | None:
 
 def dataset_of(loaded: Loaded) -> data.Dataset | None:
     """The dataset the model was trained on (the session's own, or loaded from the model's config)."""
-    job = common.current_job()
+    job = session_job.current_job()
     if job is not None and loaded.config == job.config and st.session_state.get(SOURCE) != UPLOAD:
         return job.trainer.dataset
     try:
-        return common.load_dataset(loaded.config.data)
+        return datasets.load_dataset(loaded.config.data)
     except (data.DataUnavailableError, data.UploadError, ValueError, OSError) as err:
         st.error(f"Cannot load the data this model was trained on: {err}", icon=":material/cloud_off:")
         return None

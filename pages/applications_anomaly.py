@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages import common
+from pages import datasets
 from pages.applications_sections import not_applicable
 from sae_core.analysis.applications import NotApplicable, anomaly, denoise
 from sae_core.analysis.applications.common import copy_steps, require_labels
@@ -100,7 +100,7 @@ def other_dataset(loaded: Any, dataset: data.Dataset) -> anomaly.Anomalies | Non
         raise NotApplicable(f"No other dataset here has {h}×{w} images.")
     name = st.selectbox("Other dataset", same, format_func=lambda n: data.DATASETS[n].title, key="app_other")
     with st.spinner(f"Loading {name}…"):
-        other = common.load_dataset(DataConfig(dataset=name, data_dir=data_dir))
+        other = datasets.load_dataset(DataConfig(dataset=name, data_dir=data_dir))
     return anomaly.detect(loaded.model, dataset, "dataset", other=other)
 
 

@@ -1,9 +1,9 @@
 """Classroom links: a Train-page link that shows students only the controls the teacher named.
 
 Not a page itself. `?classroom=rho,beta` (read once per session with the other URL settings, see
-`common.read_query_params`) hides every setting control of the Train page except ρ and β; the buttons
+`url_state.read_query_params`) hides every setting control of the Train page except ρ and β; the buttons
 and the views stay. The hidden settings keep the link's values: the settings dict, not a widget, is the
-source of truth (pages/common.py), and a control that is not drawn cannot change it. `?classroom=none`
+source of truth (pages/settings_state.py), and a control that is not drawn cannot change it. `?classroom=none`
 hides every setting. The teacher gets such a link from the "Share with the class" expander, which
 writes every setting of the current run into it. Opening a preset from Home leaves classroom mode.
 """
@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from pages import common
+from pages import notices, settings_state
 from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.models import get_spec
 
@@ -48,7 +48,7 @@ NAMES = {
 # ----- the mode -------------------------------------------------------------------------------------------
 def nameable() -> tuple[str, ...]:
     """Every name a classroom link may give: the Train page's controls, variant controls included."""
-    return common.WIDGET_KEYS + common.VARIANT_WIDGET_KEYS
+    return settings_state.WIDGET_KEYS + settings_state.VARIANT_WIDGET_KEYS
 
 
 def parse(value: str) -> tuple[tuple[str, ...], list[str]]:
@@ -67,8 +67,8 @@ def read_link(value: str | None) -> None:
     known, unknown = parse(value)
     st.session_state[KEY] = known
     if unknown:
-        names = ", ".join(common.literal(n) for n in unknown)
-        common.add_notice(
+        names = ", ".join(notices.literal(n) for n in unknown)
+        notices.add_notice(
             f"Classroom link: ignored {names}, not the name of a control on the Train page. "
             f"The names are: {', '.join(nameable())}."
         )
@@ -122,7 +122,7 @@ def draw_note() -> None:
     """One line at the top of the sidebar: this is a classroom link, and what can be changed."""
     if not is_on():
         return
-    labels = page_controls(common.current_config())
+    labels = page_controls(settings_state.current_config())
     free = [labels[k] for k in st.session_state[KEY] if k in labels]
     what = f"you can change {_and(free)}" if free else "the settings are fixed"
     with st.sidebar:
@@ -142,7 +142,7 @@ def structural_shown() -> bool:
 def link_query(cfg: RunConfig, base: RunConfig, fields: Iterable[str]) -> dict[str, str]:
     """The URL parameters of a classroom link to cfg: every setting that differs from `base` (what a new
     session starts with), no server path, and the controls students may change."""
-    return {**common.url_query(cfg, base), PARAM: ",".join(fields) or NONE}
+    return {**settings_state.url_query(cfg, base), PARAM: ",".join(fields) or NONE}
 
 
 def share_link(cfg: RunConfig, base: RunConfig, fields: Iterable[str], page_url: str) -> str:
@@ -163,7 +163,7 @@ def draw_share() -> None:
     """The sidebar's "Share with the class": pick what students may touch, copy the link."""
     if is_on():  # a student's page: the teacher's link is theirs to make
         return
-    cfg = common.current_config()
+    cfg = settings_state.current_config()
     labels = page_controls(cfg)
     kept = st.session_state.get(SHARE_KEY)
     if kept is not None:  # a control of another variant is no longer offered
@@ -178,7 +178,7 @@ def draw_share() -> None:
             help="The link opens the Train page with these settings; every other control is hidden and "
             "keeps this run's value.",
         )
-        link = share_link(cfg, RunConfig.from_flat(common.base_settings()), fields, page_url())
+        link = share_link(cfg, RunConfig.from_flat(settings_state.base_settings()), fields, page_url())
         st.code(link, language=None, wrap_lines=True)
         st.caption("Copy it with the button at the top right of the box.")
         if cfg.data.dataset == "upload":

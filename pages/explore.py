@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common, explore_settings, explore_views, live_charts, presentation
+from pages import explore_settings, explore_views, live_charts, navigation_guard, presentation
 from pages.explore_views import current_job
 
-common.leave_old_multipage_mode()
+navigation_guard.leave_old_multipage_mode()
 
 WAS_ACTIVE = "sweep_was_active"
 SWITCH = "sweep_switch"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common, explore_views
+from pages import datasets, explore_views, server, settings_state
 from pages.explore_views import ERROR, JOB, PROBE, SELECTED, current_job
 from sae_core.cli.sweep import parse_list
 from sae_core.data import datasets as data
@@ -29,7 +29,7 @@ DEFAULT_AXIS_VALUES = {"hidden": "16, 36", "weight_decay": "0, 0.001", "seed": "
 
 def _form_defaults() -> dict:
     """The form's starting values: the Train page's current run where the sweep takes it."""
-    cfg = common.current_config()
+    cfg = settings_state.current_config()
     flat = cfg.flat()
     dataset = (
         flat["dataset"] if flat["dataset"] in data.DATASETS and flat["dataset"] != "upload" else "digits"
@@ -126,7 +126,7 @@ def spec_from_form() -> SweepSpec:
     """The SweepSpec the form describes; ValueError naming the field that is wrong."""
     state = st.session_state
     penalty = state["sweep_penalty"]
-    base = common.current_config().replace(
+    base = settings_state.current_config().replace(
         dataset=state["sweep_dataset"],
         upload=None,
         variant=state["sweep_variant"],
@@ -182,18 +182,18 @@ def _backend_choice() -> None:
 
 def build_job(spec: SweepSpec) -> SweepJob | RemoteSweepJob:
     """A SweepJob on this server's queue, or a RemoteSweepJob on the Ray cluster when that was chosen."""
-    dataset = common.load_dataset(spec.base.data)
+    dataset = datasets.load_dataset(spec.base.data)
     if st.session_state.get(BACKEND, "local") == "ray":
         return RemoteSweepJob(spec, dataset, backend="ray")
     job = SweepJob(
         spec,
         dataset,
-        queue=common.training_queue(),
-        owner=common.browser_owner(),
-        idle_timeout=common.idle_timeout_s(),
-        is_watched=common.session_watcher(),
+        queue=server.training_queue(),
+        owner=server.browser_owner(),
+        idle_timeout=server.idle_timeout_s(),
+        is_watched=server.session_watcher(),
     )
-    common.reaper().watch(job)
+    server.reaper().watch(job)
     return job
 
 

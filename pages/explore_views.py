@@ -12,7 +12,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from pages import common, live_charts, presentation
+from pages import datasets, job_control, live_charts, notices, presentation
 from sae_core.analysis import sweep_probe
 from sae_core.analysis.applications import NotApplicable
 from sae_core.config.run import RunConfig
@@ -241,11 +241,11 @@ def on_open(cell: int) -> None:
         if job.active and not isinstance(job, RemoteSweepJob):
             job.pause()  # the Train page's run needs the slot; the sweep keeps its place
         state, cfg, step = job.cell_state(cell)
-        common.open_model(cfg, state, step, source=f"the sweep's cell {cell_label(job.spec, cell)}")
+        job_control.open_model(cfg, state, step, source=f"the sweep's cell {cell_label(job.spec, cell)}")
     except (RuntimeError, ValueError, data.DataUnavailableError) as err:
         st.session_state[ERROR] = f"Cannot open this cell: {err}"
         return
-    st.session_state[common.NOTICE] = (
+    st.session_state[notices.NOTICE] = (
         f"Opened the sweep's cell {cell_label(job.spec, cell)} at step {step:,}: press Train to train it on."
     )
     st.session_state["sweep_switch"] = True
@@ -273,7 +273,7 @@ def draw_probe(job: SweepJob, snap: SweepSnapshot) -> None:
     ):
         return
     try:
-        dataset = common.load_dataset(snap.spec.base.data)
+        dataset = datasets.load_dataset(snap.spec.base.data)
         split = sweep_probe.probe_split(dataset)
     except NotApplicable as err:
         st.info(str(err))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import classroom, common
+from pages import classroom, navigation_guard, server, settings_state
 from sae_core import presets
 from sae_core.data import datasets as data
 
-common.leave_old_multipage_mode()
+navigation_guard.leave_old_multipage_mode()
 
 PICTURE = Path(__file__).resolve().parent.parent / "assets" / "home-picture.png"
 TRAIN_PAGE = "pages/train.py"
@@ -19,9 +19,9 @@ ALTERNATIVE = presets.ALTERNATIVE  # a missing dataset -> the one its card offer
 
 def open_preset(name: str, dataset: str | None = None) -> None:
     classroom.leave()  # the preset replaces a classroom link's settings: every control is back
-    common.apply_preset(name)
+    settings_state.apply_preset(name)
     if dataset is not None:
-        common.settings()["dataset"] = dataset
+        settings_state.settings()["dataset"] = dataset
     st.switch_page(TRAIN_PAGE)
 
 
@@ -32,7 +32,7 @@ def preset_card(preset) -> None:
         st.write(preset.blurb_for(presets.dataset_to_open(preset)))  # garments, not strokes, on Fashion-MNIST
         if preset.seconds is not None:
             st.caption(_time_caption(preset))
-        if preset.name == common.presets_default():
+        if preset.name == settings_state.presets_default():
             st.caption("The offline default.")
         if ok:
             if st.button("Open in Train", key=f"preset_{preset.name}", type="primary", width="stretch"):
@@ -91,7 +91,7 @@ def main() -> None:
                 "pattern that most excites one hidden unit.",
             )
     st.subheader("Presets")
-    presets = list(common.presets().values())
+    presets = list(server.presets().values())
     for start in range(0, len(presets), 3):
         for col, preset in zip(st.columns(3), presets[start : start + 3], strict=False):
             with col:

@@ -7,11 +7,19 @@ import time
 
 import streamlit as st
 
-from pages import common, runs_compare, runs_store
+from pages import (
+    job_control,
+    navigation_guard,
+    notices,
+    runs_compare,
+    runs_store,
+    session_job,
+    settings_state,
+)
 from sae_core.data import datasets as data
 from sae_core.store import runs
 
-common.leave_old_multipage_mode()
+navigation_guard.leave_old_multipage_mode()
 
 TRAIN_PAGE = "pages/train.py"
 SHOWN = 12
@@ -26,7 +34,7 @@ def main() -> None:
         "on this server, through reloads and restarts: open one again on Train, or compare two to four "
         "side by side."
     )
-    runs_store.keep_ended_run(common.current_job())  # a run that ended while you were on another page
+    runs_store.keep_ended_run(session_job.current_job())  # a run that ended while you were on another page
     notice_box = st.empty()
     infos = runs_store.store().list_runs(runs_store.owner())
     if not infos:
@@ -38,7 +46,7 @@ def main() -> None:
     else:
         draw_list(infos)
         runs_compare.draw(infos)
-    notice = st.session_state.pop(common.NOTICE, None)
+    notice = st.session_state.pop(notices.NOTICE, None)
     if notice:
         notice_box.info(notice, icon=":material/info:")
 
@@ -92,18 +100,18 @@ def open_run(info: runs.RunInfo) -> None:
         stored = runs_store.store().load_run(info.id, runs_store.owner())
         cfg = stored.config
         if cfg.data.dataset == "upload":  # an upload belongs to the session that made it: use yours
-            cfg = cfg.replace(upload=common.settings().get("upload"))
+            cfg = cfg.replace(upload=settings_state.settings().get("upload"))
             if not cfg.data.upload:
                 raise ValueError(
                     "this run trained on an uploaded file: upload images of its size on Train first"
                 )
         source = f"the kept run “{info.title}”"
-        job = common.open_model(cfg, stored.state_dict(), start_step=stored.info.steps, source=source)
+        job = job_control.open_model(cfg, stored.state_dict(), start_step=stored.info.steps, source=source)
     except (KeyError, ValueError, RuntimeError, OSError, data.DataUnavailableError) as err:
         st.error(f"Cannot open this run: {err}", icon=":material/error:")
         return
     runs_store.mark_kept(job)
-    common.add_notice(
+    notices.add_notice(
         f"This is your kept run “{info.title}”, paused at step {job.step_count:,}: "
         "**Train** trains it further (kept again as a new run); the kept one stays as it is."
     )
@@ -114,10 +122,10 @@ def delete_run(run_id: str) -> None:
     try:
         info = runs_store.store().delete_run(run_id, runs_store.owner())
     except (KeyError, ValueError):
-        common.add_notice("That run was already gone.")
+        notices.add_notice("That run was already gone.")
         return
     runs_compare.forget(run_id)
-    common.add_notice(f"Deleted “{info.title}”.")
+    notices.add_notice(f"Deleted “{info.title}”.")
 
 
 main()

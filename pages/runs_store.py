@@ -1,7 +1,7 @@
 """The pages' side of kept runs (sae_core.store.runs): the server's RunStore, whose runs, keeping this run.
 
 Not a page itself. When is a run kept? When the Train page sees it finished or stopped, when it is
-replaced (Reset, a rebuild, opening another model: common.retire_job stops it), and when its model is
+replaced (Reset, a rebuild, opening another model: job_control.retire_job stops it), and when its model is
 downloaded (`keep_ended_run`, `on_download`). Once per training run and step: keeping the same run again
 at a later step with the same settings (it trained on) rewrites its entry in place, so one training run
 is one entry; after a live change of ρ, β, λ or the learning rate it is a new entry, and so is a fresh
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from pages import common
+from pages import notices, server
+from pages.session_job import PREVIOUS, current_job
 from sae_core.serve.jobs import TrainingJob
 from sae_core.store import runs
 
@@ -40,28 +41,25 @@ def store() -> runs.RunStore:
 
 
 def owner() -> str:
-    """This browser's key (common.browser_owner: the unmasked XSRF token, or "session:<id>" without one)."""
-    return common.browser_owner()
-
-
-xsrf_token = common.xsrf_token
+    """This browser's key (server.browser_owner: the unmasked XSRF token, or "session:<id>" without one)."""
+    return server.browser_owner()
 
 
 def keep_ended_run(job: TrainingJob | None) -> runs.RunInfo | None:
     """Keep the session's run if it has finished or was stopped (once per step); see keep_run."""
-    if job is None or job is not common.current_job() or job.status not in REASONS:
+    if job is None or job is not current_job() or job.status not in REASONS:
         return None
     return keep_run(job, REASONS[job.status])
 
 
 def keep_retired(job: TrainingJob) -> runs.RunInfo | None:
-    """A run that is being replaced (common.retire_job): kept as finished or stopped."""
+    """A run that is being replaced (job_control.retire_job): kept as finished or stopped."""
     return keep_run(job, "finished" if job.status == "done" else "stopped")
 
 
 def keep_current_run(reason: runs.Status) -> runs.RunInfo | None:
-    """keep_run for the session's current run (an importer passes "imported" after common.open_model)."""
-    return keep_run(common.current_job(), reason)
+    """keep_run for the session's current run (an importer passes "imported" after job_control.open_model)."""
+    return keep_run(current_job(), reason)
 
 
 def on_download() -> None:
@@ -71,12 +69,12 @@ def on_download() -> None:
 
 def on_download_previous() -> None:
     """The previous run's download button."""
-    keep_run(st.session_state.get(common.PREVIOUS), "downloaded")
+    keep_run(st.session_state.get(PREVIOUS), "downloaded")
 
 
 def keep_run(job: TrainingJob | None, reason: runs.Status) -> runs.RunInfo | None:
     """Keep `job` (the session's current or previous run) as it is now, unless this step of it is kept
-    already; tell the user (common.add_notice), also about runs pruned to make room. None when nothing
+    already; tell the user (notices.add_notice), also about runs pruned to make room. None when nothing
     was kept. Kept before by this session with the same settings (the run's length aside), its entry is
     rewritten; after a live change of ρ, β, λ or the learning rate it is kept as a new entry, so that the
     state trained under the old settings stays as it was."""
@@ -94,16 +92,16 @@ def keep_run(job: TrainingJob | None, reason: runs.Status) -> runs.RunInfo | Non
     try:
         result = store().save_run(model, snap, owner=owner(), status=reason, replace=replace)
     except (OSError, ValueError) as err:
-        common.add_notice(f"Could not keep this run in {common.literal(store().root)}: {err}")
+        notices.add_notice(f"Could not keep this run in {notices.literal(store().root)}: {err}")
         return None
     # An imported model's entry stays as it came; a later keep of that job is an entry of its own.
     _remember(job, step, None if reason == "imported" else result.run.id, _settings(snap))
     if replace is not None and result.run.id == replace:
-        common.add_notice(f"Your kept run is now at step {step:,} ({reason}).")
+        notices.add_notice(f"Your kept run is now at step {step:,} ({reason}).")
     else:
-        common.add_notice(f"Kept in your runs ({reason}): {result.run.title}. The Runs page lists them.")
+        notices.add_notice(f"Kept in your runs ({reason}): {result.run.title}. The Runs page lists them.")
     if result.pruned:
-        common.add_notice(pruned_message(result.pruned, store()))
+        notices.add_notice(pruned_message(result.pruned, store()))
     return result.run
 
 
@@ -128,9 +126,7 @@ def _kept() -> dict[int, _Kept]:
 
 def _remember(job: TrainingJob, step: int, run_id: str | None, settings: dict) -> None:
     """Note the keep; forget jobs that are neither the current nor the previous run (their models)."""
-    live = {
-        id(j) for j in (common.current_job(), st.session_state.get(common.PREVIOUS), job) if j is not None
-    }
+    live = {id(j) for j in (current_job(), st.session_state.get(PREVIOUS), job) if j is not None}
     kept = {key: entry for key, entry in _kept().items() if key in live}
     kept[id(job)] = _Kept(job, step, run_id, settings)
     st.session_state[KEPT] = kept

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from pages import navigation_guard, session_job, settings_state
 from sae_core.analysis import formulas, theory
 from sae_core.config.run import BETA_DEFAULTS
 from sae_core.figures import theory as figures_theory
 from sae_core.train import gradcheck
 
-common.leave_old_multipage_mode()
+navigation_guard.leave_old_multipage_mode()
 
 GRADCHECK = "theory_gradcheck"
 """Session key of the last gradient check: (config it ran on, {parameter: relative error})."""
@@ -40,7 +40,7 @@ WEIGHT_GRADIENTS = (
 
 def current_snapshot():
     """The latest snapshot of the session's run when it has trained, else None."""
-    job = common.current_job()
+    job = session_job.current_job()
     if job is None or job.step_count == 0:
         return None
     return job.latest()
@@ -52,7 +52,7 @@ def penalty_runs(steps: int = theory.PENALTY_RUN_STEPS) -> list[theory.PenaltyRu
 
 
 def on_gradcheck() -> None:
-    model = common.current_config().model
+    model = settings_state.current_config().model
     try:
         st.session_state[GRADCHECK] = (model, theory.gradient_check(model))
     except (ValueError, RuntimeError) as err:  # a setting the tiny copy cannot take
@@ -233,7 +233,7 @@ def draw_sparsity_kinds(snap) -> None:
 
 def main() -> None:
     st.title("The maths of a sparse autoencoder")
-    cfg = common.current_config()
+    cfg = settings_state.current_config()
     snap = current_snapshot()
     draw_objective(cfg)
     draw_gradient()

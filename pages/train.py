@@ -1,6 +1,6 @@
 """Train page: the controls, the buttons and the live views of one training run.
 
-The run is a `TrainingJob` in st.session_state["job"] (see pages/common.py). The sidebar's controls
+The run is a `TrainingJob` in st.session_state["job"] (see pages/job_control.py). The sidebar's controls
 (pages/train_controls.py) change its settings; the buttons and views (pages/train_views.py) are drawn
 from its latest snapshot in a fragment that reruns twice a second while it trains and stays frozen on
 the last picture when it does not.
@@ -12,19 +12,24 @@ import streamlit as st
 
 from pages import (
     classroom,
-    common,
+    job_control,
     live_charts,
+    navigation_guard,
+    notices,
     presentation,
     runs_store,
+    session_job,
+    settings_state,
     train_controls,
     train_import,
     train_views,
     unit_card,
+    url_state,
 )
 from sae_core.data import datasets as data
 from sae_core.serve.jobs import TrainingJob
 
-common.leave_old_multipage_mode()
+navigation_guard.leave_old_multipage_mode()
 
 REFRESH_S = 0.5
 QUEUED_REFRESH_S = 5.0
@@ -39,7 +44,7 @@ def live_views_fragment(job: TrainingJob):
 
     @st.fragment(run_every=every)
     def live_views() -> None:
-        job = common.current_job()
+        job = session_job.current_job()
         if job is None:
             return
         snap = job.latest()
@@ -74,19 +79,19 @@ def main() -> None:
     try:
         _main_body()
     finally:
-        notice = st.session_state.pop(common.NOTICE, None)
+        notice = st.session_state.pop(notices.NOTICE, None)
         if notice:
             notice_box.info(notice, icon=":material/info:")
 
 
 def _main_body() -> None:
-    cfg = common.current_config()
-    common.write_query_params(cfg)
+    cfg = settings_state.current_config()
+    url_state.write_query_params(cfg)
     if cfg.data.dataset == "upload" and not cfg.data.upload:
         st.info("Upload a .npy, .npz or .zip of images in the sidebar to train on your own data.")
         return
     try:
-        job = common.sync_job(cfg)
+        job = job_control.sync_job(cfg)
     except (data.DataUnavailableError, data.UploadError, ValueError) as err:
         ok, where = data.availability(cfg.data.dataset) if cfg.data.dataset in data.DATASETS else (False, "")
         st.error(f"Cannot build this run: {err}", icon=":material/cloud_off:")

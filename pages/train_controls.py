@@ -1,7 +1,7 @@
 """The Train page's sidebar: every control of the run, its callback, and the upload.
 
 Not a page itself (pages/train.py draws it). Each control's key is its config field's name and its
-tooltip the field's docstring; a change goes through `common.change_setting` (a refused value gets its
+tooltip the field's docstring; a change goes through `settings_state.change_setting` (a refused value gets its
 message under the control). The chosen variant's own controls are generated from its spec
 (`sae_core.models.spec.Control`): the widget kind follows the field's type, as the CLI's flags do.
 """
@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 import streamlit as st
 
-from pages import classroom, common
+from pages import classroom, datasets, notices, settings_state
 from sae_core.config.run import FIELD_DOCS, Optimizer, TrainConfig, field_type
 from sae_core.config.sections import SIZE_LIMITS
 from sae_core.data import datasets as data
@@ -27,7 +27,7 @@ PENALTY_NAMES = {
     "none": "None",
 }
 L1_BETAS = (0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-"""The L1 β control's stops (common.beta_range("l1") is its range)."""
+"""The L1 β control's stops (settings_state.beta_range("l1") is its range)."""
 UNUSED_BY_PENALTY = {
     "l1": "ρ is not used by the L1 penalty (it has no target activation).",
     "topk": "ρ and β are not used by top-k: sparsity comes from keeping k units, not from a penalty.",
@@ -42,20 +42,20 @@ KEPT_LENGTH = "kept_length"
 
 # ----- callbacks ------------------------------------------------------------------------------------------
 def on_setting(key: str) -> None:
-    """A control changed: see common.change_setting."""
-    common.change_setting(key)
+    """A control changed: see settings_state.change_setting."""
+    settings_state.change_setting(key)
 
 
 def on_until_paused() -> None:
     """Run until paused (steps 0) or go back to the kept length; live, so a running job switches at once."""
     if st.session_state[UNTIL_PAUSED]:
-        st.session_state[KEPT_LENGTH] = common.settings()["steps"] or TrainConfig().steps
-        if common.settings().get("epochs") is not None:  # a length in epochs (from a link) ends too
-            common.set_setting("epochs", None)
-        common.set_setting("steps", 0)
+        st.session_state[KEPT_LENGTH] = settings_state.settings()["steps"] or TrainConfig().steps
+        if settings_state.settings().get("epochs") is not None:  # a length in epochs (from a link) ends too
+            settings_state.set_setting("epochs", None)
+        settings_state.set_setting("steps", 0)
     else:
         length = st.session_state.get(KEPT_LENGTH) or TrainConfig().steps
-        common.set_setting("steps", length)
+        settings_state.set_setting("steps", length)
         st.session_state["steps"] = length
 
 
@@ -63,26 +63,26 @@ def on_upload() -> None:
     """Check the uploaded file now, so a bad file gets a message next to the uploader, then keep it under a
     server-issued id for this session (the file it replaces is deleted)."""
     upload = st.session_state.get("upload_file")
-    common.errors().pop("upload", None)
+    settings_state.errors().pop("upload", None)
     if upload is None:
         return
     raw = upload.getvalue()
     try:
         x, shape = data.load_upload_bytes(raw, upload.name)
     except data.UploadError as err:
-        common.errors()["upload"] = str(err)
+        settings_state.errors()["upload"] = str(err)
         return
-    common.apply_setting("upload", common.session_uploads().put(raw, upload.name, len(x), shape))
-    st.session_state[common.NOTICE] = (
-        f"Loaded {common.literal(upload.name)}: {len(x)} samples of {shape[0]}×{shape[1]} pixels."
+    settings_state.apply_setting("upload", datasets.session_uploads().put(raw, upload.name, len(x), shape))
+    st.session_state[notices.NOTICE] = (
+        f"Loaded {notices.literal(upload.name)}: {len(x)} samples of {shape[0]}×{shape[1]} pixels."
     )
 
 
 # ----- widgets --------------------------------------------------------------------------------------------
 def error_under(key: str) -> None:
-    message = common.errors().get(key)
+    message = settings_state.errors().get(key)
     if message:
-        st.error(f"Not applied: {common.literal(message)}", icon=":material/block:")
+        st.error(f"Not applied: {notices.literal(message)}", icon=":material/block:")
 
 
 def widget(kind, label: str, key: str, **kwargs) -> None:
@@ -151,8 +151,8 @@ def _valid_float(value) -> set[float]:
 # ----- the sidebar ----------------------------------------------------------------------------------------
 def draw_controls() -> None:
     """The sidebar: data, model (with the chosen variant's own controls), objective, optimisation."""
-    flat = common.current_config().flat()
-    init_widgets(common.WIDGET_KEYS, flat)
+    flat = settings_state.current_config().flat()
+    init_widgets(settings_state.WIDGET_KEYS, flat)
     with st.sidebar:
         _data_section()
         spec = _chosen_spec()
@@ -217,7 +217,7 @@ def _chosen_spec() -> VariantSpec:
     try:
         return get_spec(st.session_state["variant"])
     except ValueError:  # a refused URL value: the settings still hold a valid one
-        return common.current_config().model.spec
+        return settings_state.current_config().model.spec
 
 
 def _data_section() -> None:
@@ -266,7 +266,7 @@ def _objective_section(spec: VariantSpec, flat: dict[str, Any]) -> None:
         beta_options = sorted(set(L1_BETAS) | _valid_float(st.session_state["beta"]))
         widget(st.select_slider, "Sparsity weight β (log scale)", "beta", options=beta_options)
     else:
-        _, top = common.beta_range(penalty)
+        _, top = settings_state.beta_range(penalty)
         widget(
             st.slider, "Sparsity weight β", "beta", min_value=0.0, max_value=top, step=0.1, disabled=no_beta
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import classroom, common, runs_store
+from pages import classroom, datasets, job_control, notices, runs_store, settings_state
 from sae_core.config.run import RunConfig
 from sae_core.data import datasets as data
 from sae_core.store import model_import
@@ -46,7 +46,7 @@ def draw() -> None:
             "pickled PyTorch files are refused.",
         )
         if error is not None:
-            st.error(f"Not imported: {common.literal(error)}", icon=":material/block:")
+            st.error(f"Not imported: {notices.literal(error)}", icon=":material/block:")
 
 
 def on_upload() -> None:
@@ -63,20 +63,20 @@ def on_upload() -> None:
 
 
 def import_model(raw: bytes, name: str) -> None:
-    """Check a model zip's bytes and make it this session's run at its saved step (common.open_model).
+    """Check a model zip's bytes and make it this session's run at its saved step (job_control.open_model).
 
-    Raises ModelImportError for the file itself and what common.open_model raises (the data is not
+    Raises ModelImportError for the file itself and what job_control.open_model raises (the data is not
     here, the run is over the memory budget, the weights do not fit the data's input size); the
     current run is untouched then.
     """
     imported = model_import.load_archive(raw, name)
     cfg = server_config(imported, name)
-    source = f"imported {common.literal(name)}"
-    common.open_model(cfg, imported.model.state_dict(), imported.start_step, source=source)
+    source = f"imported {notices.literal(name)}"
+    job_control.open_model(cfg, imported.model.state_dict(), imported.start_step, source=source)
     runs_store.keep_current_run("imported")  # on the Runs page at once, as it came
     if cfg.data.dataset == "upload":
-        common.add_notice("A model zip holds no data: it trains on your uploaded file, of the same size.")
-    common.add_notice(
+        notices.add_notice("A model zip holds no data: it trains on your uploaded file, of the same size.")
+    notices.add_notice(
         f"It goes on from step {imported.start_step:,}; **Train** trains it further, and Applications "
         "explores it."
     )
@@ -85,7 +85,7 @@ def import_model(raw: bytes, name: str) -> None:
 def server_config(imported: model_import.Imported, name: str) -> RunConfig:
     """The imported config with what belongs to this server, not to the machine that saved it: the data
     folder and the device are this session's, and an upload id becomes this session's upload."""
-    here = common.current_config()
+    here = settings_state.current_config()
     changes = {"data_dir": here.data.data_dir, "device": here.train.device}
     if imported.config.data.dataset == "upload":
         changes["upload"] = _matching_upload(imported.image_shape, name)
@@ -95,11 +95,11 @@ def server_config(imported: model_import.Imported, name: str) -> RunConfig:
 def _matching_upload(image_shape: tuple[int, int], name: str) -> str:
     """This session's uploaded file when it has the model's image size; else why it cannot be used."""
     h, w = image_shape
-    upload_id = common.settings().get("upload")
+    upload_id = settings_state.settings().get("upload")
     shape = None
     if upload_id:
         try:
-            shape = tuple(common.session_uploads().shape(upload_id)[1])
+            shape = tuple(datasets.session_uploads().shape(upload_id)[1])
         except data.UploadError:
             shape = None
     if shape == (h, w):

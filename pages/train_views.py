@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common, live_charts, presentation, runs_store
+from pages import job_control, live_charts, presentation, runs_store, session_job, settings_state
 from sae_core.analysis import diagnostics, formulas
 from sae_core.figures import training as figures
 from sae_core.serve.jobs import BusyError, TrainingJob
@@ -26,7 +26,7 @@ DATA_TAB = "Training data"  # the open tab before the first step: what the model
 # ----- button callbacks -----------------------------------------------------------------------------------
 def on_train() -> None:
     st.session_state.pop(BUSY, None)
-    job = common.current_job()
+    job = session_job.current_job()
     step = job.step_count
     try:
         job.start()
@@ -40,29 +40,29 @@ def on_train() -> None:
 
 def on_train_on() -> None:
     """A finished run: add its length again, as a live change (the same model trains on), and start."""
-    job = common.current_job()
+    job = session_job.current_job()
     more = job.trainer.total_steps
     if job.config.train.epochs is not None:  # a length in epochs (from a link) goes on in steps
-        common.set_setting("epochs", None)
-    common.set_setting("steps", job.step_count + more)
-    st.session_state["steps"] = common.settings()["steps"]  # the length's number input follows
+        settings_state.set_setting("epochs", None)
+    settings_state.set_setting("steps", job.step_count + more)
+    st.session_state["steps"] = settings_state.settings()["steps"]  # the length's number input follows
     on_train()
 
 
 def on_pause() -> None:
-    common.current_job().pause()
+    session_job.current_job().pause()
 
 
 def on_step() -> None:
-    common.current_job().step_once()
+    session_job.current_job().step_once()
 
 
 def on_stop() -> None:
-    common.current_job().stop()
+    session_job.current_job().stop()
 
 
 def on_reset() -> None:
-    common.retire_job("Reset: a fresh model was built with the same settings.")
+    job_control.retire_job("Reset: a fresh model was built with the same settings.")
 
 
 def on_filter_select() -> None:
@@ -75,7 +75,7 @@ def on_filter_select() -> None:
 
 
 def on_discard_previous() -> None:
-    st.session_state.pop(common.PREVIOUS, None)
+    st.session_state.pop(session_job.PREVIOUS, None)
 
 
 # ----- buttons, progress, numbers --------------------------------------------------------------------------
@@ -275,7 +275,7 @@ MARKS_A_UNIT = (figures.density_histogram, figures.kl_curve_figure)  # they take
 
 
 def draw_objective() -> None:
-    cfg = common.current_config()
+    cfg = settings_state.current_config()
     with st.container(border=True, key=presentation.OBJECTIVE_BOX):  # its formulas scale to fit it
         st.latex(formulas.objective_latex(cfg))
         if cfg.model.effective_penalty == "kl":
@@ -312,7 +312,7 @@ def draw_variant_views(snap: Snapshot) -> None:
 
 
 def draw_previous() -> None:
-    prev: TrainingJob | None = st.session_state.get(common.PREVIOUS)
+    prev: TrainingJob | None = st.session_state.get(session_job.PREVIOUS)
     if prev is None:
         return
     snap = prev.latest()

@@ -14,7 +14,7 @@ def pin_navigation_mode(monkeypatch) -> None:
     """Run AppTests as a live server runs once its first visit has gone through app.py.
 
     A server leaves Streamlit's old pages/-folder mode for good at its first st.navigation call
-    (pages/common.leave_old_multipage_mode). AppTest resets that process-wide flag before every run,
+    (pages/navigation_guard.leave_old_multipage_mode). AppTest resets that process-wide flag before every run,
     which would replay the first-visit path on each click; this undoes only that reset.
     """
     from streamlit.runtime import pages_manager

@@ -1,7 +1,7 @@
 """The pages, driven as a user would with streamlit.testing.v1.AppTest.
 
 Each test starts its own session; jobs are stopped at the end so no thread or training slot leaks.
-The job lives in st.session_state["job"] (pages/common.py: JOB). Configs are tiny: 8×8 digits, 4 units.
+The job lives in st.session_state["job"] (pages/session_job.py: JOB). Configs are tiny: 8×8 digits, 4 units.
 """
 
 from __future__ import annotations
@@ -227,10 +227,10 @@ def test_structural_change_rebuilds_and_says_so(apps):
 
 
 def test_a_full_server_queues_the_run_and_starts_it_in_turn(apps):
-    from pages import common
+    from pages import server
 
     at = apps(TINY)
-    queue = common.training_queue()
+    queue = server.training_queue()
     others = [object() for _ in range(queue.slots)]  # other students' runs hold every slot
     for i, other in enumerate(others):
         assert queue.acquire(other, f"other-{i}", lambda: None) == 0

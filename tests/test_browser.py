@@ -141,7 +141,7 @@ def test_a_non_default_variant_trains_live(page, app_url):
 def test_a_link_to_train_opened_first_on_a_fresh_server_applies_its_settings(page):
     # Regression: with a folder named pages/, Streamlit runs a fresh server's first /train request as
     # an old-style multipage app, skipping app.py and the URL's settings, unless
-    # pages/common.leave_old_multipage_mode switches it over.
+    # pages/navigation_guard.leave_old_multipage_mode switches it over.
     with streamlit_app(deadline_s=DEADLINE_S) as url:
         shown = open_train(page, url, "rho=0.1&steps=100000", timeout_s=DEADLINE_S)
         assert shown.total == 100_000

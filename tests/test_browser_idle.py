@@ -1,6 +1,6 @@
 """A run keeps training while its user looks at another page of the app (real Chromium, real server).
 
-A job pauses itself only when no tab of its browser session is connected (pages/common.session_watcher).
+A job pauses itself only when no tab of its browser session is connected (pages/server.session_watcher).
 Before, it paused once the Train page had not drawn it for the idle timeout, so going to Home for half a
 minute paused the class's run. The server here runs with a short SAE_IDLE_TIMEOUT_S, so the test waits
 seconds, not minutes.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from pages.common import xsrf_token
+from pages.server import xsrf_token
 
 
 def masked_cookie(token: bytes, mask: bytes) -> str:

@@ -28,7 +28,7 @@ SETTING_WIDGETS = (
 )
 """AppTest's names of the widget kinds the sidebar uses for settings (the presentation toggle is a view)."""
 BASE = RunConfig.from_flat(load_presets()[DEFAULT_PRESET].flat)
-"""What a new session starts with (common.base_settings)."""
+"""What a new session starts with (settings_state.base_settings)."""
 
 
 @pytest.fixture

@@ -124,11 +124,11 @@ def test_diverged_run_saves_restored_weights_and_exits_3(tmp_path, capsys):
     assert "diverged" in capsys.readouterr().err
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["status"] == "diverged"
-    model, _, _ = export.load(out)
+    model, cfg, _ = export.load(out)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     # Restored to step 0: the seeded initial weights.
     torch.manual_seed(0)
-    initial = build(model_cfg := export.load_config(out)[0].model, 64, (8, 8))
+    initial = build(model_cfg := cfg.model, 64, (8, 8))
     assert model_cfg.hidden == 5
     assert torch.equal(model.encoder.weight, initial.encoder.weight)
 

@@ -117,24 +117,24 @@ def test_stop_ends_the_thread_and_keeps_the_model(make_job):
     assert job.trainer.model is model and job.step_count == steps + 1
 
 
-def test_set_live_while_running_applies_without_losing_steps(make_job):
+def test_set_config_while_running_applies_without_losing_steps(make_job):
     job = make_job(flat={"rho": 0.05})
     job.start()
     wait_until(lambda: job.step_count >= 3, "three steps are taken")
     before = job.step_count
-    job.set_live(rho=0.2, lr=0.003)
+    job.set_config(job.config.replace(rho=0.2, lr=0.003))
     wait_until(lambda: job.latest().config.model.rho == 0.2, "the new ρ reaches a snapshot")
     assert job.config.model.rho == 0.2 and job.config.train.lr == 0.003
     assert job.running and job.step_count >= before
     with pytest.raises(ValueError, match="rho must be"):
-        job.set_live(rho=0.0)
+        job.set_config(job.config.replace(rho=0.0))
     job.pause()
     assert job.config.model.rho == 0.2
 
 
-def test_set_live_while_paused_is_visible_at_once(make_job):
+def test_set_config_while_paused_is_visible_at_once(make_job):
     job = make_job()
-    job.set_live(beta=0.5)
+    job.set_config(job.config.replace(beta=0.5))
     assert job.config.model.beta == 0.5 and job.latest().config.model.beta == 0.5
 
 
@@ -327,7 +327,7 @@ def test_a_finished_run_switched_to_until_paused_trains_on(make_job):
     job = make_job(flat={"steps": 20})
     job.start()
     wait_until(lambda: job.status == "done", "the run reaches its length")
-    job.set_live(steps=0)
+    job.set_config(job.config.replace(steps=0))
     job.start()
     wait_until(lambda: job.step_count > 100, "the run goes on past its old length")
     assert job.running and job.status == "running"
@@ -339,7 +339,7 @@ def test_a_running_job_switches_to_until_paused_without_stopping(make_job):
     job.start()
     wait_until(lambda: job.step_count >= 5, "five steps are taken")
     assert job.running and job.step_count < 3000
-    job.set_live(steps=0)
+    job.set_config(job.config.replace(steps=0))
     wait_until(lambda: job.step_count > 3200, "training goes past the old length of 3000", deadline_s=120)
     assert job.running and job.status == "running" and job.latest().until_paused
 

@@ -15,7 +15,7 @@ from apptest_helpers import pin_navigation_mode
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from pages import common, navigation_guard
+from pages import navigation_guard
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 RUN_TIMEOUT = 60  # seconds per script run: the first run imports torch on 2 shared cores
@@ -53,15 +53,11 @@ def _break_streamlit(monkeypatch, how: str) -> None:
         monkeypatch.setattr(navigation_guard, "_pages_manager", lambda: PagesManagerWithoutFlag)
 
 
-def test_common_still_exports_the_guard():
-    assert common.leave_old_multipage_mode is navigation_guard.leave_old_multipage_mode
-
-
 def test_flag_present_is_cleared_and_a_rerun_is_requested(monkeypatch, fresh_process, reruns):
     monkeypatch.setattr(PagesManager, navigation_guard.FLAG, True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        common.leave_old_multipage_mode()
+        navigation_guard.leave_old_multipage_mode()
     assert PagesManager.uses_pages_directory is False
     assert len(reruns) == 1
     assert not _guard_warnings(caught)
@@ -69,14 +65,14 @@ def test_flag_present_is_cleared_and_a_rerun_is_requested(monkeypatch, fresh_pro
 
 def test_flag_present_with_rerun_false_only_clears_it(monkeypatch, fresh_process, reruns):
     monkeypatch.setattr(PagesManager, navigation_guard.FLAG, True)
-    common.leave_old_multipage_mode(rerun=False)
+    navigation_guard.leave_old_multipage_mode(rerun=False)
     assert PagesManager.uses_pages_directory is False
     assert reruns == []
 
 
 def test_flag_already_cleared_needs_no_rerun(monkeypatch, fresh_process, reruns):
     monkeypatch.setattr(PagesManager, navigation_guard.FLAG, False)
-    common.leave_old_multipage_mode()
+    navigation_guard.leave_old_multipage_mode()
     assert PagesManager.uses_pages_directory is False
     assert reruns == []
 
@@ -87,7 +83,7 @@ def test_missing_flag_does_not_raise_and_warns_exactly_once(monkeypatch, fresh_p
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # so only the guard's own once-logic can hold repeats back
         for rerun in (False, True, True, False):
-            common.leave_old_multipage_mode(rerun=rerun)
+            navigation_guard.leave_old_multipage_mode(rerun=rerun)
     assert len(_guard_warnings(caught)) == 1
     assert issubclass(_guard_warnings(caught)[0].category, RuntimeWarning)
     assert reruns == []

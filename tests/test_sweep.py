@@ -13,6 +13,7 @@ from sae_core.cli.main import main
 from sae_core.config.run import RunConfig
 from sae_core.data import datasets as data
 from sae_core.store import export
+from sae_core.sweep.block import model_from_state
 from sae_core.sweep.trainer import SweepSpec, SweepTrainer
 from sae_core.train import budget
 from sae_core.train.trainer import PROBE_SIZE, Trainer
@@ -125,9 +126,10 @@ def test_metrics_match_formulas_written_out_on_the_cell_model(tiny_digits):
     snap = sweeper.snapshot()
     x = tiny_digits.train  # 300 samples < PROBE_SIZE: the probe is all of them
     assert len(x) < PROBE_SIZE
+    shape = tiny_digits.image_shape
     for i in range(spec.n_cells):
-        model, cfg = sweeper.cell_model(i)
-        assert cfg == spec.cells()[i]
+        cfg = spec.cells()[i]  # as the Explore page opens a cell
+        model = model_from_state(cfg, sweeper.cell_state(i), shape, sweeper.step_count, sweeper.total_steps)
         with torch.no_grad():
             h = torch.sigmoid(x @ model.encoder.weight.T + model.encoder.bias)
             recon = torch.sigmoid(h @ model.decoder.weight.T + model.decoder.bias)

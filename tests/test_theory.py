@@ -63,7 +63,7 @@ def test_kl_curve_figure_puts_the_models_units_on_the_curve():
     np.testing.assert_allclose(dots.y, [_kl(0.05, q) for q in units], rtol=1e-9)
 
 
-def test_sparsity_delta_is_what_backpropagation_gives_the_hidden_layer():
+def test_beta_times_the_kl_slope_is_what_backpropagation_gives_the_hidden_layer():
     """UFLDL: the KL term adds β(−ρ/ρ̂ⱼ + (1−ρ)/(1−ρ̂ⱼ)) · f'(zⱼ) / m to ∂J/∂zⱼ⁽ⁱ⁾ of every sample i."""
     torch.manual_seed(0)
     m, hidden, rho, beta = 7, 5, 0.1, 3.0
@@ -73,7 +73,7 @@ def test_sparsity_delta_is_what_backpropagation_gives_the_hidden_layer():
     penalty = beta * (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
     (grad,) = torch.autograd.grad(penalty, z)
     a = h.detach().numpy()
-    delta = theory.sparsity_delta(rho, beta, rho_hat.detach().numpy())
+    delta = beta * theory.kl_slope(rho, rho_hat.detach().numpy())  # UFLDL's sparsity delta
     np.testing.assert_allclose(grad.numpy(), delta[None, :] * a * (1 - a) / m, rtol=1e-10)
 
 

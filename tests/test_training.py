@@ -184,7 +184,7 @@ def test_after_a_live_change_lbfgs_steps_from_the_new_objective(tiny_digits):
 
         optimizer.step(closure)
     trainer.advance(max_steps=5)
-    trainer.set_live(rho=0.2)
+    trainer.set_config(trainer.config.replace(rho=0.2))
     trainer.advance(max_steps=1)
     for ours, theirs in zip(trainer.model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
@@ -276,11 +276,11 @@ def test_weights_that_do_not_fit_the_model_are_refused_naming_the_key(tiny_digit
 # ----- live changes -------------------------------------------------------------------------------
 
 
-def test_set_live_applies_at_the_next_step_and_the_loss_uses_the_new_values(tiny_digits):
+def test_set_config_applies_at_the_next_step_and_the_loss_uses_the_new_values(tiny_digits):
     cfg = run_config(rho=0.05, beta=3.0, batch_size=0, lr=0.01)  # full batch: the step's batch is known
     trainer = Trainer(cfg, tiny_digits, device="cpu")
     finish(trainer, steps=2)
-    trainer.set_live(rho=0.2, beta=0.5, lr=0.003)
+    trainer.set_config(trainer.config.replace(rho=0.2, beta=0.5, lr=0.003))
     assert trainer.config.model.rho == 0.05  # not before the next step
     with torch.no_grad():
         h = trainer.model.encode(trainer.x).double().numpy()
@@ -295,9 +295,9 @@ def test_set_live_applies_at_the_next_step_and_the_loss_uses_the_new_values(tiny
 def test_moving_weight_decay_to_zero_and_back_mid_run_keeps_the_history_aligned(tiny_digits):
     trainer = Trainer(run_config(weight_decay=1e-3, steps=30), tiny_digits, device="cpu")
     finish(trainer, steps=10)
-    trainer.set_live(weight_decay=0.0)
+    trainer.set_config(trainer.config.replace(weight_decay=0.0))
     finish(trainer, steps=10)
-    trainer.set_live(weight_decay=1e-3)
+    trainer.set_config(trainer.config.replace(weight_decay=1e-3))
     snap = list(trainer.run())[-1]
     assert snap.step == 30
     assert all(len(values) == 30 for values in snap.history.values())
@@ -310,7 +310,7 @@ def test_a_finished_run_goes_on_when_its_length_is_raised(tiny_digits):
     first = finish(trainer)[-1]
     weights = trainer.model.encoder.weight.detach().clone()
     assert (first.step, first.status) == (20, "done")
-    trainer.set_live(steps=35)
+    trainer.set_config(trainer.config.replace(steps=35))
     snaps = finish(trainer)
     assert snaps[-1].step == 35 and snaps[-1].total_steps == 35 and snaps[-1].status == "done"
     assert len(snaps[-1].history_steps) == 35  # went on from step 20, not from a fresh model
@@ -328,7 +328,7 @@ def test_a_run_until_paused_has_no_end_of_its_own(tiny_digits):
             break
     assert [s.step for s in snaps] == [45, 50, 55] and {s.status for s in snaps} == {"running"}
     assert snaps[-1].until_paused and snaps[-1].progress == 0.0
-    trainer.set_live(steps=60)  # a length again: the run ends there
+    trainer.set_config(trainer.config.replace(steps=60))  # a length again: the run ends there
     assert finish(trainer)[-1].status == "done" and trainer.step_count == 60 and trainer.finished
 
 
@@ -337,28 +337,28 @@ def test_a_length_lowered_while_a_section_runs_ends_it_there(tiny_digits):
 
     def keep_going() -> bool:  # the page lowers the length at step 10, in the middle of the section
         if trainer.step_count == 10:
-            trainer.set_live(steps=15)
+            trainer.set_config(trainer.config.replace(steps=15))
         return True
 
     assert trainer.advance(keep_going=keep_going) == "done" and trainer.step_count == 15
 
 
-def test_set_live_of_a_structural_field_raises(tiny_digits):
+def test_set_config_of_a_structural_field_raises(tiny_digits):
     trainer = Trainer(run_config(), tiny_digits, device="cpu")
     for change in ({"hidden": 10}, {"penalty": "l1"}, {"dataset": "bars"}, {"optimizer": "sgd"}):
         with pytest.raises(ValueError, match="cannot change while training"):
-            trainer.set_live(**change)
+            trainer.set_config(trainer.config.replace(**change))
     trainer.step()
     assert trainer.config == run_config()
 
 
 @pytest.mark.parametrize("change", [{"rho": 1.5}, {"beta": -1.0}, {"lr": 0.0}, {"weight_decay": -0.1}])
-def test_set_live_with_a_bad_value_raises_and_leaves_the_config_unchanged(tiny_digits, change):
+def test_set_config_with_a_bad_value_raises_and_leaves_the_config_unchanged(tiny_digits, change):
     trainer = Trainer(run_config(), tiny_digits, device="cpu")
-    trainer.set_live(beta=2.0)  # a good pending change survives a later bad one
+    trainer.set_config(trainer.config.replace(beta=2.0))  # a good pending change survives a later bad one
     (name,) = change
     with pytest.raises(ValueError, match=f"{name} must be"):
-        trainer.set_live(**change)
+        trainer.set_config(trainer.config.replace(**change))
     trainer.step()
     assert trainer.config == run_config(beta=2.0)
 
@@ -402,7 +402,7 @@ def test_after_divergence_a_smaller_learning_rate_lets_training_go_on(tiny_digit
         trainer = Trainer(cfg, tiny_digits, device="cpu")
         assert finish(trainer)[-1].status == "diverged"
         restored = trainer.step_count
-        trainer.set_live(lr=1e-3)
+        trainer.set_config(trainer.config.replace(lr=1e-3))
         snaps = finish(trainer, steps=5)
         assert [s.status for s in snaps] == ["running"] * 4 + ["done"], (output, snaps[-1].message)
         assert trainer.step_count == restored + 5

@@ -148,7 +148,7 @@ def _model(variant: str, seed: int = 0, **changes):
 
 @pytest.mark.parametrize("variant", registry.VARIANTS)
 def test_every_variant_has_a_card_with_a_filter_and_a_feature_picture_of_the_right_shape(
-    variant, tiny_digits
+    variant, tiny_digits, tmp_path
 ):
     model = _model(variant)
     x = tiny_digits.train[:120]
@@ -171,7 +171,8 @@ def test_every_variant_has_a_card_with_a_filter_and_a_feature_picture_of_the_rig
             assert layout.unit_of_tile(unit) == unit
         fig = unit_card_draw.card_figure(card)
         assert fig.data[0].z.shape == (card.filter_shape[0] + 2, card.filter_shape[1] + 2)  # 1-pixel frame
-        assert unit_card_draw.card_image(card).dtype == np.uint8
+        png = unit_card_draw.save_card_png(card, tmp_path / f"{variant}-{unit}.png")
+        assert Image.open(png).mode == "L"
 
 
 @pytest.mark.parametrize(

@@ -278,12 +278,12 @@ def test_each_variant_trains_from_the_page_with_its_controls_and_views(apps, var
 
 
 def test_every_variant_control_is_reset_with_the_other_widgets():
-    from pages import common
+    from pages import settings_state
     from sae_core.models import REGISTRY
 
     drawn = {key for spec in REGISTRY.values() for key in spec.fields}
     # URL reads and presets forget exactly these (k is one of the page's own widgets too).
-    assert drawn - set(common.WIDGET_KEYS) == set(common.VARIANT_WIDGET_KEYS)
+    assert drawn - set(settings_state.WIDGET_KEYS) == set(settings_state.VARIANT_WIDGET_KEYS)
 
 
 def test_variant_select_shows_human_names_and_sparse_has_no_variant_views(apps):

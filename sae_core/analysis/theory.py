@@ -12,7 +12,7 @@ import numpy as np
 
 from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sae_core.train import gradcheck
-from sae_core.train.metrics import FOUND_THRESHOLD
+from sae_core.train.metrics import features_found
 from sae_core.train.objective import EPS
 
 COPIED_FIELDS = (
@@ -91,15 +91,6 @@ def not_kl_note(model: ModelConfig) -> str | None:
     return f"The current model is not under the KL penalty, so its units are not on this curve. {instead}"
 
 
-def sparsity_delta(rho: float, beta: float, rho_hat: np.ndarray | float) -> np.ndarray:
-    """UFLDL's extra term of the hidden layer's error, β(−ρ/ρ̂ⱼ + (1−ρ)/(1−ρ̂ⱼ)), before the f'(zⱼ) factor.
-
-    It is the same for every sample of the batch: ρ̂ⱼ is a batch mean, so ∂ρ̂ⱼ/∂hⱼ⁽ⁱ⁾ = 1/m and the 1/m of
-    the mean squared error's gradient absorbs it.
-    """
-    return beta * kl_slope(rho, rho_hat)
-
-
 # ----- the gradient check ----------------------------------------------------------------------------------
 def tiny_copy(model: ModelConfig) -> dict[str, object]:
     """The fields of `model` that the gradient check keeps (its objective's weights, activations, the
@@ -173,7 +164,7 @@ def penalty_run(penalty: str, steps: int = PENALTY_RUN_STEPS, seed: int = 0) -> 
         pass
     m = cfg.model
     note = {"kl": f"ρ = {m.rho:g}, β = {m.beta:g}", "l1": f"β = {m.beta:g}", "topk": f"k = {m.k}"}[penalty]
-    found = 0 if snap.truth_match is None else int((snap.truth_match > FOUND_THRESHOLD).sum())
+    found = 0 if snap.truth_match is None else features_found(snap.truth_match)
     return PenaltyRun(
         penalty=penalty,
         encoder_weight=snap.encoder_weight,
@@ -194,8 +185,3 @@ def lifetime_sparsity(active: np.ndarray) -> np.ndarray:
 def population_sparsity(active: np.ndarray) -> np.ndarray:
     """Per sample, the fraction of units active on it (L0 / H). active: [N, H] bool -> [N]."""
     return np.asarray(active, dtype=np.float64).mean(axis=1)
-
-
-def active_of(activations: np.ndarray, threshold: float) -> np.ndarray:
-    """[N, H] bool: |h| > threshold (models.base.is_active on numpy)."""
-    return np.abs(np.asarray(activations)) > threshold

@@ -79,10 +79,6 @@ class RunConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    @classmethod
-    def from_json(cls, text: str) -> RunConfig:
-        return cls.from_dict(json.loads(text))
-
 
 def _build(klass: type, values: dict[str, Any]) -> Any:
     known = {f.name for f in fields(klass)}

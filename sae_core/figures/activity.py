@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from sae_core.train.metrics import FOUND_THRESHOLD, active_rule
+from sae_core.train.metrics import FOUND_THRESHOLD, active_rule, features_found
 
 if TYPE_CHECKING:
     from sae_core.train.snapshot import Snapshot
@@ -326,7 +326,7 @@ def truth_metric(snap: Snapshot) -> list[tuple[str, str, str]]:
     if snap.truth_match is None:
         return []
     match = np.asarray(snap.truth_match)
-    found = int((match > FOUND_THRESHOLD).sum())
+    found = features_found(match)
     what = "Bars" if snap.config.data.dataset == "bars" else "True features"
     help_text = (
         f"The data are made of {match.size} known {what.lower()}. One counts as found when some unit's "

@@ -34,21 +34,6 @@ def picture_titles(card: UnitCard) -> tuple[str, str]:
     return encoder, decoder
 
 
-def picture_names(card: UnitCard) -> str:
-    """One ASCII line naming the PNG's pictures (PIL's default font has no ∂ or subscripts)."""
-    encoder = {
-        "row": f"filter = W1 row {card.unit}",
-        "kernel": f"filter = encoder kernel {card.unit}",
-        "gradient": "filter = mean d(activation)/dx over its top inputs",
-    }[card.encoder_kind]
-    decoder = {
-        "column": f"feature = W2 column {card.unit}",
-        "kernel": f"feature = decoder kernel {card.unit}",
-        "step": f"feature = decode(a*e) - decode(0), a = {card.step_size:.3g}",
-    }[card.decoder_kind]
-    return f"{encoder} | {decoder}"
-
-
 # ----- drawing ---------------------------------------------------------------------------------------------
 def card_figure(card: UnitCard):
     """The card as one plotly figure: filter, feature and activation histogram on top; the top-activating
@@ -119,20 +104,13 @@ def card_figure(card: UnitCard):
     return fig
 
 
-def card_image(card: UnitCard, scale: int | None = None) -> np.ndarray:
-    """The card's pictures as one [rows, cols] uint8 grey array (no text): top row the encoder filter, the
-    decoder feature (each enlarged to about the image's size when smaller, as a conv kernel) and the
-    activation histogram; then the top-activating inputs; then the typical ones."""
-    return _picture_rows(card, scale or _scale(card))[3]
-
-
 def _scale(card: UnitCard) -> int:
     """Pixels per input pixel: 8×8 digits at 6, 28×28 images at 3 (an input tile 48-84 px)."""
     return int(np.clip(round(84 / max(card.image_shape)), 2, 6))
 
 
 def _picture_rows(card: UnitCard, scale: int):
-    """(pictures row, top strip, typical strip, all three stacked) as uint8 arrays at `scale`."""
+    """(pictures row, top strip, typical strip) as uint8 arrays at `scale`."""
     h, w = card.image_shape
     gap = 2
 
@@ -148,7 +126,7 @@ def _picture_rows(card: UnitCard, scale: int):
     pictures = [tile(card.encoder_filter, card.filter_shape), tile(card.decoder_feature, card.feature_shape)]
     top_row = _up(_hstack([*pictures, _histogram_image(card, h, 3 * w)], gap), scale)
     top, typical = _up(strip(card.top_inputs), scale), _up(strip(card.typical_inputs), scale)
-    return top_row, top, typical, _vstack([top_row, top, typical], gap * scale)
+    return top_row, top, typical
 
 
 def _normalised(vector: np.ndarray) -> np.ndarray:
@@ -175,12 +153,6 @@ def _hstack(parts: list[np.ndarray], gap: int) -> np.ndarray:
     return np.concatenate(padded, axis=1)[:, :-gap]
 
 
-def _vstack(parts: list[np.ndarray], gap: int) -> np.ndarray:
-    width = max(p.shape[1] for p in parts)
-    rows = [np.pad(p, ((0, gap), (0, width - p.shape[1])), constant_values=60) for p in parts]
-    return np.concatenate(rows, axis=0)[:-gap]
-
-
 PNG_FONT_SIZE = 15
 PNG_MARGIN = 12
 PNG_ASCII = {
@@ -205,7 +177,7 @@ def save_card_png(card: UnitCard, path: str | Path, scale: int | None = None) ->
     line = PNG_FONT_SIZE + 6
     scale = scale or _scale(card)
     h, w = card.image_shape
-    pictures, top, typical, _ = _picture_rows(card, scale)
+    pictures, top, typical = _picture_rows(card, scale)
     n = card.numbers()
     what = card.activation_name if card.positions == 1 else f"max of map {card.unit} over its positions"
     where = " (over inputs and positions)" if card.positions > 1 else ""

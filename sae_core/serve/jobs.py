@@ -1,10 +1,10 @@
 """A training run in a background thread, controlled from UI callbacks (no Streamlit here).
 
 The page keeps one `TrainingJob` per browser session; its buttons call start / pause / step_once /
-stop and its sliders call set_live. The thread never touches the UI: it publishes `Snapshot`s and
-the page draws the latest one on a timer. The thread lives only while the job trains: a paused job
-holds no thread, and `release()` (the server's `scheduler.Reaper`, for a session that has gone) gives
-back its model, optimizer and data too.
+stop and its sliders hand it a new config (set_config). The thread never touches the UI: it publishes
+`Snapshot`s and the page draws the latest one on a timer. The thread lives only while the job trains: a
+paused job holds no thread, and `release()` (the server's `scheduler.Reaper`, for a session that has
+gone) gives back its model, optimizer and data too.
 """
 
 from __future__ import annotations
@@ -242,13 +242,6 @@ class TrainingJob:
         field that needs a new model differs."""
         with self._lock:
             self.trainer.set_config(config)
-            if not self.running:
-                self._apply_now()
-
-    def set_live(self, **changes: float) -> None:
-        """set_config for a few changed fields, validated here (for callers that hold no config)."""
-        with self._lock:
-            self.trainer.set_live(**changes)
             if not self.running:
                 self._apply_now()
 

@@ -31,7 +31,7 @@ from sae_core.store.folder import (
     SHAPE_KEY,
     TEST_LOSS_CSV,
 )
-from sae_core.store.model_import import read_folder, read_folder_config
+from sae_core.store.model_import import read_folder
 
 if TYPE_CHECKING:
     from sae_core.train.snapshot import Snapshot
@@ -74,11 +74,6 @@ def load(model_dir: str | Path) -> tuple[nn.Module, RunConfig, tuple[int, int]]:
     allocated). The checks are sae_core.store.model_import's, which reads model zips the same way.
     """
     return read_folder(model_dir)
-
-
-def load_config(model_dir: str | Path) -> tuple[RunConfig, tuple[int, int]]:
-    """(RunConfig, image_shape) from model_dir/config.json."""
-    return read_folder_config(model_dir)
 
 
 def load_metrics(model_dir: str | Path) -> dict[str, Any]:

@@ -124,11 +124,6 @@ def read_folder(folder: str | Path) -> tuple[nn.Module, RunConfig, tuple[int, in
     return read_model(_Folder(folder, not_found=FileNotFoundError))
 
 
-def read_folder_config(folder: str | Path) -> tuple[RunConfig, tuple[int, int]]:
-    """(RunConfig, image_shape) from folder/config.json (export.load_config's API)."""
-    return read_config(_Folder(Path(folder), not_found=FileNotFoundError))
-
-
 # ----- the one checking path --------------------------------------------------------------------------------
 class Source(Protocol):
     """The files of a saved model, by their names in the format (a folder, or a checked zip)."""

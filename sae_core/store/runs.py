@@ -149,9 +149,6 @@ class RunStore:
         except FileNotFoundError:
             raise KeyError(f"kept run {run_id} was deleted while it was read") from None
 
-    def total_bytes(self) -> int:
-        return sum(info.size_bytes for info in self._all())
-
     # ----- writing ------------------------------------------------------------------------------------
     def save_run(
         self,
@@ -192,11 +189,6 @@ class RunStore:
             info = self.get(run_id, owner)
             self._remove(info.path)
         return info
-
-    def prune(self) -> list[RunInfo]:
-        """Delete the oldest runs until the folder is under its bounds; the deleted ones, oldest first."""
-        with self._locked():
-            return self._prune(keep=None)
 
     # ----- internals ----------------------------------------------------------------------------------
     def _folder(self, run_id: str) -> Path:

@@ -5,7 +5,7 @@ The rebuilt snapshot lets the comparison draw a kept run with the very figure fu
 uses (filters, ρ̂ and density histograms, loss curves, the metric row). What it cannot hold is what was
 not kept: the probe's activations and reconstructions, the variant's extras. Unit statistics (ρ̂ and
 density per unit, units.json) are the ones the run had when it was kept; a folder without them (a model
-folder from elsewhere) gives a snapshot without histograms (`has_units` is False).
+folder from elsewhere) gives a snapshot without histograms (`rho_hat` and `density` are None).
 """
 
 from __future__ import annotations
@@ -80,10 +80,6 @@ class StoredRun:
     """[hidden] mean activation of each unit when the run was kept; None when not kept."""
     density: np.ndarray | None
     n_probe: int
-
-    @property
-    def has_units(self) -> bool:
-        return self.rho_hat is not None and self.density is not None
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}

@@ -257,12 +257,6 @@ class BlockTrainer:
         """Cell g's weights as its model's state dict (CPU copies)."""
         return {self.names[name]: p[g].detach().to("cpu", copy=True) for name, p in self.p.items()}
 
-    def cell_model(self, g: int, step: int, total_steps: int) -> nn.Module:
-        """Cell g as the ordinary model, in eval mode."""
-        return model_from_state(
-            self.configs[g], self.state_dict(g), self.dataset.image_shape, step, total_steps
-        )
-
 
 def model_from_state(
     cfg: RunConfig, state: dict, image_shape: tuple[int, int], step: int, total_steps: int

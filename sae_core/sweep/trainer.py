@@ -11,8 +11,8 @@ API (the Explore page, `sae sweep` and the Ray backend build on these; nothing h
                                  one section, as Trainer.advance
     sweeper.step_count, sweeper.total_steps, sweeper.finished, sweeper.seconds
     sweeper.snapshot() -> SweepSnapshot        immutable, CPU numpy copies; .cells[i] is a CellSnapshot
-    sweeper.cell_model(i) -> (nn.Module, RunConfig)   the ordinary model (models.build) with cell i's weights
-    sweeper.cell_state(i) -> state dict (CPU tensors)
+    sweeper.cell_state(i) -> state dict (CPU tensors); sae_core.sweep.block.model_from_state makes it the
+                                 ordinary model (models.build) of cell i's config
 
 Equality: every cell ends with the weights sae_core.train.trainer.Trainer gives its config on its own (same
 seed,
@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from sae_core.config.run import RunConfig
 from sae_core.data.datasets import Dataset
@@ -247,11 +246,6 @@ class SweepTrainer:
         raise IndexError(
             f"cell {i} is not trained here (cells: {sorted(c for ids in self.block_cells for c in ids)})"
         )
-
-    def cell_model(self, i: int) -> tuple[nn.Module, RunConfig]:
-        """Cell i as the ordinary model of its config (eval mode), ready for export.save or the Train page."""
-        b, g = self._find(i)
-        return self.blocks[b].cell_model(g, self.step_count, self.total_steps), self.spec.cells()[i]
 
     def cell_state(self, i: int) -> dict[str, torch.Tensor]:
         b, g = self._find(i)

@@ -9,11 +9,16 @@ activation density all use it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from sae_core.config.run import ModelConfig
 from sae_core.train.objective import loss_terms
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FOUND_THRESHOLD = 0.9
 """A true feature counts as found when some unit's feature correlates with it above this. Passing it for
@@ -114,6 +119,7 @@ def feature_match(features: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return (standardise(truth) @ standardise(features).T).max(dim=1).values
 
 
-def features_found(match: torch.Tensor, threshold: float = FOUND_THRESHOLD) -> int:
-    """How many true features some unit matches with correlation above threshold (see feature_match)."""
+def features_found(match: torch.Tensor | np.ndarray, threshold: float = FOUND_THRESHOLD) -> int:
+    """How many true features some unit matches with correlation above threshold (see feature_match);
+    match: [n_true], a tensor or a snapshot's array."""
     return int((torch.as_tensor(match) > threshold).sum())

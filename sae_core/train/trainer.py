@@ -167,14 +167,6 @@ class Trainer:
         return stop is not None and self.step_count >= stop
 
     # ----- live hyperparameters ---------------------------------------------------------------------------
-    def set_live(self, **changes: float) -> None:
-        """Change ρ, β, λ, the learning rate or the run's length; takes effect at the next step."""
-        bad = set(changes) - LIVE_FIELDS
-        if bad:
-            raise ValueError(f"{', '.join(sorted(bad))} cannot change while training; rebuild the model")
-        base = self._pending_config or self.config
-        self.set_config(base.replace(**changes))  # replace validates; raises ValueError on a bad value
-
     def set_config(self, config: RunConfig) -> None:
         """Take the live fields of an already validated config at the next step (see `apply_live`).
 
@@ -405,7 +397,7 @@ class Trainer:
     def run(self, steps: int | None = None) -> Iterator[Snapshot]:
         """Train up to `steps` more steps (default: until total_steps), yielding a snapshot every
         `snapshot_every` steps and a final one. A divergence ends the run with a 'diverged' snapshot.
-        A live change of the run's length (set_live(steps=...)) moves the end of a default run; a
+        A live change of the run's length (set_config with a new steps) moves the end of a default run; a
         default run until paused (steps 0) yields until the consumer stops iterating."""
         fixed_end = None if steps is None else self.step_count + steps
         every = self.config.train.snapshot_every

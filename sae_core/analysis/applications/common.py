@@ -120,15 +120,6 @@ def weights_key(model: nn.Module, config: RunConfig | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
-def cpu_copy(model: nn.Module, config: RunConfig, image_shape: tuple[int, int]) -> nn.Module:
-    """A fresh CPU model with the weights of `model` (the page's copy of a model that may still train)."""
-    from sae_core.models import build
-
-    copy = build(config.model, image_shape[0] * image_shape[1], image_shape)
-    copy.load_state_dict({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
-    return copy.eval()
-
-
 def load_model_zip(raw: bytes, name: str) -> tuple[nn.Module, RunConfig, tuple[int, int]]:
     """A model zip (the Train page's download) checked by sae_core.store.model_import, the CLI's and the Train
     page's import: ValueError (ModelImportError) with one readable line for anything wrong with it."""

@@ -1,0 +1,209 @@
+"""This browser session's settings: the run configuration the controls, links and presets write to.
+
+Not a page itself. The settings dict in `st.session_state[SETTINGS]` is the source of truth for the run
+configuration: widgets are initialised from it and write back to it in their callbacks, because
+Streamlit drops a widget's state when the page that draws it is not shown. A change goes through
+`apply_setting` (the one place a value is checked); `change_setting` also hands a live field (ρ, β, λ,
+lr...) to the running job at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from pages.notices import NOTICE, add_notice
+from pages.server import presets
+from pages.session_job import current_job, structural
+from sae_core.config.run import BETA_DEFAULTS, LIVE_FIELDS, RunConfig
+from sae_core.models import REGISTRY
+from sae_core.presets import DEFAULT_PRESET
+
+WIDGET_KEYS = (
+    "dataset",
+    "variant",
+    "penalty",
+    "k",
+    "rho",
+    "beta",
+    "weight_decay",
+    "hidden",
+    "lr",
+    "batch_size",
+    "optimizer",
+    "steps",
+    "seed",
+)
+"""Config fields that the Train page has a widget for; the widget's key is the field name."""
+VARIANT_WIDGET_KEYS = tuple(
+    dict.fromkeys(key for spec in REGISTRY.values() for key in spec.fields if key not in WIDGET_KEYS)
+)
+"""Fields with a widget only while their variant is chosen: every variant spec's own controls."""
+
+# st.session_state keys
+SETTINGS = "settings"
+"""Flat config mapping (only the fields that differ from RunConfig defaults are needed)."""
+ERRORS = "setting_errors"
+"""field -> message for values that were refused; shown next to the control."""
+
+SERVER_ONLY = ("upload", "data_dir")
+"""Fields that name files on the server: never taken from a URL (nor written to one) or a widget. The
+app sets `upload` to the id of the session's own uploaded file; `data_dir` stays $SAE_DATA_DIR's."""
+
+BETA_TOP = {"l1": 1.0}
+"""Top of the β control per penalty (10 otherwise): L1 weights above 1 kill every unit."""
+
+
+# ----- the settings ---------------------------------------------------------------------------------------
+def presets_default() -> str:
+    return DEFAULT_PRESET
+
+
+def base_settings() -> dict[str, Any]:
+    """What a new session starts with: the offline default preset."""
+    return dict(presets()[DEFAULT_PRESET].flat)
+
+
+def settings() -> dict[str, Any]:
+    if SETTINGS not in st.session_state:
+        st.session_state[SETTINGS] = base_settings()
+    return st.session_state[SETTINGS]
+
+
+def errors() -> dict[str, str]:
+    if ERRORS not in st.session_state:
+        st.session_state[ERRORS] = {}
+    return st.session_state[ERRORS]
+
+
+def current_config() -> RunConfig:
+    return RunConfig.from_flat(settings())
+
+
+def replace_settings(flat: dict[str, Any]) -> None:
+    """Start over from `flat` (a preset, an opened model): no refused value is left, and every widget
+    takes its value from the new settings when next drawn."""
+    st.session_state[SETTINGS] = flat
+    st.session_state[ERRORS] = {}
+    forget_widgets()
+
+
+def forget_widgets() -> None:
+    """Drop the widgets' own state, so that each is drawn from the settings dict again."""
+    for key in WIDGET_KEYS + VARIANT_WIDGET_KEYS:
+        st.session_state.pop(key, None)
+
+
+def beta_range(penalty: str) -> tuple[float, float]:
+    """The β control's range under a penalty; a value outside it (from a link) is refused."""
+    return 0.0, BETA_TOP.get(penalty, 10.0)
+
+
+def out_of_range(key: str, cfg: RunConfig) -> str | None:
+    """Why cfg's value of `key` cannot be shown by its control (a valid config, a too-small widget)."""
+    if key != "beta":
+        return None
+    lo, hi = beta_range(cfg.model.penalty)
+    beta = cfg.model.beta
+    if lo <= beta <= hi:
+        return None
+    penalty = cfg.model.penalty
+    return f"beta must be in [{lo:g}, {hi:g}] for the {penalty} penalty (the slider's range), got {beta:g}"
+
+
+def apply_setting(key: str, value: Any) -> RunConfig | None:
+    """Validate and store one field; on a bad value remember the message, keep the old setting and
+    return None. Returns the validated config otherwise (the one place a control's value is checked)."""
+    try:
+        cfg = RunConfig.from_flat({**settings(), key: value})
+    except ValueError as err:
+        errors()[key] = str(err)
+        return None
+    problem = out_of_range(key, cfg)
+    if problem is not None:
+        errors()[key] = problem
+        return None
+    errors().pop(key, None)
+    settings()[key] = cfg.flat()[key]  # the coerced value ("0.1" -> 0.1)
+    return cfg
+
+
+def apply_preset(name: str) -> None:
+    """Replace every setting by the preset's; widgets pick the new values up when next drawn."""
+    replace_settings({**base_settings(), **presets()[name].flat})
+    st.session_state[NOTICE] = f"Loaded the preset “{presets()[name].title}”."
+
+
+def url_query(cfg: RunConfig, base: RunConfig | None = None) -> dict[str, str]:
+    """cfg as URL parameters: every field that differs from `base` (default: what a new session starts
+    with), never a server path."""
+    start = (base or RunConfig.from_flat(base_settings())).flat()
+    return {k: _url_value(v) for k, v in cfg.flat().items() if v != start[k] and k not in SERVER_ONLY}
+
+
+def _url_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+# ----- a change, and the running job ----------------------------------------------------------------------
+def change_setting(key: str) -> None:
+    """A control's on_change: validate and store its value, and hand a live field (LIVE_FIELDS: ρ, β,
+    λ, lr, the run's length, λ_c) to the running job at once; other fields rebuild on the next run.
+    A new penalty brings its own β (BETA_DEFAULTS): 3 for KL would kill every unit under L1."""
+    old_penalty, old_variant = settings().get("penalty"), settings().get("variant")
+    cfg = set_setting(key, st.session_state[key])
+    if key == "variant" and cfg is not None and cfg.model.variant != old_variant:
+        fit_lr_to_variant(cfg)
+    if key == "penalty" and cfg is not None and cfg.model.penalty != old_penalty:
+        beta = BETA_DEFAULTS.get(cfg.model.penalty)
+        if beta is not None and beta != cfg.model.beta:
+            set_setting("beta", beta)
+            st.session_state["beta"] = beta
+            add_notice(f"β set to {beta:g}, a good start for the {cfg.model.penalty} penalty.")
+
+
+def set_setting(key: str, value: Any) -> RunConfig | None:
+    """change_setting with a value from code (a button that extends the run, the until-paused box).
+    Returns the validated config, or None when the value was refused."""
+    cfg = apply_setting(key, value)
+    job = current_job()
+    # A live field reaches the running job at once, unless a structural change is already waiting:
+    # then the page's next run builds a new model with every setting.
+    if (
+        cfg is not None
+        and key in LIVE_FIELDS
+        and job is not None
+        and structural(cfg) == structural(job.config)
+    ):
+        job.set_config(cfg)
+    return cfg
+
+
+def fit_lr_to_variant(cfg: RunConfig) -> None:
+    """A newly picked variant that collapses at the current Adam learning rate (VariantSpec.adam_lr: deep and
+    VAE models lose every unit at the bars preset's 0.1) gets its own, with a notice."""
+    limit = cfg.model.spec.adam_lr
+    if cfg.train.optimizer != "adam" or limit is None or cfg.train.lr <= limit:
+        return
+    if set_setting("lr", limit) is not None:
+        st.session_state["lr"] = limit
+        add_notice(
+            f"Learning rate set to {limit:g}: at {cfg.train.lr:g} a {cfg.model.spec.title.lower()} model "
+            "loses every unit within a few hundred Adam steps."
+        )
+
+
+def fit_beta_to_penalty(explicit: bool) -> None:
+    """After settings came from outside (a link): a β outside its control's range for the penalty is
+    replaced by the penalty's default β; when the link set β itself, it is refused with its message
+    under the β control."""
+    cfg = current_config()
+    problem = out_of_range("beta", cfg)
+    if problem is None:
+        return
+    apply_setting("beta", BETA_DEFAULTS.get(cfg.model.penalty, beta_range(cfg.model.penalty)[1]))
+    if explicit:
+        errors()["beta"] = problem
