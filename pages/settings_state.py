@@ -16,15 +16,15 @@ import streamlit as st
 from pages.notices import NOTICE, add_notice
 from pages.server import presets
 from pages.session_job import current_job, structural
-from sae_core.config.run import BETA_DEFAULTS, LIVE_FIELDS, RunConfig
+from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.models import REGISTRY
+from sae_core.penalties.registry import PENALTIES, get_penalty
 from sae_core.presets import DEFAULT_PRESET
 
 WIDGET_KEYS = (
     "dataset",
     "variant",
     "penalty",
-    "k",
     "rho",
     "beta",
     "weight_decay",
@@ -37,9 +37,14 @@ WIDGET_KEYS = (
 )
 """Config fields that the Train page has a widget for; the widget's key is the field name."""
 VARIANT_WIDGET_KEYS = tuple(
-    dict.fromkeys(key for spec in REGISTRY.values() for key in spec.fields if key not in WIDGET_KEYS)
+    dict.fromkeys(
+        key
+        for spec in [*REGISTRY.values(), *PENALTIES.values()]
+        for key in spec.fields
+        if key not in WIDGET_KEYS
+    )
 )
-"""Fields with a widget only while their variant is chosen: every variant spec's own controls."""
+"""Fields with a widget only while their variant or penalty is chosen: the settings each declares."""
 
 # st.session_state keys
 SETTINGS = "settings"
@@ -50,9 +55,6 @@ ERRORS = "setting_errors"
 SERVER_ONLY = ("upload", "data_dir")
 """Fields that name files on the server: never taken from a URL (nor written to one) or a widget. The
 app sets `upload` to the id of the session's own uploaded file; `data_dir` stays $SAE_DATA_DIR's."""
-
-BETA_TOP = {"l1": 1.0}
-"""Top of the β control per penalty (10 otherwise): L1 weights above 1 kill every unit."""
 
 
 # ----- the settings ---------------------------------------------------------------------------------------
@@ -97,7 +99,7 @@ def forget_widgets() -> None:
 
 def beta_range(penalty: str) -> tuple[float, float]:
     """The β control's range under a penalty; a value outside it (from a link) is refused."""
-    return 0.0, BETA_TOP.get(penalty, 10.0)
+    return 0.0, get_penalty(penalty).beta_max
 
 
 def out_of_range(key: str, cfg: RunConfig) -> str | None:
@@ -152,13 +154,13 @@ def _url_value(value: Any) -> str:
 def change_setting(key: str) -> None:
     """A control's on_change: validate and store its value, and hand a live field (LIVE_FIELDS: ρ, β,
     λ, lr, the run's length, λ_c) to the running job at once; other fields rebuild on the next run.
-    A new penalty brings its own β (BETA_DEFAULTS): 3 for KL would kill every unit under L1."""
+    A new penalty brings its own β (its spec's beta_default): 3 for KL would kill every unit under L1."""
     old_penalty, old_variant = settings().get("penalty"), settings().get("variant")
     cfg = set_setting(key, st.session_state[key])
     if key == "variant" and cfg is not None and cfg.model.variant != old_variant:
         fit_lr_to_variant(cfg)
     if key == "penalty" and cfg is not None and cfg.model.penalty != old_penalty:
-        beta = BETA_DEFAULTS.get(cfg.model.penalty)
+        beta = get_penalty(cfg.model.penalty).beta_default
         if beta is not None and beta != cfg.model.beta:
             set_setting("beta", beta)
             st.session_state["beta"] = beta
@@ -204,6 +206,7 @@ def fit_beta_to_penalty(explicit: bool) -> None:
     problem = out_of_range("beta", cfg)
     if problem is None:
         return
-    apply_setting("beta", BETA_DEFAULTS.get(cfg.model.penalty, beta_range(cfg.model.penalty)[1]))
+    default = get_penalty(cfg.model.penalty).beta_default
+    apply_setting("beta", default if default is not None else beta_range(cfg.model.penalty)[1])
     if explicit:
         errors()["beta"] = problem

@@ -16,24 +16,12 @@ from pages import classroom, datasets, notices, settings_state
 from sae_core.config.run import FIELD_DOCS, Optimizer, TrainConfig, field_type
 from sae_core.config.sections import SIZE_LIMITS
 from sae_core.data import datasets as data
+from sae_core.fields import Setting
 from sae_core.models import REGISTRY, get_spec
 from sae_core.models.spec import Control, VariantSpec
+from sae_core.penalties.registry import get_penalty
 
 RHO_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
-PENALTY_NAMES = {
-    "kl": "KL divergence (sigmoid units)",
-    "l1": "L1 on activations (ReLU)",
-    "topk": "Top-k",
-    "none": "None",
-}
-L1_BETAS = (0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-"""The L1 β control's stops (settings_state.beta_range("l1") is its range)."""
-UNUSED_BY_PENALTY = {
-    "l1": "ρ is not used by the L1 penalty (it has no target activation).",
-    "topk": "ρ and β are not used by top-k: sparsity comes from keeping k units, not from a penalty.",
-    "none": "ρ and β are not used: there is no sparsity penalty.",
-}
-"""Why ρ / β do nothing for a penalty (they stay visible, disabled, with this line under them)."""
 UNTIL_PAUSED = "until_paused"
 """Key of the "Run until paused" box: the setting steps = 0 (the box is set from the settings each run)."""
 KEPT_LENGTH = "kept_length"
@@ -131,6 +119,21 @@ def spec_control(control: Control) -> None:
         widget(st.number_input, control.label, key, **numbers)
 
 
+def setting_control(setting: Setting) -> None:
+    """A control for a setting a penalty declares (its kind follows the setting's type)."""
+    label, key = setting.label or setting.name, setting.name
+    if setting.choices is not None:
+        widget(st.selectbox, label, key, options=list(setting.choices))
+    elif setting.type == "bool":
+        widget(st.checkbox, label, key)
+    elif setting.type == "int":
+        low = int(setting.minimum) if setting.minimum is not None else None
+        widget(st.number_input, label, key, min_value=low, step=int(setting.step or 1))
+    else:
+        low = float(setting.minimum) if setting.minimum is not None and not setting.above_minimum else None
+        widget(st.number_input, label, key, min_value=low, step=float(setting.step or 0.01), format="%.3f")
+
+
 def init_widgets(keys, flat: dict[str, Any]) -> None:
     """Give each widget its value from the settings the first time it is drawn."""
     for key in keys:
@@ -156,7 +159,8 @@ def draw_controls() -> None:
     with st.sidebar:
         _data_section()
         spec = _chosen_spec()
-        if _shown("variant", "hidden", "penalty", "k", *spec.fields):
+        own = [s.name for s in get_penalty(settings_state.current_config().model.penalty).settings]
+        if _shown("variant", "hidden", "penalty", *own, *spec.fields):
             st.subheader("Model")
         widget(
             st.selectbox,
@@ -247,30 +251,32 @@ def _model_section(spec: VariantSpec) -> None:
         "Sparsity penalty",
         "penalty",
         options=list(spec.penalties),
-        format_func=PENALTY_NAMES.get,
+        format_func=lambda name: get_penalty(name).title,
     )
-    if st.session_state["penalty"] == "topk":
-        widget(st.number_input, "k (active units per sample)", "k", min_value=1, step=1)
+    penalty = get_penalty(st.session_state["penalty"])
+    init_widgets([s.name for s in penalty.settings], settings_state.current_config().flat())
+    for setting in penalty.settings:
+        setting_control(setting)
 
 
 def _objective_section(spec: VariantSpec, flat: dict[str, Any]) -> None:
     if not _shown("rho", "beta", "weight_decay"):
         return
     st.subheader("Objective (changes apply live)")
-    penalty = spec.effective_penalty(flat["penalty"])
-    no_rho = spec.fixed_penalty is not None or penalty != "kl"
-    no_beta = spec.fixed_penalty is not None or penalty in ("topk", "none")
+    penalty = get_penalty(spec.effective_penalty(flat["penalty"]))
+    no_rho = spec.fixed_penalty is not None or not penalty.uses_rho
+    no_beta = spec.fixed_penalty is not None or not penalty.uses_beta
     rho_options = sorted(set(RHO_GRID) | {flat["rho"]} | _valid_float(st.session_state["rho"]))
     widget(st.select_slider, "Target activation ρ", "rho", options=rho_options, disabled=no_rho)
-    if penalty == "l1" and not no_beta:  # its good values span decades: a log-spaced slider
-        beta_options = sorted(set(L1_BETAS) | _valid_float(st.session_state["beta"]))
+    if penalty.beta_stops and not no_beta:  # its good values span decades: a log-spaced slider
+        beta_options = sorted(set(penalty.beta_stops) | _valid_float(st.session_state["beta"]))
         widget(st.select_slider, "Sparsity weight β (log scale)", "beta", options=beta_options)
     else:
-        _, top = settings_state.beta_range(penalty)
+        _, top = settings_state.beta_range(penalty.name)
         widget(
             st.slider, "Sparsity weight β", "beta", min_value=0.0, max_value=top, step=0.1, disabled=no_beta
         )
-    reason = UNUSED_BY_PENALTY.get(penalty) if spec.fixed_penalty is None else spec.penalty_reason
+    reason = penalty.hidden_reason if spec.fixed_penalty is None else spec.penalty_reason
     if reason and _shown("rho", "beta"):
         st.caption(reason)
     widget(st.number_input, "Weight decay λ", "weight_decay", step=1e-4, format="%.5f")

@@ -27,7 +27,7 @@ from streamlit.testing.v1 import AppTest
 
 from sae_core.cli.main import main
 from sae_core.config.run import RunConfig
-from sae_core.config.sections import MAX_LAYERS, SIZE_LIMITS
+from sae_core.config.sections import DECLARED, SIZE_LIMITS
 from sae_core.data import datasets as data
 from sae_core.data import uploads
 from sae_core.data.datasets import DataConfig
@@ -70,7 +70,9 @@ def test_every_size_field_is_bounded_and_the_error_names_field_and_limit(field):
 
 
 def test_too_many_layers_are_refused_with_a_short_message():
-    with pytest.raises(ValueError, match=rf"^layers must be at most {MAX_LAYERS} sizes") as info:
+    with pytest.raises(
+        ValueError, match=rf"^layers must be at most {DECLARED['layers'].max_items} sizes"
+    ) as info:
         RunConfig.from_flat({"layers": ",".join(["4"] * 10_000)})
     assert len(str(info.value)) < 200
 

@@ -19,6 +19,7 @@ from sae_core.cli.main import main
 from sae_core.config.run import FIELD_SECTION
 from sae_core.data import datasets as data
 from sae_core.models import REGISTRY, VARIANTS, build
+from sae_core.penalties.registry import PENALTY_NAMES
 from sae_core.store import export
 from sae_core.train import gradcheck, metrics
 
@@ -138,7 +139,7 @@ def test_train_help_has_a_flag_for_every_config_field(capsys):
     text = capsys.readouterr().out
     for name in FIELD_SECTION:
         assert "--" + name.replace("_", "-") in text, name
-    assert "{kl,l1,topk,none}" in text
+    assert "{" + ",".join(PENALTY_NAMES) + "}" in text
 
 
 # ----- encode -------------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def test_encode_rejects_inputs_of_the_wrong_size(run_dir, tmp_path, capsys, shap
 # ----- gradcheck ----------------------------------------------------------------------------------
 
 
-GRADCHECK_ROW = r"^(\S+)\s+(kl|l1|topk|none)\s+(\S+)\s+(\S+)$"
+GRADCHECK_ROW = r"^(\S+)\s+(" + "|".join(PENALTY_NAMES) + r")\s+(\S+)\s+(\S+)$"
 
 
 def test_gradcheck_passes_and_prints_small_errors_for_every_variant_and_penalty(capsys):
@@ -218,7 +219,7 @@ def test_gradcheck_passes_and_prints_small_errors_for_every_variant_and_penalty(
 def test_gradcheck_variant_flag_checks_that_variant_only(capsys):
     assert main(["gradcheck", "--variant", "conv"]) == 0
     rows = re.findall(GRADCHECK_ROW, capsys.readouterr().out, re.MULTILINE)
-    assert {r[0] for r in rows} == {"conv"} and {r[1] for r in rows} == {"kl", "l1", "topk", "none"}
+    assert {r[0] for r in rows} == {"conv"} and {r[1] for r in rows} == set(PENALTY_NAMES)
     assert main(["gradcheck", "--variant", "nonsense"]) == 2
 
 
@@ -253,7 +254,7 @@ class _SigmoidWithWrongBackward(torch.autograd.Function):
 def test_gradient_checker_catches_a_wrong_backward():
     model, x, cfg = gradcheck.tiny_problem("kl")
     assert max(gradcheck.check_gradients(model, x, cfg).values()) < 1e-7
-    model._act = _SigmoidWithWrongBackward.apply
+    model.code_layer._act = _SigmoidWithWrongBackward.apply
 
     errors = gradcheck.check_gradients(model, x, cfg)
 
@@ -292,7 +293,7 @@ def test_datasets_lists_every_dataset_with_its_availability(tmp_path, capsys):
     [
         (["train", "--rho", "1.5"], "rho must be in (0, 1), got 1.5"),
         (["train", "--hidden", "many"], "hidden must be of type int, got 'many'"),
-        (["train", "--penalty", "l2"], "penalty must be one of kl, l1, topk, none, got 'l2'"),
+        (["train", "--penalty", "l2"], f"penalty must be one of {', '.join(PENALTY_NAMES)}, got 'l2'"),
         (["train", "--bogus", "1"], "unrecognized arguments: --bogus"),
         (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
         (["train", "--dataset", "mnist", "--data-dir", "{tmp}"], "mnist is not available"),

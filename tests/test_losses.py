@@ -9,6 +9,7 @@ import torch
 from sae_core.config.run import ModelConfig
 from sae_core.models import build, keep_topk
 from sae_core.models.base import reconstruction_loss
+from sae_core.penalties import kl, l1
 from sae_core.train import objective as losses
 
 
@@ -24,20 +25,20 @@ def random_codes(batch: int = 5, hidden: int = 3, seed: int = 0) -> np.ndarray:
 def test_kl_sparsity_value_matches_the_written_out_formula():
     h = random_codes()
     rho, beta = 0.05, 3.0
-    got = losses.kl_sparsity(torch.from_numpy(h), rho, beta).item()
+    got = kl.kl_sparsity(torch.from_numpy(h), rho, beta).item()
     assert got == pytest.approx(beta * np_kl(rho, h.mean(axis=0)).sum(), rel=1e-12)
 
 
 def test_kl_sparsity_is_zero_when_every_unit_sits_at_rho():
     h = torch.full((4, 6), 0.2, dtype=torch.float64)
-    assert losses.kl_sparsity(h, 0.2, 5.0).item() == pytest.approx(0.0, abs=1e-15)
+    assert kl.kl_sparsity(h, 0.2, 5.0).item() == pytest.approx(0.0, abs=1e-15)
 
 
 @pytest.mark.parametrize(("rho", "beta"), [(0.05, 3.0), (0.3, 0.7)])
 def test_kl_sparsity_gradient_matches_the_hand_derivative(rho, beta):
     h_np = random_codes(batch=6, hidden=4, seed=1)
     h = torch.from_numpy(h_np).requires_grad_(True)
-    losses.kl_sparsity(h, rho, beta).backward()
+    kl.kl_sparsity(h, rho, beta).backward()
     # d/dh[b, j] of β Σⱼ KL(ρ‖ρ̂ⱼ), ρ̂ⱼ = mean_b h[b, j]: β(−ρ/ρ̂ⱼ + (1−ρ)/(1−ρ̂ⱼ)) / batch, the same for every b.
     rho_hat = h_np.mean(axis=0)
     per_unit = beta * (-rho / rho_hat + (1 - rho) / (1 - rho_hat)) / h_np.shape[0]
@@ -46,13 +47,13 @@ def test_kl_sparsity_gradient_matches_the_hand_derivative(rho, beta):
 
 
 def test_kl_clamps_rho_hat_into_eps_band_so_dead_and_saturated_units_stay_finite():
-    eps = losses.EPS
+    eps = kl.EPS
     assert 0 < eps <= 1e-4  # "tiny": the clamp must not change ρ̂ of any unit that is really on
     rho, beta = 0.1, 2.0
     # Unit 0 fully off (ρ̂ = 0), unit 1 saturated (ρ̂ = 1), unit 2 ordinary.
     h_np = np.array([[0.0, 1.0, 0.3], [0.0, 1.0, 0.5]])
     h = torch.from_numpy(h_np).requires_grad_(True)
-    value = losses.kl_sparsity(h, rho, beta)
+    value = kl.kl_sparsity(h, rho, beta)
     value.backward()
     expected = beta * np_kl(rho, np.array([eps, 1 - eps, 0.4])).sum()
     assert np.isfinite(value.item())
@@ -61,7 +62,7 @@ def test_kl_clamps_rho_hat_into_eps_band_so_dead_and_saturated_units_stay_finite
     # Just inside the band nothing is clamped: the value and the derivative are the plain formula.
     h2_np = np.full((2, 1), 10 * eps)
     h2 = torch.from_numpy(h2_np).requires_grad_(True)
-    v2 = losses.kl_sparsity(h2, rho, beta)
+    v2 = kl.kl_sparsity(h2, rho, beta)
     v2.backward()
     assert v2.item() == pytest.approx(beta * np_kl(rho, np.array([10 * eps]))[0], rel=1e-12)
     grad = beta * (-rho / (10 * eps) + (1 - rho) / (1 - 10 * eps)) / 2
@@ -71,9 +72,9 @@ def test_kl_clamps_rho_hat_into_eps_band_so_dead_and_saturated_units_stay_finite
 def test_a_dead_unit_gets_the_kl_gradient_of_the_band_edge_pushing_it_up():
     """ρ̂ = 0 (a unit off on every sample) and ρ̂ = 1 (saturated): the clamp bounds the value, but the
     gradient is the derivative of KL(ρ‖·) at the band's edge, so descent moves them back towards ρ."""
-    eps, rho = losses.EPS, 0.05
+    eps, rho = kl.EPS, 0.05
     rho_hat = torch.tensor([0.0, 1.0, 0.2], dtype=torch.float64, requires_grad=True)
-    losses.kl_divergence(rho, rho_hat).sum().backward()
+    kl.kl_divergence(rho, rho_hat).sum().backward()
     edge = np.array([eps, 1 - eps, 0.2])
     expected = -rho / edge + (1 - rho) / (1 - edge)
     np.testing.assert_allclose(rho_hat.grad.numpy(), expected, rtol=1e-12)
@@ -91,7 +92,7 @@ def test_a_dead_sigmoid_units_bias_is_pushed_up_by_the_kl_penalty():
         model.encoder.bias[0] = -40.0  # σ(−40 + small) ≈ 4e-18: far below EPS
     x = torch.rand(8, 4, dtype=torch.float64)
     out = model(x)
-    assert out.hidden[:, 0].mean() < losses.EPS
+    assert out.hidden[:, 0].mean() < kl.EPS
     losses.sparsity_term(out.hidden, cfg).backward()
     assert model.encoder.bias.grad[0] < 0
 
@@ -105,7 +106,7 @@ def test_reconstruction_is_half_the_mean_over_samples_of_the_summed_squared_erro
 
 def test_l1_sparsity_is_beta_times_mean_over_samples_of_summed_absolute_codes():
     h = np.random.default_rng(3).normal(size=(6, 4))
-    got = losses.l1_sparsity(torch.from_numpy(h), 0.3).item()
+    got = l1.l1_sparsity(torch.from_numpy(h), 0.3).item()
     assert got == pytest.approx(0.3 * np.mean(np.sum(np.abs(h), axis=1)), rel=1e-12)
 
 

@@ -415,9 +415,9 @@ def test_variant_objective_gradient_matches_central_differences(variant, changes
     if variant == "ksparse":
         assert topk_margin(model.encoder(x), cfg.k) > 1e-4
     if variant == "deep" and cfg.penalty == "topk":
-        model.k = None  # the code before top-k
+        model.code_layer.k = None  # the code before top-k
         assert topk_margin(model.encode(x), cfg.k) > 1e-4
-        model.k = cfg.k
+        model.code_layer.k = cfg.k
     mismatch = gradient_mismatch(model, x, cfg)
     # UFLDL's relative error, with an absolute floor for tensors whose gradient nearly cancels over the batch
     # (central differences in float64 carry ~1e-10 of round-off per element).

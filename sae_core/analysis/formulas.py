@@ -6,8 +6,8 @@ The page shows the formula next to the pictures so the student sees which term e
 from __future__ import annotations
 
 from sae_core.config.run import ModelConfig, RunConfig
+from sae_core.penalties.kl import EPS
 from sae_core.tex import tex_number
-from sae_core.train.objective import EPS
 
 RECONSTRUCTION = r"\frac{1}{2}\cdot\frac{1}{m}\sum_{i=1}^{m}\bigl\lVert \hat{x}^{(i)} - x^{(i)} \bigr\rVert^2"
 

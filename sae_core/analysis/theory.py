@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.penalties.kl import EPS
 from sae_core.train import gradcheck
 from sae_core.train.metrics import features_found
-from sae_core.train.objective import EPS
 
 COPIED_FIELDS = (
     "rho",

@@ -10,9 +10,8 @@ import argparse
 import typing
 from typing import Any
 
-from sae_core.config import run as config_module
-from sae_core.config.run import FIELD_DOCS, FIELD_SECTION, RunConfig, field_type
-from sae_core.models import REGISTRY, VARIANTS
+from sae_core.config.run import FIELD_DOCS, FIELD_SECTION, RunConfig, field_choices, field_type
+from sae_core.models import REGISTRY
 
 
 class UsageError(Exception):
@@ -61,10 +60,7 @@ def _flag_help(name: str, default: Any) -> str:
 
 
 def _choices(name: str) -> tuple[str, ...]:
-    if name == "variant":
-        return VARIANTS
-    alias = getattr(config_module, str(field_type(name)), None)
-    return typing.get_args(alias) if typing.get_origin(alias) is typing.Literal else ()
+    return tuple(map(str, field_choices(name)))
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

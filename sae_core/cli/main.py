@@ -25,6 +25,7 @@ from sae_core.cli import unit as cli_unit
 from sae_core.cli.flags import Parser, UsageError, add_config_flags, config_from_args
 from sae_core.data import datasets as data
 from sae_core.models import VARIANTS
+from sae_core.penalties.registry import get_penalty
 from sae_core.store import export, model_import
 from sae_core.train import budget, gradcheck, metrics
 
@@ -308,6 +309,13 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
             flag = "" if err <= args.tol else "  FAIL"
             print(f"{variant:<12} {penalty:<8} {name:<24} {err:>10.2e}{flag}")
             worst = max(worst, err)
+    estimated = sorted({p for _, p in results if get_penalty(p).straight_through_check is not None})
+    for penalty in estimated:
+        print(
+            f"{penalty}: its code layer's parameters get a straight-through estimate, which finite "
+            "differences of the step cannot check; their rows compare it with the derivative of the "
+            "smoothed step."
+        )
     verdict = "ok" if worst <= args.tol else "FAILED"
     print(f"largest {worst:.2e}, tolerance {args.tol:g}: {verdict}")
     return 0 if worst <= args.tol else EXIT_GRADCHECK_FAILED

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -17,7 +18,6 @@ from sae_core.config import sections as config_sections
 from sae_core.config.sections import (
     BETA_DEFAULTS,
     Activation,
-    Corruption,
     DataConfig,
     DeviceName,
     ModelConfig,
@@ -29,10 +29,13 @@ from sae_core.config.sections import (
 )
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-LIVE_FIELDS = frozenset({"rho", "beta", "weight_decay", "lr", "steps", "epochs", "contraction"})
+LIVE_FIELDS = frozenset(
+    {"rho", "beta", "weight_decay", "lr", "steps", "epochs"}
+    | {s.name for s in config_sections.DECLARED.values() if s.live}
+)
 """Fields that a running trainer picks up at its next step without a rebuild: the objective's weights
-(the contractive λ_c among them), the learning rate, and the run's length (so a finished run can be
-trained further)."""
+(with those a variant declares live, such as the contractive λ_c), the learning rate, and the run's
+length (so a finished run can be trained further)."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def _read_field_docs() -> None:
 
     tree = ast.parse(inspect.getsource(config_sections))
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name in {k.__name__ for k in _SECTIONS.values()}:
+        if isinstance(node, ast.ClassDef) and node.name in {"DataConfig", "_ModelCore", "TrainConfig"}:
             body = node.body
             for a, b in zip(body, body[1:], strict=False):
                 is_doc = isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
@@ -146,11 +149,25 @@ try:
     _read_field_docs()
 except (OSError, TypeError):  # source not available (frozen app): help texts stay empty
     pass
+FIELD_DOCS.update({s.name: s.doc for s in config_sections.DECLARED.values()})
+
+
+def field_choices(name: str) -> tuple[Any, ...]:
+    """The allowed values of a choice field (a Literal, the registered variants or penalties, or a declared
+    setting's choices); () for any other field."""
+    if name == "variant":
+        return tuple(config_sections.REGISTRY)
+    if name == "penalty":
+        return tuple(config_sections.PENALTIES)
+    if name in config_sections.DECLARED:
+        return tuple(config_sections.DECLARED[name].choices or ())
+    alias = getattr(config_sections, str(field_type(name)), None)
+    return typing.get_args(alias) if typing.get_origin(alias) is typing.Literal else ()
+
 
 __all__ = [
     "BETA_DEFAULTS",
     "Activation",
-    "Corruption",
     "DeviceName",
     "Optimizer",
     "Output",

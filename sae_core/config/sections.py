@@ -8,17 +8,22 @@ JSON, CLI flags and URL parameters. Field names are unique across the three sect
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Literal, get_args
 
 from sae_core.config.datasets import DATASETS
-from sae_core.models.denoising import Corruption
-from sae_core.models.registry import get_spec
+from sae_core.fields import Setting
+from sae_core.models.registry import REGISTRY, get_spec
+from sae_core.models.spec import VariantSpec
+from sae_core.penalties.registry import PENALTIES, get_penalty
+from sae_core.penalties.spec import PenaltySpec
 
-Penalty = Literal["kl", "l1", "topk", "none"]
-BETA_DEFAULTS = {"kl": 3.0, "l1": 0.01}
-"""A good β for each penalty that has one: UFLDL's 3 for KL; for L1 on ReLU codes 0.01 (on digits, 25 units,
-Adam: β 0.01 keeps FVE ≈ 0.9 with a third of the units dead at lr 0.01; β 3 kills every unit)."""
+Penalty = str
+"""A name in `sae_core.penalties.PENALTIES` (one module per penalty), checked when a ModelConfig is built."""
+DEFAULT_PENALTY = "kl"
+"""UFLDL's penalty, the app's first lesson."""
+BETA_DEFAULTS = {name: spec.beta_default for name, spec in PENALTIES.items() if spec.beta_default is not None}
+"""A good β for each penalty that has one (each penalty's spec says why)."""
 Variant = str
 """A name in `sae_core.models.REGISTRY` (one module per variant), checked when a ModelConfig is built."""
 Activation = Literal["auto", "sigmoid", "relu", "linear"]
@@ -47,11 +52,6 @@ SIZE_LIMITS: dict[str, int | float] = {
     "n_bars": 1_000_000,
     "max_samples": 10_000_000,
     "hidden": 16_384,
-    "k": 16_384,
-    "k_start": 16_384,
-    "layers": 16_384,
-    "kernels": 1_024,
-    "latent": 1_024,
     "batch_size": 1_000_000,
     "steps": 100_000_000,
     "epochs": 100_000,
@@ -59,9 +59,8 @@ SIZE_LIMITS: dict[str, int | float] = {
 }
 """The one table of upper bounds on every size-like field (a sample count, a layer width, a number of
 steps): a link or a flag can never ask for more. Within them, `sae_core.train.budget` refuses a run whose
-estimated memory does not fit the per-run budget. For `layers` the bound is per layer."""
-MAX_LAYERS = 8
-"""Deep variant: most encoder layers before the code layer."""
+estimated memory does not fit the per-run budget. The variants and penalties add the bounds of the size
+settings they declare (k, layers, kernels, latent...); for `layers` the bound is per layer."""
 
 
 def _check_limits(obj: Any) -> None:
@@ -76,20 +75,19 @@ def _check_limits(obj: Any) -> None:
         if limit is None or value is None:
             continue
         if isinstance(value, tuple):
-            if len(value) > MAX_LAYERS or any(v > limit for v in value):
-                shown = value if len(value) <= MAX_LAYERS else f"{len(value)} layers"
-                _fail(f.name, f"at most {MAX_LAYERS} sizes of at most {limit}", shown)
+            most = DECLARED[f.name].max_items if f.name in DECLARED else None
+            if (most is not None and len(value) > most) or any(v > limit for v in value):
+                shown = value if most is None or len(value) <= most else f"{len(value)} layers"
+                _fail(f.name, f"at most {most} sizes of at most {limit}", shown)
         elif not value <= limit:  # also catches NaN
             _fail(f.name, f"<= {limit} (the size limit)", value)
 
 
 _LITERALS = {
-    "Penalty": get_args(Penalty),
     "Activation": get_args(Activation),
     "Output": get_args(Output),
     "Optimizer": get_args(Optimizer),
     "DeviceName": get_args(DeviceName),
-    "Corruption": get_args(Corruption),
 }
 
 
@@ -142,60 +140,41 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """The autoencoder and its objective."""
+class _ModelCore:
+    """The autoencoder and its objective.
+
+    The fields every variant and penalty shares; `ModelConfig` adds the settings the registered variants
+    and penalties declare for themselves (`sae_core.fields.Setting`), so a new variant or penalty brings
+    its own fields, flags, URL keys and widgets without editing this module.
+    """
 
     variant: Variant = "sparse"
     """Autoencoder family: sparse (one hidden layer) or one of the other variants."""
     hidden: int = 25
     """Number of hidden units (the code size)."""
-    penalty: Penalty = "kl"
-    """Sparsity penalty on the hidden code: kl, l1, topk or none."""
+    penalty: Penalty = DEFAULT_PENALTY
+    """Sparsity penalty on the hidden code (`sae_core.penalties`)."""
     rho: float = 0.05
     """Target mean activation ρ of each hidden unit (KL penalty)."""
     beta: float = 3.0
-    """Weight β of the sparsity penalty (a good start: 3 for kl, 0.01 for l1)."""
+    """Weight β of the sparsity penalty (each penalty suggests its own: 3 for kl, 0.01 for l1)."""
     weight_decay: float = 1e-4
     """Weight decay λ: adds (λ/2)·(‖W₁‖² + ‖W₂‖²) to the objective (biases excluded)."""
-    k: int = 5
-    """Active units kept per sample by the top-k penalty."""
     activation: Activation = "auto"
-    """Hidden activation; auto picks sigmoid for kl/none, relu for l1, linear for topk."""
+    """Hidden activation; auto takes the penalty's (sigmoid for kl/none, relu for l1, linear for topk)."""
     output: Output = "sigmoid"
     """Decoder output: sigmoid for data in [0, 1], linear for standardized data."""
-    layers: tuple[int, ...] = (128, 64)
-    """Deep variant: sizes of the encoder layers before the code layer."""
-    kernels: int = 16
-    """Convolutional variant: number of kernels."""
-    kernel_size: int = 5
-    """Convolutional variant: side of each square kernel."""
-    corruption: Corruption = "gaussian"
-    """Denoising variant: how inputs are corrupted."""
-    noise_level: float = 0.3
-    """Denoising variant: Gaussian σ, or the fraction of pixels masked / flipped."""
-    latent: int = 2
-    """Variational variant: size of the latent code."""
-    contraction: float = 0.1
-    """Contractive variant: weight λ_c of ‖∂h/∂x‖²_F."""
-    tied: bool = False
-    """k-sparse variant: decoder uses the transposed encoder weights."""
-    k_start: int = 0
-    """k-sparse variant: k at the first step, falling linearly to k over k_anneal of the run (0: none)."""
-    k_anneal: float = 0.5
-    """k-sparse variant: share of the run over which k falls from k_start to k (the paper: the first half)."""
-    alpha: float = 1.0
-    """k-sparse variant: outside training, encode with the α·k largest units (Makhzani & Frey's αk, α ≥ 1)."""
 
     def __post_init__(self) -> None:
         _check_choice(self)
         _check_limits(self)
-        if self.k_start < 0:
-            _fail("k_start", ">= 0 (0: no schedule)", self.k_start)
-        if not 0.0 < self.k_anneal <= 1.0:
-            _fail("k_anneal", "in (0, 1]", self.k_anneal)
-        if not 1.0 <= self.alpha < math.inf:
-            _fail("alpha", ">= 1 and finite", self.alpha)
+        for setting in DECLARED.values():
+            setting.check(getattr(self, setting.name))
+        for setting in DECLARED.values():
+            if setting.rule is not None:
+                setting.rule(self)
         spec = self.spec  # raises ValueError for an unknown variant
+        penalty = get_penalty(self.penalty)  # and for an unknown penalty
         if self.hidden < 1:
             _fail("hidden", ">= 1", self.hidden)
         if not (0.0 < self.rho < 1.0) or math.isnan(self.rho):
@@ -204,27 +183,13 @@ class ModelConfig:
             _fail("beta", ">= 0 and finite", self.beta)
         if not self.weight_decay >= 0.0 or math.isinf(self.weight_decay):
             _fail("weight_decay", ">= 0 and finite", self.weight_decay)
-        if self.k < 1 or (self.uses_topk and self.k > self.hidden):
-            _fail("k", f"in [1, hidden={self.hidden}]", self.k)
-        if self.penalty == "kl" and self.hidden_activation != "sigmoid":
-            # KL(ρ‖ρ̂) compares Bernoulli means, so ρ̂ must be a mean of values in (0, 1).
-            _fail("activation", "sigmoid (or auto) with the kl penalty", self.activation)
-        if any(n < 1 for n in self.layers):
-            _fail("layers", "positive sizes", self.layers)
-        if self.kernels < 1:
-            _fail("kernels", ">= 1", self.kernels)
-        if not 1 <= self.kernel_size <= 15 or self.kernel_size % 2 == 0:
-            _fail("kernel_size", "odd and in [1, 15]", self.kernel_size)
-        if not 0.0 <= self.noise_level <= (10.0 if self.corruption == "gaussian" else 1.0):
-            _fail("noise_level", "in [0, 1] (or [0, 10] for gaussian σ)", self.noise_level)
-        if self.latent < 1:
-            _fail("latent", ">= 1", self.latent)
-        if not self.contraction >= 0.0:
-            _fail("contraction", ">= 0", self.contraction)
+        if spec.fixed_penalty is None:
+            penalty.check(self)
+        get_penalty(self.effective_penalty).rules(self)
         spec.validate(self)
 
     @property
-    def spec(self) -> Any:
+    def spec(self) -> VariantSpec:
         """The variant's `sae_core.models.spec.VariantSpec`."""
         return get_spec(self.variant)
 
@@ -235,16 +200,54 @@ class ModelConfig:
         return self.spec.effective_penalty(self.penalty)
 
     @property
+    def penalty_spec(self) -> PenaltySpec:
+        """The spec of the penalty the objective really contains (`effective_penalty`)."""
+        return get_penalty(self.effective_penalty)
+
+    @property
     def uses_topk(self) -> bool:
-        """Whether k matters: the objective's penalty is top-k."""
-        return self.effective_penalty == "topk"
+        """Whether k matters: the objective's penalty declares it (top-k)."""
+        return any(s.name == "k" for s in self.penalty_spec.settings)
 
     @property
     def hidden_activation(self) -> str:
         """The activation actually used, with 'auto' resolved from the penalty."""
         if self.activation != "auto":
             return self.activation
-        return {"kl": "sigmoid", "none": "sigmoid", "l1": "relu", "topk": "linear"}[self.penalty]
+        return get_penalty(self.penalty).activation
+
+
+def _declared_settings() -> dict[str, Setting]:
+    """Every Setting the penalties and variants declare, by name; a name declared twice must agree."""
+    out: dict[str, Setting] = {}
+    owners = [*PENALTIES.values(), *REGISTRY.values()]
+    for owner in owners:
+        for setting in owner.settings:
+            if setting.name in out and out[setting.name] != setting:
+                raise TypeError(f"setting {setting.name!r} is declared twice, differently")
+            if setting.name in {f.name for f in fields(_ModelCore)}:
+                raise TypeError(f"setting {setting.name!r} shadows a core model field")
+            out[setting.name] = setting
+    return out
+
+
+DECLARED: dict[str, Setting] = _declared_settings()
+"""The model settings the registered penalties and variants declare (name -> Setting)."""
+SETTING_OWNERS: dict[str, tuple[str, ...]] = {
+    name: tuple(o.name for o in [*PENALTIES.values(), *REGISTRY.values()] if name in o.fields)
+    for name in DECLARED
+}
+"""Which penalties and variants declare each setting (for help texts: "[conv only]")."""
+SIZE_LIMITS.update({s.name: s.maximum for s in DECLARED.values() if s.size_limit})
+
+ModelConfig = make_dataclass(
+    "ModelConfig",
+    [(s.name, s.type, field(default=s.default)) for s in DECLARED.values()],
+    bases=(_ModelCore,),
+    frozen=True,
+)
+ModelConfig.__module__ = __name__  # so that pickle (Ray, the sweep's workers) finds it here
+ModelConfig.__doc__ = _ModelCore.__doc__
 
 
 @dataclass(frozen=True)

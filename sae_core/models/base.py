@@ -8,29 +8,16 @@ never probe a model with `hasattr`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from sae_core.penalties.code import ACTIVE_THRESHOLD, CodeLayer
+
 ModelSettings = Any
 """A `sae_core.config.sections.ModelConfig`. The config is assembled from the variants' specs (sae_core.config
 sits above this package), so the models read its fields without importing it."""
-
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "sigmoid": torch.sigmoid,
-    "relu": torch.relu,
-    "linear": lambda t: t,
-}
-
-ACTIVE_THRESHOLD = {"sigmoid": 0.1, "relu": 0.0, "linear": 0.0}
-"""A unit counts as active on a sample when |code| exceeds this (`is_active`). ReLU and linear
-codes (top-k among them) are exactly 0 when off, so active means non-zero, negative values included:
-top-k keeps the k largest linear values, some of which can be negative. Sigmoid units are never exactly
-0, so they need a level: 0.1, a fixed value that does not follow ρ. It sits well above the ρ ≤ 0.05 an
-"off" unit is pulled to, but with ρ ≥ 0.1 (UFLDL's MNIST recipe has ρ = 0.1) a unit at its target mean
-is near it, and L0 no longer separates "on" from "at target"; the page's L0 help says so."""
 
 
 def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -58,18 +45,6 @@ class AEOutput(NamedTuple):
     """Denoising variant: [batch, n_inputs] the corrupted input actually encoded."""
 
 
-def keep_topk(h: torch.Tensor, k: int) -> torch.Tensor:
-    """Zero all but the k largest entries of each row (Makhzani & Frey, k-sparse autoencoders).
-
-    h: [batch, hidden] -> [batch, hidden] with exactly k entries per row left as they were.
-    Gradients flow only through the kept entries.
-    """
-    if k >= h.shape[1]:
-        return h
-    idx = h.topk(k, dim=1).indices
-    return torch.zeros_like(h).scatter(1, idx, h.gather(1, idx))
-
-
 def ufldl_range(n_in: int, n_out: int) -> float:
     """UFLDL's initialisation range r = √6 / √(n_in + n_out + 1) (`initializeParameters.m`): weights drawn
     from U(−r, r) keep sigmoid units out of saturation at the start."""
@@ -84,6 +59,14 @@ class Autoencoder(nn.Module):
     """
 
     activation: str = "sigmoid"
+
+    @property
+    def code_layer(self) -> nn.Module | None:
+        """The layer that makes the code from its pre-activations (`sae_core.penalties.code`): the
+        activation and what the penalty does to the code (top-k, JumpReLU's learned thresholds). None: the
+        variant makes its code itself (k-sparse, the VAE), with `activation` naming it. A variant sets it
+        with `self.code_layer = ...` (a submodule, so its parameters train and are saved)."""
+        return self._modules.get("code_layer")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, n_inputs] -> h: [batch, units]."""
@@ -111,11 +94,14 @@ class Autoencoder(nn.Module):
 
     def decayed_weights(self) -> list[torch.Tensor]:
         """The tensors weight decay acts on: every weight matrix or kernel, never a bias (as in UFLDL)."""
-        return [p for p in self.parameters() if p.ndim >= 2]
+        own = {id(p) for p in self.code_layer.parameters()} if self.code_layer is not None else set()
+        return [p for p in self.parameters() if p.ndim >= 2 and id(p) not in own]
 
     @property
     def active_threshold(self) -> float:
         """The |code| above which a unit counts as active (L0, dead units, density)."""
+        if self.code_layer is not None:
+            return self.code_layer.active_threshold
         return ACTIVE_THRESHOLD[self.activation]
 
     def active(self, codes: torch.Tensor) -> torch.Tensor:
@@ -151,3 +137,9 @@ class Autoencoder(nn.Module):
         probe set [n_probe, n_inputs] with the model in eval mode. The views must not recompute model maths,
         so anything they need beyond the codes belongs here."""
         return {}
+
+
+def make_code_layer(activation: str, k: int | None, code: nn.Module | None) -> nn.Module:
+    """`code` when a variant's build passed the penalty's code layer, else the plain one the arguments name
+    (models built directly, as the tests and the sweep do)."""
+    return code if code is not None else CodeLayer(activation, k)

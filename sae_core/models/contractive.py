@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from sae_core.fields import Setting
 from sae_core.models.base import AEOutput, ModelSettings
 from sae_core.models.sparse import SparseAutoencoder
 from sae_core.models.spec import Control, VariantSpec, View
@@ -63,11 +64,21 @@ SPEC = VariantSpec(
     note="Penalises ‖∂h/∂x‖²: the code ignores small changes of the input. Sigmoid encoder always.",
     build=build,
     order=5,
+    settings=(
+        Setting(
+            "contraction",
+            "float",
+            0.1,
+            "Contractive variant: weight λ_c of ‖∂h/∂x‖²_F.",
+            minimum=0.0,
+            live=True,
+        ),
+    ),
     controls=(
         Control("contraction", "Contraction weight λ_c (live)", minimum=0.0, step=0.05, number_format="%.3f"),
     ),
-    # Top-k would break the smooth sigmoid encoder the closed form needs.
-    penalties=("kl", "l1", "none"),
+    # Top-k or a learned threshold would break the smooth sigmoid encoder the closed form needs.
+    accepts=lambda penalty: penalty.plain_code,
     check=check,
     views=(View("contraction_chart", "contractive:contraction_figure"),),
     metrics="contractive:contractive_metrics",

@@ -21,8 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.models.base import ACTIVATIONS, AEOutput, Autoencoder, ModelSettings, keep_topk
-from sae_core.models.sparse import topk_of
+from sae_core.fields import Setting
+from sae_core.models.base import AEOutput, Autoencoder, ModelSettings, make_code_layer
+from sae_core.models.sparse import code_of
 from sae_core.models.spec import Control, VariantSpec, View
 
 KERNEL_SIZES = tuple(range(1, 16, 2))
@@ -40,6 +41,7 @@ class ConvAutoencoder(Autoencoder):
         activation: str = "sigmoid",
         output: str = "sigmoid",
         k: int | None = None,
+        code: nn.Module | None = None,
     ) -> None:
         super().__init__()
         h, w = image_shape
@@ -53,15 +55,22 @@ class ConvAutoencoder(Autoencoder):
         self.decoder = nn.ConvTranspose2d(
             kernels, 1, kernel_size, stride=2, padding=pad, output_padding=extra
         )
-        self.activation, self.output, self.k = activation, output, k
-        self._act = ACTIVATIONS[activation]
+        self.code_layer = make_code_layer(activation, k, code)
+        self.output = output
+
+    @property
+    def activation(self) -> str:
+        """The code's activation (its code layer's)."""
+        return self.code_layer.activation
+
+    @property
+    def k(self) -> int | None:
+        """Units kept per sample when the code is top-k, else None."""
+        return getattr(self.code_layer, "k", None)
 
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, H·W] -> maps: [batch, kernels, h', w'] (top-k, if set, keeps k per sample)."""
-        maps = self._act(self.encoder(x.view(-1, 1, *self.image_shape)))
-        if self.k is not None:
-            maps = keep_topk(maps.flatten(1), self.k).view_as(maps)
-        return maps
+        return self.code_layer(self.encoder(x.view(-1, 1, *self.image_shape)))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, H·W] -> h: [batch, kernels·h'·w'], kernel-major (map k is h[:, k·h'w' : (k+1)·h'w'])."""
@@ -100,7 +109,11 @@ def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> Co
     if image_shape[0] * image_shape[1] != n_inputs:
         raise ValueError(f"image_shape {image_shape} does not match {n_inputs} inputs")
     return ConvAutoencoder(
-        image_shape, cfg.kernels, cfg.kernel_size, cfg.hidden_activation, cfg.output, topk_of(cfg)
+        image_shape,
+        cfg.kernels,
+        cfg.kernel_size,
+        output=cfg.output,
+        code=code_of(cfg, cfg.kernels, trailing=2),
     )
 
 
@@ -110,6 +123,26 @@ SPEC = VariantSpec(
     note="One strided convolution: each kernel is a feature detector shared by every image position.",
     build=build,
     order=2,
+    settings=(
+        Setting(
+            "kernels",
+            "int",
+            16,
+            "Convolutional variant: number of kernels.",
+            minimum=1,
+            maximum=1_024,
+            size_limit=True,
+        ),
+        Setting(
+            "kernel_size",
+            "int",
+            5,
+            "Convolutional variant: side of each square kernel.",
+            minimum=1,
+            maximum=15,
+            odd=True,
+        ),
+    ),
     controls=(
         Control("kernels", "Kernels", minimum=1, step=1),
         Control(

@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.models.base import ACTIVATIONS, Autoencoder, ModelSettings, keep_topk
-from sae_core.models.sparse import topk_of
+from sae_core.fields import Setting
+from sae_core.models.base import Autoencoder, ModelSettings, make_code_layer
+from sae_core.models.sparse import code_of
 from sae_core.models.spec import Control, VariantSpec, View
 
 
@@ -28,24 +29,33 @@ class DeepAutoencoder(Autoencoder):
         activation: str = "sigmoid",
         output: str = "sigmoid",
         k: int | None = None,
+        code: nn.Module | None = None,
     ) -> None:
         super().__init__()
         sizes = [n_inputs, *layers, hidden]
         self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False))
         back = sizes[::-1]
         self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(back, back[1:], strict=False))
-        self.activation, self.output, self.k = activation, output, k
-        self._act = ACTIVATIONS[activation]
+        self.code_layer = make_code_layer(activation, k, code)
+        self.output = output
+
+    @property
+    def activation(self) -> str:
+        """The code's activation (its code layer's)."""
+        return self.code_layer.activation
+
+    @property
+    def k(self) -> int | None:
+        """Units kept per sample when the code is top-k, else None."""
+        return getattr(self.code_layer, "k", None)
 
     def encode_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Activations of each encoder layer: [[batch, layers[0]], ..., [batch, hidden]] (last: the code)."""
         outs = []
         for i, layer in enumerate(self.encoder):
             last = i == len(self.encoder) - 1
-            x = self._act(layer(x)) if last else torch.relu(layer(x))
+            x = self.code_layer(layer(x)) if last else torch.relu(layer(x))
             outs.append(x)
-        if self.k is not None:
-            outs[-1] = keep_topk(outs[-1], self.k)
         return outs
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +82,7 @@ class DeepAutoencoder(Autoencoder):
 
 
 def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> DeepAutoencoder:
-    return DeepAutoencoder(n_inputs, cfg.layers, cfg.hidden, cfg.hidden_activation, cfg.output, topk_of(cfg))
+    return DeepAutoencoder(n_inputs, cfg.layers, cfg.hidden, output=cfg.output, code=code_of(cfg, cfg.hidden))
 
 
 SPEC = VariantSpec(
@@ -81,6 +91,18 @@ SPEC = VariantSpec(
     note="Several ReLU encoder layers before the code layer; the decoder mirrors the encoder.",
     build=build,
     order=1,
+    settings=(
+        Setting(
+            "layers",
+            "tuple[int, ...]",
+            (128, 64),
+            "Deep variant: sizes of the encoder layers before the code layer.",
+            minimum=1,
+            maximum=16_384,
+            size_limit=True,
+            max_items=8,
+        ),
+    ),
     controls=(Control("layers", "Encoder layers before the code (sizes, comma-separated)"),),
     hidden_label="Code units (the last encoder layer)",
     adam_lr=0.01,

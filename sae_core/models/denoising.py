@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 import torch
+from torch import nn
 
+from sae_core.fields import Setting
 from sae_core.models.base import AEOutput, ModelSettings
-from sae_core.models.sparse import SparseAutoencoder, topk_of
+from sae_core.models.sparse import SparseAutoencoder, code_of
 from sae_core.models.spec import Control, VariantSpec, View
 
 Corruption = Literal["gaussian", "mask", "salt_pepper"]
@@ -59,8 +61,9 @@ class DenoisingAutoencoder(SparseAutoencoder):
         activation: str = "sigmoid",
         output: str = "sigmoid",
         k: int | None = None,
+        code: nn.Module | None = None,
     ) -> None:
-        super().__init__(n_inputs, hidden, activation, output, k)
+        super().__init__(n_inputs, hidden, activation, output, k, code)
         self.corruption, self.noise_level = corruption, noise_level
 
     def forward(self, x: torch.Tensor) -> AEOutput:
@@ -82,7 +85,12 @@ class DenoisingAutoencoder(SparseAutoencoder):
 
 def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> DenoisingAutoencoder:
     return DenoisingAutoencoder(
-        n_inputs, cfg.hidden, cfg.corruption, cfg.noise_level, cfg.hidden_activation, cfg.output, topk_of(cfg)
+        n_inputs,
+        cfg.hidden,
+        cfg.corruption,
+        cfg.noise_level,
+        output=cfg.output,
+        code=code_of(cfg, cfg.hidden),
     )
 
 
@@ -92,12 +100,39 @@ CORRUPTION_NAMES = {
     "salt_pepper": "Salt and pepper (level = fraction set to 0 or 1)",
 }
 
+
+def check(cfg: ModelSettings) -> None:
+    """A fraction of pixels is at most 1; a Gaussian σ may go to 10."""
+    if cfg.corruption != "gaussian" and cfg.noise_level > 1.0:
+        raise ValueError(
+            f"noise_level must be in [0, 1] (or [0, 10] for gaussian σ), got {cfg.noise_level!r}"
+        )
+
+
 SPEC = VariantSpec(
     name="denoising",
     title="Denoising",
     note="Trained to rebuild the clean input from a corrupted copy, so its features must be robust.",
     build=build,
     order=3,
+    settings=(
+        Setting(
+            "corruption",
+            "str",
+            "gaussian",
+            "Denoising variant: how inputs are corrupted.",
+            choices=get_args(Corruption),
+        ),
+        Setting(
+            "noise_level",
+            "float",
+            0.3,
+            "Denoising variant: Gaussian σ, or the fraction of pixels masked / flipped.",
+            minimum=0.0,
+            maximum=10.0,
+        ),
+    ),
+    check=check,
     controls=(
         Control("corruption", "Corruption", choices=get_args(Corruption), choice_names=CORRUPTION_NAMES),
         Control("noise_level", "Noise level", minimum=0.0, step=0.05, number_format="%.2f"),

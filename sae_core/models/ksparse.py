@@ -20,8 +20,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.models.base import AEOutput, Autoencoder, ModelSettings, keep_topk, ufldl_range
+from sae_core.fields import Setting
+from sae_core.models.base import AEOutput, Autoencoder, ModelSettings, ufldl_range
 from sae_core.models.spec import Control, VariantSpec, View
+from sae_core.penalties.code import keep_topk
 
 
 class KSparseAutoencoder(Autoencoder):
@@ -126,6 +128,37 @@ SPEC = VariantSpec(
     note="Linear codes of which only the k largest per input survive (Makhzani & Frey 2013).",
     build=build,
     order=6,
+    settings=(
+        Setting("tied", "bool", False, "k-sparse variant: decoder uses the transposed encoder weights."),
+        Setting(
+            "k_start",
+            "int",
+            0,
+            "k-sparse variant: k at the first step, falling linearly to k over k_anneal of the run "
+            "(0: none).",
+            minimum=0,
+            maximum=16_384,
+            size_limit=True,
+        ),
+        Setting(
+            "k_anneal",
+            "float",
+            0.5,
+            "k-sparse variant: share of the run over which k falls from k_start to k "
+            "(the paper: the first half).",
+            minimum=0.0,
+            above_minimum=True,
+            maximum=1.0,
+        ),
+        Setting(
+            "alpha",
+            "float",
+            1.0,
+            "k-sparse variant: outside training, encode with the α·k largest units "
+            "(Makhzani & Frey's αk, α ≥ 1).",
+            minimum=1.0,
+        ),
+    ),
     controls=(
         Control("k", "k (active units per sample)", minimum=1, step=1),
         Control("tied", "Tied weights (decoder = encoderᵀ)"),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.models.base import ACTIVATIONS, Autoencoder, ModelSettings, keep_topk, ufldl_range
+from sae_core.models.base import Autoencoder, ModelSettings, make_code_layer, ufldl_range
 from sae_core.models.spec import VariantSpec
+from sae_core.penalties.registry import get_penalty
 
 
 class SparseAutoencoder(Autoencoder):
@@ -23,13 +24,25 @@ class SparseAutoencoder(Autoencoder):
         activation: str = "sigmoid",
         output: str = "sigmoid",
         k: int | None = None,
+        code: nn.Module | None = None,
     ) -> None:
+        """code: the penalty's code layer (`sae_core.penalties`); without it, `activation` then top-k (k)."""
         super().__init__()
         self.encoder = nn.Linear(n_inputs, hidden)
         self.decoder = nn.Linear(hidden, n_inputs)
-        self.activation, self.output, self.k = activation, output, k
-        self._act = ACTIVATIONS[activation]
+        self.code_layer = make_code_layer(activation, k, code)
+        self.output = output
         self.reset_parameters_ufldl_()
+
+    @property
+    def activation(self) -> str:
+        """The code's activation (its code layer's)."""
+        return self.code_layer.activation
+
+    @property
+    def k(self) -> int | None:
+        """Units kept per sample when the code is top-k, else None."""
+        return getattr(self.code_layer, "k", None)
 
     @torch.no_grad()
     def reset_parameters_ufldl_(self) -> None:
@@ -42,8 +55,7 @@ class SparseAutoencoder(Autoencoder):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, n_inputs] -> h: [batch, hidden]."""
-        h = self._act(self.encoder(x))
-        return keep_topk(h, self.k) if self.k is not None else h
+        return self.code_layer(self.encoder(x))
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """h: [batch, hidden] -> x̂: [batch, n_inputs]."""
@@ -59,13 +71,14 @@ class SparseAutoencoder(Autoencoder):
         return self.decoder.weight
 
 
-def topk_of(cfg: ModelSettings) -> int | None:
-    """k when the top-k penalty is chosen, else None (for variants that take any penalty on their code)."""
-    return cfg.k if cfg.penalty == "topk" else None
+def code_of(cfg: ModelSettings, units: int, trailing: int = 0) -> nn.Module:
+    """The code layer the config's penalty makes for `units` code units (for variants that take any penalty
+    on their code); `trailing` dims of each unit share its parameters (a conv kernel's positions)."""
+    return get_penalty(cfg.penalty).code_layer(cfg, units, trailing)
 
 
 def build(cfg: ModelSettings, n_inputs: int, image_shape: tuple[int, int]) -> SparseAutoencoder:
-    return SparseAutoencoder(n_inputs, cfg.hidden, cfg.hidden_activation, cfg.output, topk_of(cfg))
+    return SparseAutoencoder(n_inputs, cfg.hidden, output=cfg.output, code=code_of(cfg, cfg.hidden))
 
 
 SPEC = VariantSpec(

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sae_core.fields import Setting
 from sae_core.models.base import ModelSettings
+from sae_core.penalties.registry import PENALTIES
+from sae_core.penalties.spec import PenaltySpec
 
 if TYPE_CHECKING:
     from torch import nn
 
-ALL_PENALTIES = ("kl", "l1", "topk", "none")
 STANDARD_VIEWS = frozenset({"rho_hat", "activations", "density", "kl"})
 """The page's own activity views; a variant whose code is not a unit activation leaves some out."""
 
@@ -95,8 +97,10 @@ class VariantSpec:
     """Its own settings."""
     hidden_label: str | None = "Hidden units"
     """Label of the *hidden* field on the page; None when the variant does not use it."""
-    penalties: tuple[str, ...] = ALL_PENALTIES
-    """The sparsity penalties it accepts."""
+    settings: tuple[Setting, ...] = ()
+    """Its own config fields (the model section gains them; `controls` say how the page shows them)."""
+    accepts: Callable[[PenaltySpec], bool] = lambda penalty: True
+    """Which sparsity penalties it takes (all by default), judged from their specs."""
     fixed_penalty: str | None = None
     """Set when the variant ignores `penalty`: the penalty its objective really contains ("none", "topk")."""
     penalty_reason: str = ""
@@ -141,7 +145,12 @@ class VariantSpec:
     @property
     def fields(self) -> tuple[str, ...]:
         """Its own config fields."""
-        return tuple(c.field for c in self.controls)
+        return tuple(dict.fromkeys([*(s.name for s in self.settings), *(c.field for c in self.controls)]))
+
+    @property
+    def penalties(self) -> tuple[str, ...]:
+        """The names of the registered penalties it takes, in menu order."""
+        return tuple(name for name, spec in PENALTIES.items() if self.accepts(spec))
 
     def validate(self, cfg: ModelSettings) -> None:
         if self.fixed_penalty is None and cfg.penalty not in self.penalties:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sae_core.fields import Setting
 from sae_core.models.base import AEOutput, Autoencoder, ModelSettings, reconstruction_loss
 from sae_core.models.spec import Control, VariantSpec, View
 
@@ -162,6 +163,17 @@ SPEC = VariantSpec(
     note="A Gaussian code z ~ q(z|x) pulled towards the prior N(0, I); it can generate new inputs.",
     build=build,
     order=4,
+    settings=(
+        Setting(
+            "latent",
+            "int",
+            2,
+            "Variational variant: size of the latent code.",
+            minimum=1,
+            maximum=1_024,
+            size_limit=True,
+        ),
+    ),
     controls=(Control("latent", "Latent dimensions", minimum=1, step=1),),
     hidden_label="Hidden layer width (encoder and decoder)",
     adam_lr=0.01,

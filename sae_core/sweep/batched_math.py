@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sae_core.train.objective import EPS
+from sae_core.penalties.kl import EPS
 
 BlockParams = dict[str, torch.Tensor]
 """name ("W1", "b1", "W2", "b2") -> the stacked tensor of that parameter."""

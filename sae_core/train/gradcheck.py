@@ -64,10 +64,24 @@ def check_gradients(
     def objective() -> torch.Tensor:
         return loss_terms(model, x, seeded_forward(model, x, seed), cfg)["total"]
 
-    names, params = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad], strict=True)
+    names, params = zip(*checked_parameters(model), strict=True)
     analytic = torch.autograd.grad(objective(), params)
     numeric = numeric_grad(objective, list(params), eps)
-    return {n: relative_error(a, g) for n, a, g in zip(names, analytic, numeric, strict=True)}
+    errors = {n: relative_error(a, g) for n, a, g in zip(names, analytic, numeric, strict=True)}
+    estimated = [n for n, p in model.named_parameters() if p.requires_grad and n not in errors]
+    if estimated:  # straight-through: the penalty's own check, against the smoothed step it differentiates
+        error = cfg.penalty_spec.straight_through_check()
+        errors.update({n: error for n in estimated})
+    return {n: errors[n] for n, p in model.named_parameters() if p.requires_grad}
+
+
+def checked_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The parameters whose gradient finite differences can check: all that train, except those of a code
+    layer whose gradient is a straight-through estimate (JumpReLU's thresholds: the true derivative of a
+    step is 0, the estimate is not)."""
+    code = model.code_layer if isinstance(getattr(model, "code_layer", None), nn.Module) else None
+    skipped = {id(p) for p in code.parameters()} if getattr(code, "straight_through", False) else set()
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in skipped]
 
 
 TINY_SETTINGS = dict(
@@ -108,6 +122,13 @@ def kink_margin(model: nn.Module, x: torch.Tensor, cfg: ModelConfig, seed: int =
         for m in model.modules()
         if isinstance(m, layers)
     ]
+    code = getattr(model, "code_layer", None)
+    if hasattr(code, "kink_distance"):  # a code layer with jumps of its own (JumpReLU at its thresholds)
+        hooks.append(
+            code.register_forward_pre_hook(
+                lambda m, inputs: outputs.append(m.kink_distance(inputs[0]).detach().flatten(1))
+            )
+        )
     try:
         with torch.no_grad():
             seeded_forward(model, x, seed)
@@ -156,7 +177,7 @@ def tiny_problem(
 def smallest_gradient(model: nn.Module, x: torch.Tensor, cfg: ModelConfig, seed: int = 0) -> float:
     """The smallest norm of any parameter tensor's gradient: a check of a zero gradient (every ReLU of a
     layer off) passes whatever the backward does, so tiny_problem redraws such points."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for _, p in checked_parameters(model)]
     total = loss_terms(model, x, seeded_forward(model, x, seed), cfg)["total"]
     return min(float(g.norm()) for g in torch.autograd.grad(total, params))
 

@@ -1,6 +1,7 @@
 """The objective, as pure functions that return named terms.
 
-Objective (UFLDL): ½·mean‖x̂ − x‖² + (λ/2)·Σ‖W‖² + β·Σⱼ KL(ρ‖ρ̂ⱼ), with L1 and top-k as alternatives.
+Objective (UFLDL): ½·mean‖x̂ − x‖² + (λ/2)·Σ‖W‖² + β·Σⱼ KL(ρ‖ρ̂ⱼ); the sparsity term is the penalty's own
+(`sae_core.penalties`: KL, L1, JumpReLU's L0, or none for top-k), the reconstruction term the model's.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ import torch
 from sae_core.config.run import ModelConfig
 from sae_core.models.base import AEOutput, Autoencoder
 
-EPS = 1e-6
-"""ρ̂ is clamped to [EPS, 1 − EPS] so KL(ρ‖ρ̂) stays finite when a unit is fully off or saturated. The clamp
-is straight-through (see `kl_divergence`): it bounds the value, not the restoring force."""
-
 
 def add_all(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
     """t₁ + t₂ + … (at least one). Unlike builtin sum it does not start from 0, so the graph has no
@@ -25,45 +22,19 @@ def add_all(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
     return functools.reduce(operator.add, tensors)
 
 
-def clamp_straight_through(t: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """t clamped to [low, high] in value, with the gradient of the identity: d/dt = 1 everywhere."""
-    return t + (t.clamp(low, high) - t).detach()
-
-
-def kl_divergence(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
-    """KL between Bernoulli(ρ) and Bernoulli(ρ̂), elementwise. rho_hat: [hidden] -> [hidden].
-
-    ρ̂ is clamped to [EPS, 1 − EPS] straight-through: a plain clamp has zero gradient outside the band,
-    so a dead unit (ρ̂ < EPS) would feel no pull back towards ρ. Here it gets the derivative at the
-    band's edge, −ρ/EPS + (1 − ρ)/(1 − EPS), which pushes ρ̂ up (and the mirror image pushes a
-    saturated unit down).
-    """
-    rho_hat = clamp_straight_through(rho_hat, EPS, 1.0 - EPS)
-    return rho * torch.log(rho / rho_hat) + (1.0 - rho) * torch.log((1.0 - rho) / (1.0 - rho_hat))
-
-
-def kl_sparsity(hidden: torch.Tensor, rho: float, beta: float) -> torch.Tensor:
-    """β · Σⱼ KL(ρ‖ρ̂ⱼ), ρ̂ⱼ the mean activation of unit j over the batch. hidden: [batch, hidden]."""
-    return beta * kl_divergence(rho, hidden.mean(dim=0)).sum()
-
-
-def l1_sparsity(hidden: torch.Tensor, beta: float) -> torch.Tensor:
-    """β · mean over samples of Σⱼ |hⱼ|. hidden: [batch, hidden]."""
-    return beta * hidden.abs().sum(dim=1).mean()
-
-
 def weight_decay(weights: list[torch.Tensor], lam: float) -> torch.Tensor:
     """(λ/2) · Σ ‖W‖²_F over the given matrices."""
     return 0.5 * lam * add_all(w.pow(2).sum() for w in weights)
 
 
-def sparsity_term(hidden: torch.Tensor, cfg: ModelConfig) -> torch.Tensor | None:
-    """The penalty named by cfg.penalty; None for top-k (sparse by construction) and none."""
-    if cfg.penalty == "kl":
-        return kl_sparsity(hidden, cfg.rho, cfg.beta)
-    if cfg.penalty == "l1":
-        return l1_sparsity(hidden, cfg.beta)
-    return None
+def sparsity_term(
+    hidden: torch.Tensor, cfg: ModelConfig, code_layer: torch.nn.Module | None = None
+) -> torch.Tensor | None:
+    """The β-weighted term of the objective's penalty (`cfg.penalty_spec`); None when it adds none (top-k,
+    none). hidden: [rows, units] the codes it acts on; code_layer: the model's, for a penalty that reads
+    more of the forward pass than the codes (JumpReLU's gate)."""
+    spec = cfg.penalty_spec
+    return None if spec.term is None else spec.term(hidden, cfg, code_layer)
 
 
 def loss_terms(
@@ -78,7 +49,7 @@ def loss_terms(
     """
     terms = {"reconstruction": model.reconstruction_term(out.recon, x)}
     codes = model.sparsity_codes(out)
-    sparsity = None if codes is None else sparsity_term(codes, cfg)
+    sparsity = None if codes is None else sparsity_term(codes, cfg, model.code_layer)
     if sparsity is not None:
         scale = model.sparsity_scale
         terms["sparsity"] = sparsity if scale == 1.0 else scale * sparsity

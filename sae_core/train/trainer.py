@@ -16,10 +16,11 @@ from torch import nn
 from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.data.datasets import Dataset
 from sae_core.models import AEOutput, build
+from sae_core.penalties.kl import EPS, kl_divergence
 from sae_core.train import metrics
 from sae_core.train.history import LossHistory
 from sae_core.train.lbfgs import LBFGSStepper
-from sae_core.train.objective import EPS, kl_divergence, loss_terms
+from sae_core.train.objective import loss_terms
 from sae_core.train.snapshot import Snapshot
 
 KL_CURVE_POINTS = 400
