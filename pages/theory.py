@@ -86,7 +86,7 @@ def draw_objective(cfg) -> None:
         "other terms. Biases are not decayed.\n"
         f"- **Sparsity**{sparsity}, as if both were the probability of a coin coming up heads:"
     )
-    st.latex(formulas.kl_latex(model.rho))
+    st.latex(kl.kl_latex(model.rho))
 
 
 def draw_gradient() -> None:

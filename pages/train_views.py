@@ -278,8 +278,9 @@ def draw_objective() -> None:
     cfg = settings_state.current_config()
     with st.container(border=True, key=presentation.OBJECTIVE_BOX):  # its formulas scale to fit it
         st.latex(formulas.objective_latex(cfg))
-        if cfg.model.effective_penalty == "kl":
-            st.latex(formulas.kl_latex(cfg.model.rho))
+        detail = cfg.model.penalty_spec.detail_tex
+        if detail is not None:
+            st.latex(detail(cfg.model))
 
 
 def draw_variant_views(snap: Snapshot) -> None:

@@ -11,3 +11,13 @@ def tex_number(x: float) -> str:
     mantissa = mantissa.rstrip("0").rstrip(".")
     power = f"10^{{{int(exponent)}}}"
     return power if mantissa == "1" else rf"{mantissa} \cdot {power}"
+
+
+def aligned(lines: list[str]) -> str:
+    """Lines joined in a KaTeX `aligned` block.
+
+    One term or one note per line, notes of at most 34 characters: every line must fit the Train page's
+    ~430 px formula column at KaTeX's default size (the widest renders about 345 px in Chromium), or
+    KaTeX clips it at the column's right edge.
+    """
+    return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"

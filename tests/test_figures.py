@@ -16,6 +16,7 @@ from sae_core.data.datasets import Dataset, load
 from sae_core.figures import training as figures
 from sae_core.figures.activity import BAR_COLOUR
 from sae_core.models import REGISTRY
+from sae_core.penalties import kl
 from sae_core.train.trainer import Trainer
 
 HIDDEN = 7  # a 3×3 grid with two empty tiles, so montage gaps are exercised
@@ -396,7 +397,7 @@ def test_objective_latex_writes_what_each_variant_trains():
 
 
 def test_kl_latex_and_number_formatting():
-    tex = formulas.kl_latex(0.05)
+    tex = kl.kl_latex(0.05)
     assert r"0.05\log\frac{0.05}{\hat\rho_j}" in tex and r"0.95\log\frac{0.95}" in tex and _balanced(tex)
     # The clamp note has a line of its own, with EPS = 1e-6 written in.
     assert _lines(tex)[-1] == r"&\quad \text{clamped to } [10^{-6},\, 1 - 10^{-6}]" and _fits_a_column(tex)

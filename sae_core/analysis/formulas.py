@@ -6,12 +6,11 @@ The page shows the formula next to the pictures so the student sees which term e
 from __future__ import annotations
 
 from sae_core.config.run import ModelConfig, RunConfig
-from sae_core.penalties.kl import EPS
-from sae_core.tex import tex_number
+from sae_core.tex import aligned, tex_number
 
 RECONSTRUCTION = r"\frac{1}{2}\cdot\frac{1}{m}\sum_{i=1}^{m}\bigl\lVert \hat{x}^{(i)} - x^{(i)} \bigr\rVert^2"
 
-__all__ = ["RECONSTRUCTION", "kl_latex", "objective_latex", "tex_number"]
+__all__ = ["RECONSTRUCTION", "objective_latex", "tex_number"]
 
 
 def _weight_decay(model: ModelConfig) -> str:
@@ -31,16 +30,6 @@ def _sparsity(model: ModelConfig) -> str | None:
         per_sample = rf"\sum_{{{j}=1}}^{{{units}}} \bigl|h_{j}^{{(i)}}\bigr|"
         return rf"{beta}\cdot\frac{{1}}{{m}}\sum_{{i=1}}^{{m}}" + per_sample
     return None
-
-
-def _aligned(lines: list[str]) -> str:
-    """Lines joined in a KaTeX `aligned` block.
-
-    One term or one note per line, notes of at most 34 characters: every line must fit the Train page's
-    ~430 px formula column at KaTeX's default size (the widest renders about 345 px in Chromium), or
-    KaTeX clips it at the column's right edge.
-    """
-    return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
 
 
 def objective_latex(config: RunConfig | ModelConfig) -> str:
@@ -64,18 +53,4 @@ def objective_latex(config: RunConfig | ModelConfig) -> str:
         lines.append(rf"h &= \mathrm{{top}}_{{{k}}}(W_1 x + b_1)")
         lines.append(rf"&\quad \text{{keep the {k} largest, zero the rest}}")
     lines += spec.notes_tex(model)
-    return _aligned(lines)
-
-
-def kl_latex(rho: float) -> str:
-    """The Bernoulli KL divergence, in symbols and with ρ substituted, and the definition of ρ̂ⱼ."""
-    r, one_minus, eps = tex_number(rho), tex_number(1.0 - rho), tex_number(EPS)
-    return _aligned(
-        [
-            r"\mathrm{KL}(\rho \,\|\, \hat\rho_j) &= \rho \log\frac{\rho}{\hat\rho_j}"
-            r" + (1-\rho)\log\frac{1-\rho}{1-\hat\rho_j}",
-            rf"&= {r}\log\frac{{{r}}}{{\hat\rho_j}} + {one_minus}\log\frac{{{one_minus}}}{{1-\hat\rho_j}}",
-            r"\hat\rho_j &= \frac{1}{m}\sum_{i=1}^{m} h_j\bigl(x^{(i)}\bigr)",
-            rf"&\quad \text{{clamped to }} [{eps},\, 1 - {eps}]",
-        ]
-    )
+    return aligned(lines)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from sae_core.penalties.spec import ModelSettings, PenaltySpec
-from sae_core.tex import tex_number
+from sae_core.tex import aligned, tex_number
 
 EPS = 1e-6
 """ρ̂ is clamped to [EPS, 1 − EPS] so KL(ρ‖ρ̂) stays finite when a unit is fully off or saturated. The clamp
@@ -48,6 +48,20 @@ def term_tex(cfg: ModelSettings, beta: str, units: int, j: str) -> str:
     return rf"{beta}\sum_{{{j}=1}}^{{{units}}} \mathrm{{KL}}\bigl({rho} \,\big\|\, \hat\rho_{j}\bigr)"
 
 
+def kl_latex(rho: float) -> str:
+    """The Bernoulli KL divergence, in symbols and with ρ substituted, and the definition of ρ̂ⱼ."""
+    r, one_minus, eps = tex_number(rho), tex_number(1.0 - rho), tex_number(EPS)
+    return aligned(
+        [
+            r"\mathrm{KL}(\rho \,\|\, \hat\rho_j) &= \rho \log\frac{\rho}{\hat\rho_j}"
+            r" + (1-\rho)\log\frac{1-\rho}{1-\hat\rho_j}",
+            rf"&= {r}\log\frac{{{r}}}{{\hat\rho_j}} + {one_minus}\log\frac{{{one_minus}}}{{1-\hat\rho_j}}",
+            r"\hat\rho_j &= \frac{1}{m}\sum_{i=1}^{m} h_j\bigl(x^{(i)}\bigr)",
+            rf"&\quad \text{{clamped to }} [{eps},\, 1 - {eps}]",
+        ]
+    )
+
+
 def dead_units_cause(cfg: ModelSettings, lr: float) -> str:
     return (
         f"β = {cfg.beta:g} with a target ρ = {cfg.rho:g} switches units off faster than the "
@@ -72,6 +86,9 @@ SPEC = PenaltySpec(
     term_tex=term_tex,
     describe=lambda cfg: [f"ρ {cfg.rho:g}", f"β {cfg.beta:g}"],
     dead_units_cause=dead_units_cause,
+    unit_curve=kl_divergence,
+    unit_curve_label="KL(ρ‖ρ̂ⱼ)",
+    detail_tex=lambda cfg: kl_latex(cfg.rho),
     demo=({"penalty": "kl", "rho": 0.1, "beta": 3.0}, {"lr": 0.1, "batch_size": 500}),
     summary=(
         "**KL**: each unit's mean activation ρ̂ⱼ over the batch is pulled towards the target ρ by "

@@ -82,6 +82,13 @@ class PenaltySpec:
         f"the learning rate ({lr:g}) may be too high; try a smaller one"
     )
     """(config, learning rate) -> the likely cause of many dead units under it, with what to try."""
+    unit_curve: Callable[[float, torch.Tensor], torch.Tensor] | None = None
+    """(ρ, ρ̂ [units]) -> the penalty each unit pays for its mean activation (KL(ρ‖ρ̂ⱼ)), for the per-unit
+    penalty view; None when the penalty is not a function of ρ̂."""
+    unit_curve_label: str = ""
+    """The per-unit view's name for it: "KL(ρ‖ρ̂ⱼ)"."""
+    detail_tex: Callable[[ModelSettings], str] | None = None
+    """LaTeX shown under the objective to define the penalty's function (KL's divergence written out)."""
     demo: tuple[dict[str, Any], dict[str, Any]] | None = None
     """Model and training settings of Theory's small run comparing the penalties on bars (None: not shown)."""
     code_layer: Callable[[ModelSettings, int, int], nn.Module] = plain_code_layer
