@@ -14,6 +14,7 @@ from pages import navigation_guard, session_job, settings_state
 from sae_core.analysis import formulas, theory
 from sae_core.config.run import BETA_DEFAULTS
 from sae_core.figures import theory as figures_theory
+from sae_core.penalties import kl as kl_penalty
 from sae_core.train import gradcheck
 
 navigation_guard.leave_old_multipage_mode()
@@ -86,7 +87,7 @@ def draw_objective(cfg) -> None:
         "other terms. Biases are not decayed.\n"
         f"- **Sparsity**{sparsity}, as if both were the probability of a coin coming up heads:"
     )
-    st.latex(kl.kl_latex(model.rho))
+    st.latex(kl_penalty.kl_latex(model.rho))
 
 
 def draw_gradient() -> None:
