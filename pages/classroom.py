@@ -18,6 +18,7 @@ import streamlit as st
 from pages import notices, settings_state
 from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.models import get_spec
+from sae_core.penalties.registry import get_penalty
 
 PARAM = "classroom"
 """The URL parameter: comma-separated control names (config field names), or NONE."""
@@ -31,7 +32,6 @@ NAMES = {
     "dataset": "dataset",
     "variant": "variant",
     "penalty": "penalty",
-    "k": "k",
     "rho": "ρ",
     "beta": "β",
     "weight_decay": "λ",
@@ -105,8 +105,8 @@ def page_controls(cfg: RunConfig) -> dict[str, str]:
         labels["hidden"] = NAMES["hidden"]
     if spec.fixed_penalty is None:
         labels["penalty"] = NAMES["penalty"]
-        if cfg.model.penalty == "topk":
-            labels["k"] = NAMES["k"]
+        for setting in get_penalty(cfg.model.penalty).settings:  # top-k's k, JumpReLU's θ₀ and ε
+            labels[setting.name] = _short(setting.label or setting.name)
     for key in ("rho", "beta", "weight_decay", "optimizer", "lr", "batch_size", "steps", "seed"):
         labels[key] = NAMES[key]
     return labels

@@ -12,17 +12,22 @@ from pages import datasets, explore_views, server, settings_state
 from pages.explore_views import ERROR, JOB, PROBE, SELECTED, current_job
 from sae_core.cli.sweep import parse_list
 from sae_core.data import datasets as data
+from sae_core.penalties.registry import PENALTIES as ALL_PENALTIES
 from sae_core.serve.sweep_job import RemoteSweepJob, SweepJob
 from sae_core.sweep.spec import AXIS_LABELS, MAX_AXIS_VALUES, MAX_VALUES
 from sae_core.sweep.trainer import SweepSpec
 
 VARIANTS = {"sparse": "Sparse (KL or L1 penalty)", "denoising": "Denoising sparse"}
 """Variants the page sweeps (sae_core.sweep.spec also takes k-sparse, whose β and ρ mean nothing)."""
-PENALTIES = {"kl": "KL(ρ‖ρ̂): ρ × β", "l1": "L1 on the codes: β (ρ is not used)"}
+PENALTIES = {
+    name: f"{spec.short}: ρ × β" if spec.uses_rho else f"{spec.short}: β (ρ is not used)"
+    for name, spec in ALL_PENALTIES.items()
+    if spec.uses_beta and spec.plain_code
+}
+"""The penalties the page sweeps: those with a β to sweep, whose code the batched sweep computes."""
 BACKEND = "sweep_backend"
 BACKENDS = {"local": "this server", "ray": "the Ray cluster ($RAY_ADDRESS)"}
 AXIS_CHOICES = {"none": "none", **AXIS_LABELS}
-DEFAULT_BETAS = {"kl": "0, 0.3, 1, 3", "l1": "0, 0.003, 0.01, 0.03"}
 DEFAULT_RHOS = "0.01, 0.05, 0.1, 0.2"
 DEFAULT_AXIS_VALUES = {"hidden": "16, 36", "weight_decay": "0, 0.001", "seed": "0, 1"}
 
@@ -37,7 +42,7 @@ def _form_defaults() -> dict:
     return {
         "dataset": dataset,
         "variant": flat["variant"] if flat["variant"] in VARIANTS else "sparse",
-        "penalty": flat["penalty"] if flat["penalty"] in PENALTIES else "kl",
+        "penalty": flat["penalty"] if flat["penalty"] in PENALTIES else next(iter(PENALTIES)),
         "optimizer": flat["optimizer"] if flat["optimizer"] in ("adam", "sgd") else "adam",
         "hidden": int(flat["hidden"]),
         "steps": int(flat["steps"]) if flat["steps"] and flat["epochs"] is None else 2000,
@@ -64,7 +69,7 @@ def draw_settings() -> None:
         )
         b.text_input(
             "β values (columns)",
-            value=DEFAULT_BETAS[d["penalty"]],
+            value=ALL_PENALTIES[d["penalty"]].explore_betas,
             key="sweep_betas",
             help="Sparsity penalty weights β, one grid column each.",
         )
@@ -139,7 +144,7 @@ def spec_from_form() -> SweepSpec:
         lr=float(state["sweep_lr"]),
     )
     rhos = parse_list(state["sweep_rhos"], "ρ values")
-    if penalty == "l1":  # ρ does nothing under L1: one row, not copies of the same runs
+    if not ALL_PENALTIES[penalty].uses_rho:  # ρ does nothing (L1): one row, not copies of the same runs
         rhos = rhos[:1]
     betas = parse_list(state["sweep_betas"], "β values")
     axis = None if state["sweep_axis"] == "none" else state["sweep_axis"]

@@ -17,6 +17,7 @@ from pages import (
     settings_state,
 )
 from sae_core.data import datasets as data
+from sae_core.penalties.registry import PENALTIES
 from sae_core.store import runs
 
 navigation_guard.leave_old_multipage_mode()
@@ -82,12 +83,24 @@ def draw_row(info: runs.RunInfo) -> None:
 def describe(info: runs.RunInfo) -> str:
     recon = "–" if info.recon_error is None else f"{info.recon_error:.4g}"
     when = time.strftime("%d %b %Y, %H:%M", time.localtime(info.saved))
-    penalty = {"kl": f"KL, ρ {info.rho:g}, β {info.beta:g}", "l1": f"L1, β {info.beta:g}"}
     return (
         f"{info.dataset} · {info.variant} · {info.hidden} units · "
-        f"{penalty.get(info.penalty, info.penalty)} · {info.steps:,} steps · "
+        f"{_penalty_text(info)} · {info.steps:,} steps · "
         f"reconstruction error {recon} · {info.status} {when} · {_size(info.size_bytes)}"
     )
+
+
+def _penalty_text(info: runs.RunInfo) -> str:
+    """ "KL, ρ 0.05, β 3", "L1, β 0.01", "top-k": the penalty with the weights it uses."""
+    spec = PENALTIES.get(info.penalty)
+    if spec is None:  # a run kept by a version that had a penalty this one lacks
+        return info.penalty
+    parts = [spec.short]
+    if spec.uses_rho:
+        parts.append(f"ρ {info.rho:g}")
+    if spec.uses_beta:
+        parts.append(f"β {info.beta:g}")
+    return ", ".join(parts)
 
 
 def _size(n: int) -> str:

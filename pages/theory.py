@@ -12,9 +12,9 @@ import streamlit as st
 
 from pages import navigation_guard, session_job, settings_state
 from sae_core.analysis import formulas, theory
-from sae_core.config.run import BETA_DEFAULTS
 from sae_core.figures import theory as figures_theory
 from sae_core.penalties import kl as kl_penalty
+from sae_core.penalties.registry import PENALTIES
 from sae_core.train import gradcheck
 
 navigation_guard.leave_old_multipage_mode()
@@ -47,9 +47,9 @@ def current_snapshot():
     return job.latest()
 
 
-@st.cache_data(show_spinner="Training three small models, one per penalty (once per server)…")
+@st.cache_data(show_spinner="Training a small model per penalty (once per server)…")
 def penalty_runs(steps: int = theory.PENALTY_RUN_STEPS) -> list[theory.PenaltyRun]:
-    return [theory.penalty_run(p, steps) for p in ("kl", "l1", "topk")]
+    return [theory.penalty_run(name, steps) for name, spec in PENALTIES.items() if spec.demo is not None]
 
 
 def on_gradcheck() -> None:
@@ -118,8 +118,8 @@ def draw_gradient() -> None:
 def draw_kl_curve(cfg, snap) -> None:
     st.header("The KL penalty, interactively")
     # β is the KL penalty's only under KL; an L1 β (0.01) would make the sparsity delta meaningless.
-    under_kl = cfg.model.effective_penalty == "kl"
-    beta = cfg.model.beta if under_kl else BETA_DEFAULTS["kl"]
+    under_kl = cfg.model.penalty_spec is kl_penalty.SPEC
+    beta = cfg.model.beta if under_kl else kl_penalty.SPEC.beta_default
     left, right = st.columns([1, 2.2], gap="large")
     with left:
         rho = st.slider(

@@ -246,7 +246,11 @@ def draw_views(snap) -> None:
         if present:  # the pictures first on a projector, the formulas under them
             draw_objective()
     # Lazy tabs: only the open tab's chart is built on each refresh (half the work of drawing all five).
-    shown = {label: chart for label, chart in TAB_CHARTS.items() if chart[2] is None or chart[2] in standard}
+    shown = {
+        _tab_label(label, snap): chart
+        for label, chart in TAB_CHARTS.items()
+        if chart[2] is None or (chart[2] in standard and _has_view(chart[2], snap))
+    }
     # Before the first step the data tab is open; the first step changes the default and so opens the loss.
     default = DATA_TAB if snap.step == 0 else None
     tabs = st.tabs(list(shown), key="view_tab", on_change="rerun", default=default)
@@ -262,16 +266,29 @@ def draw_views(snap) -> None:
                     live_chart(make_figure(snap), key)
 
 
+PENALTY_TAB = "Penalty per unit"
+"""Its tab shows the penalty's short name instead ("KL per unit")."""
 # Tab label -> (figure function, chart key, the spec's standard view it is, None: every variant has it).
 TAB_CHARTS = {
     "Loss curves": (figures.loss_figure, "loss_chart", None),
     "Activation values": (figures.activation_histogram, "activation_chart", "activations"),
     "Unit density": (figures.density_histogram, "density_chart", "density"),
     "Reconstructions": (figures.reconstructions_figure, "recon_chart", None),
-    "KL per unit": (figures.kl_curve_figure, "kl_chart", "kl"),
+    PENALTY_TAB: (figures.kl_curve_figure, "kl_chart", "penalty_curve"),
     DATA_TAB: (figures.data_figure, "data_chart", None),
 }
 MARKS_A_UNIT = (figures.density_histogram, figures.kl_curve_figure)  # they take highlight=
+
+
+def _tab_label(label: str, snap: Snapshot) -> str:
+    """The per-unit penalty tab is named for the penalty ("KL per unit"); the others as they are."""
+    return f"{snap.config.model.penalty_spec.short} per unit" if label == PENALTY_TAB else label
+
+
+def _has_view(view: str, snap: Snapshot) -> bool:
+    """Whether the snapshot has what a standard view draws: the per-unit penalty only under a penalty that
+    is a function of each unit's ρ̂ (KL)."""
+    return view != "penalty_curve" or snap.kl_per_unit is not None
 
 
 def draw_objective() -> None:
