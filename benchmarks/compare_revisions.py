@@ -7,7 +7,7 @@ factors out how busy the machine is at each moment; the after / before column is
 (1.00 = no change, below 1 = slower).
 
     PYTHONPATH=. python benchmarks/compare_revisions.py --base 476c9e7 [--after 08282f0] [--rounds 2]
-        [--quick] [--threads 1] [--json out.json]
+        [--quick] [--threads 1] [--variants sparse,deep] [--json out.json]
 
 `--base` and `--after` are git revisions, each checked out into a temporary worktree (removed
 afterwards); without `--after` the other side is the working tree this script lives in.
@@ -53,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="pass --quick to the benchmarks")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--variants", default="all", help="comma-separated variants of the per-variant suite (default: all)"
+    )
     args = parser.parse_args(argv)
     common = ["--threads", str(args.threads), *(["--quick"] if args.quick else [])]
-    suites = {"cases": common, "variants": ["--variants", *common]}
+    suites = {"cases": common, "variants": ["--variants", args.variants, *common]}
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"before": Path(tmp) / "base", "after": Path(tmp) / "after" if args.after else ROOT}
         for side, rev in (("before", args.base), ("after", args.after)):
