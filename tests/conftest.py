@@ -58,6 +58,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(tier)
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker("browser")
+    if hasattr(config, "workerinput"):
+        _longest_first(items)
+
+
+def _longest_first(items) -> None:
+    """Order the modules of an xdist run so that the long ones (browser, slow, then AppTest) start first.
+
+    scripts/test.sh hands out whole modules (`--dist loadfile --no-loadscope-reorder`, so that a module's
+    server and trained models are made once); a browser module left to the end would run alone while the
+    other workers idle. Tests keep their order within a module, and every worker sorts alike.
+    """
+    rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if item.get_closest_marker("browser") or item.get_closest_marker("slow"):
+            rank[module] = 0
+        elif item.get_closest_marker("apptest"):
+            rank[module] = min(rank.get(module, 1), 1)
+        else:
+            rank.setdefault(module, 2)
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
 
 
 @pytest.fixture(scope="session", autouse=True)
