@@ -53,11 +53,13 @@ def installed(tmp_path_factory) -> dict:
     run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], cwd=root)
     see_this_venvs_packages(venv)
     python = venv / "bin" / "python"
+    # Without the checkout on PYTHONPATH: pip would take its sae_playground.egg-info (left by an editable
+    # install) for an installed sae-playground 0.1.0 and install nothing.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     # pip, seen through --system-site-packages (or the .pth file), installs into the venv that runs it.
-    run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=root)
+    run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=root, env=env)
     cwd = root / "elsewhere"
     cwd.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(SAE_OFFLINE="1", SAE_DATA_DIR=str(root / "data"), OMP_NUM_THREADS="1")
     return {"wheel": wheel, "python": python, "bin": venv / "bin", "cwd": cwd, "env": env, "venv": venv}
 
