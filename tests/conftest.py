@@ -4,6 +4,7 @@ involved)."""
 from __future__ import annotations
 
 import os
+import types
 
 import pytest
 import torch
@@ -25,6 +26,59 @@ def make_digits(n_train: int = 300, n_test: int = 60, seed: int = 0) -> Dataset:
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     train, test = order[:n_train], order[n_train : n_train + n_test]
     return Dataset("digits", x[train], x[test], y[train], y[test], (8, 8))
+
+
+# Test tiers (pyproject.toml's markers) that follow from what a test module uses, so that a new test file
+# lands in the right tier without remembering a mark: the quick tier is `-m "not apptest and not browser
+# and not slow"`.
+TIER_SOURCES = {
+    "apptest": ("streamlit.testing", "apptest_helpers"),
+    "browser": ("playwright",),
+}
+
+
+def _draws_on(module: types.ModuleType, sources: tuple[str, ...]) -> bool:
+    """Whether a module-level name of `module` is one of `sources` (a module, or something defined in one)."""
+    for value in vars(module).values():
+        name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if isinstance(name, str) and any(name == s or name.startswith(s + ".") for s in sources):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config, items):
+    tiers: dict[types.ModuleType, list[str]] = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None:
+            continue
+        if module not in tiers:
+            tiers[module] = [tier for tier, sources in TIER_SOURCES.items() if _draws_on(module, sources)]
+        for tier in tiers[module]:
+            item.add_marker(tier)
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker("browser")
+    if hasattr(config, "workerinput"):
+        _longest_first(items)
+
+
+def _longest_first(items) -> None:
+    """Order the modules of an xdist run so that the long ones (browser, slow, then AppTest) start first.
+
+    scripts/test.sh hands out whole modules (`--dist loadfile --no-loadscope-reorder`, so that a module's
+    server and trained models are made once); a browser module left to the end would run alone while the
+    other workers idle. Tests keep their order within a module, and every worker sorts alike.
+    """
+    rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if item.get_closest_marker("browser") or item.get_closest_marker("slow"):
+            rank[module] = 0
+        elif item.get_closest_marker("apptest"):
+            rank[module] = min(rank.get(module, 1), 1)
+        else:
+            rank.setdefault(module, 2)
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -111,6 +111,7 @@ def test_bar_presence_labels_rebuild_the_bars_images():
         assert torch.equal(rebuilt, images)
 
 
+@pytest.mark.slow
 def test_probe_on_codes_of_a_trained_bars_model_tells_every_bar_near_100_percent(tmp_path):
     cfg = presets.get("bars").config.replace(steps=1200)  # the preset finds all 16 bars by step 1,100
     bars = data.load(cfg.data)

@@ -199,6 +199,7 @@ def test_encode_rejects_inputs_of_the_wrong_size(run_dir, tmp_path, capsys, shap
 GRADCHECK_ROW = r"^(\S+)\s+(" + "|".join(PENALTY_NAMES) + r")\s+(\S+)\s+(\S+)$"
 
 
+@pytest.mark.slow
 def test_gradcheck_passes_and_prints_small_errors_for_every_variant_and_penalty(capsys):
     assert main(["gradcheck"]) == 0
     rows = re.findall(GRADCHECK_ROW, capsys.readouterr().out, re.MULTILINE)
@@ -270,6 +271,7 @@ def test_numeric_grad_matches_a_known_derivative():
     assert torch.equal(p, torch.tensor([0.3, -1.2], dtype=torch.float64))  # restored after perturbing
 
 
+@pytest.mark.slow
 def test_gradcheck_exits_nonzero_when_the_tolerance_is_not_met(capsys):
     assert main(["gradcheck", "--tol", "1e-15"]) == 1
     assert "FAILED" in capsys.readouterr().out
@@ -322,6 +324,7 @@ def test_asking_for_a_missing_gpu_is_a_clear_error(capsys):
     assert capsys.readouterr().err.startswith("sae: error: device cuda was asked for but no CUDA GPU")
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_cli():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(

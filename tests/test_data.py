@@ -297,15 +297,17 @@ def npy_bytes(array: np.ndarray, **kwargs) -> bytes:
 
 
 def png_zip(sizes: list[tuple[int, int]]) -> tuple[bytes, list[np.ndarray]]:
+    """A zip of grey PNGs and a macOS resource fork; the same bytes on every call (entries dated 1980, not
+    now), because one of them is a parameter and so part of a test's id, which xdist's workers must share."""
     buffer, pixels = io.BytesIO(), []
     with zipfile.ZipFile(buffer, "w") as archive:
         for i, (w, h) in enumerate(sizes):
             grey = (np.arange(w * h).reshape(h, w) * (i + 1) % 256).astype(np.uint8)
             image = io.BytesIO()
             Image.fromarray(grey).save(image, format="PNG")
-            archive.writestr(f"img{i:02d}.png", image.getvalue())
+            archive.writestr(zipfile.ZipInfo(f"img{i:02d}.png"), image.getvalue())
             pixels.append(grey)
-        archive.writestr("__MACOSX/._img00.png", b"resource fork, not an image")
+        archive.writestr(zipfile.ZipInfo("__MACOSX/._img00.png"), b"resource fork, not an image")
     return buffer.getvalue(), pixels
 
 

@@ -333,6 +333,7 @@ def test_a_finished_run_switched_to_until_paused_trains_on(make_job):
     assert job.running and job.status == "running"
 
 
+@pytest.mark.slow
 def test_a_running_job_switches_to_until_paused_without_stopping(make_job):
     # Long enough that the switch lands before the old end; never idle (nobody reads it for seconds).
     job = make_job(flat={"steps": 3000}, idle_timeout=1e9)

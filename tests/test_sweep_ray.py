@@ -61,6 +61,7 @@ def assert_same_sweep(a: Path, b: Path) -> None:
             assert torch.allclose(wa[key], wb[key], atol=1e-6, rtol=0), (ra["name"], key)
 
 
+@pytest.mark.slow
 def test_ray_backend_writes_the_local_backends_table_and_weights(local_ray, tiny_digits, tmp_path):
     base = RunConfig().replace(hidden=6, batch_size=64, steps=STEPS, device="cpu")
     spec = SweepSpec(base, (0.05, 0.2), (0.0, 3.0), "hidden", (4, 6))
@@ -74,6 +75,7 @@ def test_ray_backend_writes_the_local_backends_table_and_weights(local_ray, tiny
     assert len(read_table(tmp_path / "ray")) == spec.n_cells == 8
 
 
+@pytest.mark.slow
 def test_the_explore_pages_ray_job_gives_the_local_sweeps_cells(local_ray, tiny_digits):
     """RemoteSweepJob (the Explore page's job when Ray is chosen): every cell's weights equal a sweep
     trained here, and the grid is whole once every block is back."""
@@ -102,6 +104,7 @@ def test_the_explore_pages_ray_job_gives_the_local_sweeps_cells(local_ray, tiny_
             assert torch.allclose(state[name], value, atol=1e-6), (i, name)
 
 
+@pytest.mark.slow
 def test_sae_sweep_backend_ray_matches_backend_local(local_ray, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     flags = [*GRID, "--steps", str(STEPS), "--batch-size", "64", "--device", "cpu"]
@@ -131,6 +134,7 @@ def test_without_ray_the_backend_says_how_to_install_it(tmp_path, capsys, monkey
     assert not available and 'pip install -e ".[ray]"' in message
 
 
+@pytest.mark.slow
 def test_ray_status_offers_ray_only_when_ray_address_answers(local_ray, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     available, message = sweep_ray.ray_status()
@@ -184,6 +188,7 @@ def test_connect_starts_a_private_ray_that_ships_sae_core_or_refuses_a_dead_addr
     assert stub.inits == []  # refused at once, without handing Ray a dead address to retry for minutes
 
 
+@pytest.mark.slow
 def test_importing_the_sweep_modules_does_not_import_ray():
     modules = "sae_core.cli.main, sae_core.sweep.run, sae_core.sweep.ray_backend"
     code = f"import sys, {modules}; print('ray' in sys.modules)"

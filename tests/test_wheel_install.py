@@ -2,7 +2,7 @@
 
 The venv reuses this interpreter's site-packages (torch and friends) but must import sae_core from the
 wheel, not from this checkout: every command runs from an empty folder and checks where sae_core lives.
-Nothing is downloaded (no build isolation, --no-deps, --no-index).
+Nothing is downloaded (no build isolation, --no-deps, --no-index). The suite may itself run in a venv.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -50,14 +51,32 @@ def installed(tmp_path_factory) -> dict:
 
     venv = root / "venv"
     run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], cwd=root)
+    see_this_venvs_packages(venv)
     python = venv / "bin" / "python"
-    # The system pip is visible through --system-site-packages and installs into the running venv.
-    run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=root)
+    # Without the checkout on PYTHONPATH: pip would take its sae_playground.egg-info (left by an editable
+    # install) for an installed sae-playground 0.1.0 and install nothing.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    # pip, seen through --system-site-packages (or the .pth file), installs into the venv that runs it.
+    run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=root, env=env)
     cwd = root / "elsewhere"
     cwd.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(SAE_OFFLINE="1", SAE_DATA_DIR=str(root / "data"), OMP_NUM_THREADS="1")
     return {"wheel": wheel, "python": python, "bin": venv / "bin", "cwd": cwd, "env": env, "venv": venv}
+
+
+def see_this_venvs_packages(venv: Path) -> None:
+    """Let `venv` import what this interpreter imports, when this interpreter runs in a venv of its own.
+
+    --system-site-packages shares the *base* interpreter's site-packages, and a venv made from inside a venv
+    has the base interpreter as its own: torch installed in the running venv would be missing. A .pth file
+    in the new venv lists the running interpreter's site-packages folders; they come after the new venv's
+    own, so the wheel's sae_core still wins, and their .pth files (an editable sae_core among them) are
+    not read.
+    """
+    if sys.prefix == sys.base_prefix:
+        return
+    (own,) = (venv / "lib").glob("python3*/site-packages")
+    (own / "running_venv.pth").write_text("".join(f"{folder}\n" for folder in site.getsitepackages()))
 
 
 def test_wheel_ships_the_presets_file(installed):
