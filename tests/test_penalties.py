@@ -151,6 +151,7 @@ def _bars_run(beta: float) -> tuple[float, float, float]:
     return snap.metrics["l0"], snap.metrics["fve"], theta
 
 
+@pytest.mark.slow
 def test_a_larger_l0_weight_raises_the_thresholds_and_lowers_l0_on_bars():
     l0_free, fve_free, theta_free = _bars_run(0.0)
     l0_sparse, fve_sparse, theta_sparse = _bars_run(0.1)
