@@ -76,7 +76,7 @@ class Setting:
                 raise ValueError(f"{self.name} must be {self.allowed()}, got {value!r}")
 
     def allowed(self) -> str:
-        """The allowed range in words: "in [1, 15] and odd", ">= 1", "> 0"."""
+        """The allowed range in words: "odd and in [1, 15]", ">= 1", "> 0"."""
         low = None if self.minimum is None else f"{self.minimum:g}"
         high = None if self.maximum is None or self.size_limit else f"{self.maximum:g}"
         if low is not None and high is not None:
@@ -87,6 +87,5 @@ class Setting:
             text = f"<= {high}"
         else:
             text = "a value"
-        return (
-            text + (" and odd" if self.odd else "") + (" and finite" if self.finite and high is None else "")
-        )
+        finite = " and finite" if self.finite and high is None else ""
+        return ("odd and " if self.odd else "") + text + finite

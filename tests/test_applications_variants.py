@@ -216,7 +216,12 @@ def test_every_applications_section_shows_sane_numbers_or_says_why_not(trained):
 
 
 # ----- the Theory page --------------------------------------------------------------------------------------
-INSTEAD_OF_KL = {"l1": "L1", "topk": "top-k", "none": "no sparsity penalty"}
+INSTEAD_OF_KL = {
+    "l1": "L1",
+    "topk": "top-k",
+    "none": "no sparsity penalty",
+    "jumprelu": "L0 on JumpReLU units",
+}
 """What the KL section must name when the current model's penalty is not KL (a variant with a regulariser
 of its own instead of the penalty, the VAE and k-sparse, names that: its spec's penalty_reason)."""
 

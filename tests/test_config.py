@@ -9,6 +9,7 @@ import math
 import pytest
 
 from sae_core.config.run import FIELD_SECTION, LIVE_FIELDS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from sae_core.penalties.registry import DEFAULT_PENALTY, PENALTY_NAMES
 
 
 def assert_rejected(klass: type, field: str, value: object, rule: str, **other: object) -> None:
@@ -90,10 +91,15 @@ def test_kl_penalty_needs_sigmoid_hidden_units(activation):
 
 
 @pytest.mark.parametrize(
-    ("penalty", "expected"), [("kl", "sigmoid"), ("none", "sigmoid"), ("l1", "relu"), ("topk", "linear")]
+    ("penalty", "expected"),
+    [("kl", "sigmoid"), ("none", "sigmoid"), ("l1", "relu"), ("topk", "linear"), ("jumprelu", "jumprelu")],
 )
 def test_auto_activation_resolves_from_the_penalty(penalty, expected):
     assert ModelConfig(penalty=penalty).hidden_activation == expected
+
+
+def test_the_default_penalty_is_ufldls_kl_the_first_in_the_menu():
+    assert ModelConfig().penalty == DEFAULT_PENALTY == PENALTY_NAMES[0] == "kl"
 
 
 def example_config() -> RunConfig:

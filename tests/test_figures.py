@@ -10,13 +10,14 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from sae_core.analysis import formulas
+from sae_core.analysis import diagnostics, formulas
 from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sae_core.data.datasets import Dataset, load
 from sae_core.figures import training as figures
 from sae_core.figures.activity import BAR_COLOUR
 from sae_core.models import REGISTRY
 from sae_core.penalties import kl
+from sae_core.penalties.registry import PENALTY_NAMES, get_penalty
 from sae_core.train.trainer import Trainer
 
 HIDDEN = 7  # a 3×3 grid with two empty tiles, so montage gaps are exercised
@@ -363,7 +364,7 @@ def test_objective_latex_substitutes_the_current_numbers():
 
 
 @pytest.mark.parametrize("variant", list(REGISTRY))
-@pytest.mark.parametrize("penalty", ["kl", "l1", "topk"])
+@pytest.mark.parametrize("penalty", PENALTY_NAMES)
 def test_every_objective_line_fits_the_page_column(variant, penalty):
     spec = REGISTRY[variant]
     if spec.fixed_penalty is None and penalty not in spec.penalties:  # refused when the config is built
@@ -553,8 +554,51 @@ def test_a_picked_tile_is_a_unit_of_the_histograms_only_when_tiles_are_code_unit
 def test_l0_help_states_the_sigmoid_threshold_and_warns_when_rho_reaches_it():
     from sae_core.figures.activity import l0_help
 
-    signed = l0_help(0.0, 0.05, "topk")
+    signed = l0_help(0.0, None)
     assert "h ≠ 0" in signed and "negative" in signed
-    sigmoid = l0_help(0.1, 0.05, "kl")
+    sigmoid = l0_help(0.1, 0.05)
     assert "h > 0.1" in sigmoid and "does not follow ρ" in sigmoid and "loosely" not in sigmoid
-    assert "ρ = 0.1" in l0_help(0.1, 0.1, "kl") and "loosely" in l0_help(0.1, 0.1, "kl")  # UFLDL's MNIST ρ
+    assert "ρ = 0.1" in l0_help(0.1, 0.1) and "loosely" in l0_help(0.1, 0.1)  # UFLDL's MNIST ρ
+    assert "loosely" not in l0_help(0.1, None)  # no target ρ (L1 on sigmoid units): nothing to warn about
+
+
+# ----- every penalty ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("penalty", PENALTY_NAMES)
+def test_the_per_unit_penalty_curve_is_kept_and_drawn_only_under_a_penalty_that_has_one(penalty):
+    spec = get_penalty(penalty)
+    torch.manual_seed(0)
+    cfg = RunConfig(
+        data=DataConfig(dataset="digits", max_samples=200),
+        model=ModelConfig(hidden=HIDDEN, penalty=penalty, beta=spec.beta_default or 0.0, k=3),
+        train=TrainConfig(steps=20, batch_size=64, snapshot_every=20, device="cpu"),
+    )
+    snap = list(Trainer(cfg, load(cfg.data)).run())[-1]
+    fig = figures.kl_curve_figure(snap)
+    hover = figures.filters_figure(snap).data[1].hovertemplate
+    if spec.unit_curve is None:
+        assert snap.kl_per_unit is None and snap.kl_curve is None
+        assert "has no per-unit penalty" in fig.layout.annotations[0].text and not fig.data
+        assert "KL" not in hover
+    else:
+        rho_hat = torch.from_numpy(np.asarray(snap.rho_hat, dtype=np.float64))
+        np.testing.assert_allclose(snap.kl_per_unit, spec.unit_curve(cfg.model.rho, rho_hat).numpy())
+        assert fig.data[1].y.tolist() == snap.kl_per_unit.tolist()
+        assert fig.layout.yaxis.title.text == spec.unit_curve_label and spec.unit_curve_label in hover
+    # Every other view and the diagnostics draw under it too (JumpReLU's included).
+    for view in (figures.rho_hat_histogram, figures.density_histogram, figures.loss_figure):
+        assert view(snap).layout.title.text
+    assert all(label and value for label, value, _ in figures.metrics_row(snap))
+    assert isinstance(diagnostics.run_warnings(snap), list)
+
+
+def test_dead_units_are_blamed_on_what_the_penalty_says_causes_them(snap):
+    dead = dataclasses.replace(snap, density=np.zeros_like(snap.density))
+    for penalty in PENALTY_NAMES:
+        model = dataclasses.replace(snap.config.model, penalty=penalty, k=3)
+        under = dataclasses.replace(dead, config=dataclasses.replace(snap.config, model=model))
+        (warning,) = diagnostics.run_warnings(under)
+        cause = get_penalty(penalty).dead_units_cause(model, snap.config.train.lr)
+        assert warning == f"{HIDDEN} of {HIDDEN} units are dead (never active on the probe set): {cause}."
+    jumprelu = dataclasses.replace(snap.config.model, penalty="jumprelu", beta=0.05)
+    under = dataclasses.replace(dead, config=dataclasses.replace(snap.config, model=jumprelu))
+    assert "L0 weight β = 0.05" in diagnostics.run_warnings(under)[0]

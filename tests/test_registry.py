@@ -21,6 +21,7 @@ from sae_core.data.datasets import load
 from sae_core.figures import training as figures
 from sae_core.models import REGISTRY, build, get_spec
 from sae_core.models.spec import STANDARD_VIEWS
+from sae_core.penalties.registry import PENALTY_NAMES
 from sae_core.train.trainer import Trainer
 
 TINY = {
@@ -92,8 +93,12 @@ def test_variant_trains_and_its_snapshot_draws_every_view(snaps, variant):
         figures.rho_hat_histogram(snap),
         figures.activation_histogram(snap),
         figures.density_histogram(snap),
-        figures.kl_curve_figure(snap),
     ]
+    if snap.config.model.penalty_spec.unit_curve is not None:
+        drawn.append(figures.kl_curve_figure(snap))
+    else:  # no per-unit curve (the VAE's none, k-sparse's top-k): the snapshot keeps none, and says so
+        (note,) = figures.kl_curve_figure(snap).layout.annotations
+        assert snap.kl_per_unit is None and "has no" in note.text
     for view in spec.views:
         draw = view.figure_function()
         drawn.append(draw(snap, index=0) if view.pick_input else draw(snap))
@@ -144,7 +149,7 @@ def test_cli_help_lists_every_variant_with_its_note(capsys):
 
 # ----- one activity threshold -------------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", list(REGISTRY))
-@pytest.mark.parametrize("penalty", ["kl", "l1", "none"])
+@pytest.mark.parametrize("penalty", PENALTY_NAMES)
 def test_every_label_states_the_threshold_the_numbers_were_counted_with(digits, variant, penalty):
     if penalty not in REGISTRY[variant].penalties and REGISTRY[variant].fixed_penalty is None:
         pytest.skip(f"{variant} does not take the {penalty} penalty")
@@ -187,7 +192,7 @@ def test_threshold_of_sigmoid_code_stays_sigmoid_under_l1_for_the_contractive_va
 def test_the_vae_main_views_show_its_own_quantities_not_unit_activity(snaps):
     _, snap = snaps["vae"]
     spec = REGISTRY["vae"]
-    assert not spec.standard_views & {"rho_hat", "density", "kl"}
+    assert not spec.standard_views & {"rho_hat", "density", "penalty_curve"}
     labels = [label for label, _, _ in figures.metrics_row(snap) + spec.metric_rows(snap)]
     assert "L0" not in labels and "Dead units" not in labels
     assert "KL to the prior" in labels and "Active latent dimensions" in labels

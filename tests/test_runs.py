@@ -5,6 +5,7 @@ Runs are tiny (8×8 digits, 4 units, a few dozen steps); each test has its own f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -228,3 +229,21 @@ def test_short_labels_keep_only_what_sets_each_run_apart():
     titles = ["digits · 25 units · ρ 0.2 · β 0.5 · step 600", "digits · 25 units · ρ 0.05 · β 3 · step 600"]
     assert compare.short_labels(titles) == ["1. ρ 0.2 · β 0.5", "2. ρ 0.05 · β 3"]
     assert compare.short_labels(titles[:1] * 2) == ["1.", "2."]
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"penalty": "kl", "rho": 0.05, "beta": 3.0}, "· ρ 0.05 · β 3 ·"),
+        ({"penalty": "l1", "beta": 0.01}, "· L1 β 0.01 ·"),
+        ({"penalty": "topk", "k": 3}, "· top-3 ·"),
+        ({"penalty": "jumprelu", "beta": 0.05}, "· JumpReLU β 0.05 ·"),
+        ({"penalty": "none"}, "· 4 units · step"),
+    ],
+    ids=["kl", "l1", "topk", "jumprelu", "none"],
+)
+def test_a_run_title_names_its_penalty_settings_as_the_penalty_describes_them(trained, changes, named):
+    _, snap = trained()
+    titled = dataclasses.replace(snap, config=snap.config.replace(**changes))
+    title = runs.run_title(titled)
+    assert named in title and title.startswith("digits · 4 units") and title.endswith("step 30")

@@ -12,8 +12,10 @@ import torch
 from sae_core.cli.main import main
 from sae_core.config.run import RunConfig
 from sae_core.data import datasets as data
+from sae_core.penalties.registry import PENALTY_NAMES
 from sae_core.store import export
 from sae_core.sweep.block import model_from_state
+from sae_core.sweep.spec import SWEEPABLE_PENALTIES
 from sae_core.sweep.trainer import SweepSpec, SweepTrainer
 from sae_core.train import budget
 from sae_core.train.trainer import PROBE_SIZE, Trainer
@@ -188,6 +190,10 @@ def test_advance_stops_at_max_steps_and_leaves_the_global_rng_alone(tiny_digits)
         ({"variant": "conv"}, {}, "the sweep supports the variants sparse, denoising, ksparse"),
         ({"penalty": "l1"}, {"rhos": (0.05, 0.1)}, "rhos: the l1 penalty does not use ρ"),
         ({"variant": "ksparse", "k": 2}, {"rhos": (0.05,), "betas": (1.0, 3.0)}, "betas: the topk penalty"),
+        ({"penalty": "none"}, {"rhos": (0.05, 0.1)}, "rhos: the none penalty does not use ρ"),
+        ({"penalty": "none"}, {"betas": (1.0, 3.0)}, "betas: the none penalty does not use β"),
+        ({"penalty": "jumprelu"}, {}, "penalty 'jumprelu' cannot be swept"),
+        ({"penalty": "jumprelu", "variant": "denoising"}, {}, "penalty 'jumprelu' cannot be swept"),
         ({"penalty": "topk", "k": 5}, {"axis": "hidden", "axis_values": (4, 8)}, "axis_values: cell"),
     ],
 )
@@ -195,7 +201,20 @@ def test_bad_specs_raise_a_value_error_naming_the_field(changes, kwargs, message
     args = {"rhos": (0.05,), "betas": (3.0,), **kwargs}
     with pytest.raises(ValueError) as err:
         SweepSpec(RunConfig().replace(**{**TINY, **changes}), **args)
-    assert message in str(err.value)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_sweep_takes_every_penalty_but_jumprelu_and_each_is_checked_against_the_trainer():
+    # JumpReLU's learned thresholds need the model's own code layer, which the batched maths does not run.
+    assert set(SWEEPABLE_PENALTIES) == set(PENALTY_NAMES) - {"jumprelu"}
+    covered = {RunConfig().replace(**{**TINY, **changes}).model.effective_penalty for _, changes, *_ in CASES}
+    assert covered == set(SWEEPABLE_PENALTIES)
+
+
+def test_the_refusal_of_jumprelu_names_the_penalties_a_sweep_takes():
+    with pytest.raises(ValueError) as err:
+        SweepSpec(RunConfig().replace(**{**TINY, "penalty": "jumprelu"}), (0.05,), (0.05,))
+    assert str(err.value).endswith(f"the sweep supports the penalties {', '.join(SWEEPABLE_PENALTIES)}")
 
 
 def test_a_sweep_over_the_memory_budget_says_how_many_cells_fit():

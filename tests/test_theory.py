@@ -113,13 +113,30 @@ def test_gradient_check_copies_the_objectives_settings():
 
 
 def test_penalty_comparison_draws_one_filter_grid_per_penalty():
-    runs = [theory.penalty_run(p, steps=20) for p in ("kl", "l1", "topk")]
-    assert [r.encoder_weight.shape for r in runs] == [(16, 64)] * 3
+    assert theory.COMPARED_PENALTIES == ("kl", "l1", "topk", "jumprelu")  # every penalty with a demo run
+    runs = [theory.penalty_run(p, steps=20) for p in theory.COMPARED_PENALTIES]
+    n = len(runs)
+    assert [r.encoder_weight.shape for r in runs] == [(16, 64)] * n
     assert runs[2].l0 == pytest.approx(4.0)  # top-k keeps exactly k = 4 units per input
     fig = figures_theory.penalty_filters_figure(runs)
-    assert [t.type for t in fig.data] == ["heatmap"] * 3
-    names = [fig.layout[f"xaxis{i if i > 1 else ''}"].title.text for i in (1, 2, 3)]
-    assert "KL" in names[0] and "L1" in names[1] and "top-k" in names[2] and "k = 4" in names[2]
+    assert [t.type for t in fig.data] == ["heatmap"] * n
+    names = [fig.layout[f"xaxis{i if i > 1 else ''}"].title.text for i in range(1, n + 1)]
+    assert names[0].startswith("<b>KL(ρ‖ρ̂) on sigmoid units</b><br>ρ = 0.1, β = 3 · L0 ")
+    assert names[1].startswith("<b>L1 on ReLU units</b><br>β = 0.05 · L0 ")
+    assert names[2].startswith("<b>top-k on linear units</b><br>k = 4 · L0 4.0 · bars found ")
+    assert names[3].startswith("<b>L0 on JumpReLU units</b><br>β = 0.05, θ₀ = 0.3 · L0 ")
+    with pytest.raises(ValueError, match="penalty must be one of kl, l1, topk, jumprelu, got 'none'"):
+        theory.penalty_run_config("none")
+
+
+@pytest.mark.parametrize("penalty", ["l1", "topk", "none", "jumprelu"])
+def test_a_model_not_under_kl_says_what_it_has_instead_and_has_no_dots_on_the_kl_curve(penalty):
+    model = ModelConfig(hidden=8, penalty=penalty, k=3)
+    assert theory.sparsity_instead(model) == model.penalty_spec.instead_of_kl != ""
+    assert theory.not_kl_note(model).startswith("The current model is not under the KL penalty")
+    assert theory.sparsity_instead(ModelConfig(penalty="kl")) is None
+    vae = ModelConfig(variant="vae")
+    assert theory.sparsity_instead(vae) == vae.spec.penalty_reason
 
 
 # ----- the page ---------------------------------------------------------------------------------------------

@@ -280,9 +280,10 @@ def test_each_variant_trains_from_the_page_with_its_controls_and_views(apps, var
 def test_every_variant_control_is_reset_with_the_other_widgets():
     from pages import settings_state
     from sae_core.models import REGISTRY
+    from sae_core.penalties.registry import PENALTIES
 
-    drawn = {key for spec in REGISTRY.values() for key in spec.fields}
-    # URL reads and presets forget exactly these (k is one of the page's own widgets too).
+    drawn = {key for spec in [*REGISTRY.values(), *PENALTIES.values()] for key in spec.fields}
+    # URL reads and presets forget exactly these: the variants' and the penalties' own settings.
     assert drawn - set(settings_state.WIDGET_KEYS) == set(settings_state.VARIANT_WIDGET_KEYS)
 
 

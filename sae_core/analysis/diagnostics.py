@@ -45,19 +45,5 @@ def run_warnings(snap: Snapshot) -> list[str]:
     dead = int((density == 0).sum())
     if density.size == 0 or dead < DEAD_FRACTION * density.size:
         return []
-    penalty = model.effective_penalty
-    if penalty == "l1":
-        cause = (
-            f"the L1 weight β = {model.beta:g} is too strong for these units (try 0.01 or less), or the "
-            f"learning rate ({lr:g}) pushes ReLU units below 0 for good (try 0.001-0.003)"
-        )
-    elif penalty == "kl":
-        cause = (
-            f"β = {model.beta:g} with a target ρ = {model.rho:g} switches units off faster than the "
-            f"reconstruction can use them; try a larger ρ, a smaller β or a smaller learning rate ({lr:g})"
-        )
-    elif penalty == "topk":
-        cause = f"only k = {model.k} units are kept per input, so the others never win; try a larger k"
-    else:
-        cause = f"the learning rate ({lr:g}) may be too high; try a smaller one"
+    cause = model.penalty_spec.dead_units_cause(model, lr)
     return [f"{dead} of {density.size} units are dead (never active on the probe set): {cause}."]

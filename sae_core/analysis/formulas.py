@@ -23,13 +23,7 @@ def _weight_decay(model: ModelConfig) -> str:
 def _sparsity(model: ModelConfig) -> str | None:
     beta = tex_number(model.beta) + model.spec.penalty_factor_tex
     units, j = model.spec.penalty_units(model)
-    if model.effective_penalty == "kl":
-        rho = tex_number(model.rho)
-        return rf"{beta}\sum_{{{j}=1}}^{{{units}}} \mathrm{{KL}}\bigl({rho} \,\big\|\, \hat\rho_{j}\bigr)"
-    if model.effective_penalty == "l1":
-        per_sample = rf"\sum_{{{j}=1}}^{{{units}}} \bigl|h_{j}^{{(i)}}\bigr|"
-        return rf"{beta}\cdot\frac{{1}}{{m}}\sum_{{i=1}}^{{m}}" + per_sample
-    return None
+    return model.penalty_spec.term_tex(model, beta, units, j)
 
 
 def objective_latex(config: RunConfig | ModelConfig) -> str:
@@ -48,9 +42,6 @@ def objective_latex(config: RunConfig | ModelConfig) -> str:
         terms.append(sparsity)
     terms += spec.extra_tex(model)
     lines = [r"J(W, b) &= " + terms[0]] + [r"&\quad + " + term for term in terms[1:]]
-    if model.effective_penalty == "topk":
-        k = model.k
-        lines.append(rf"h &= \mathrm{{top}}_{{{k}}}(W_1 x + b_1)")
-        lines.append(rf"&\quad \text{{keep the {k} largest, zero the rest}}")
+    lines += model.penalty_spec.code_tex(model)
     lines += spec.notes_tex(model)
     return aligned(lines)

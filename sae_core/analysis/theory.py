@@ -12,6 +12,8 @@ import numpy as np
 
 from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sae_core.penalties.kl import EPS
+from sae_core.penalties.kl import SPEC as KL
+from sae_core.penalties.registry import PENALTIES, get_penalty
 from sae_core.train import gradcheck
 from sae_core.train.metrics import features_found
 
@@ -44,25 +46,13 @@ def kl_slope(rho: float, rho_hat: np.ndarray | float) -> np.ndarray:
     return -rho / q + (1.0 - rho) / (1.0 - q)
 
 
-INSTEAD_OF_KL = {
-    "l1": (
-        "Its penalty is L1, β times the mean of Σⱼ|hⱼ|: there is no target ρ, and every bit of activity "
-        "costs the same, whatever the unit's mean."
-    ),
-    "topk": (
-        "Its sparsity is top-k: each input keeps its k largest units and the rest are zeroed, with no "
-        "penalty term at all."
-    ),
-    "none": "It has no sparsity penalty: nothing pulls its units' ρ̂ⱼ towards a target.",
-}
-"""What the current model has instead of the KL penalty, when it is not under it."""
 SUBSCRIPTS = {"j": "ⱼ", "k": "ₖ"}
 
 
 def kl_units(snap) -> np.ndarray | None:
     """The ρ̂ the KL penalty of the snapshot's model sums over (one per unit; one per kernel for conv,
     over samples and positions), or None when its objective has no KL sparsity term."""
-    if snap.config.model.effective_penalty != "kl" or snap.penalty_rho_hat is None:
+    if snap.config.model.penalty_spec is not KL or snap.penalty_rho_hat is None:
         return None
     return np.asarray(snap.penalty_rho_hat)
 
@@ -77,10 +67,9 @@ def kl_units_caption(snap) -> str:
 
 def sparsity_instead(model: ModelConfig) -> str | None:
     """What `model` has instead of the KL sparsity penalty, in a sentence; None when it is under KL."""
-    penalty = model.effective_penalty
-    if penalty == "kl":
+    if model.penalty_spec is KL:
         return None
-    return model.spec.penalty_reason if model.spec.fixed_penalty else INSTEAD_OF_KL[penalty]
+    return model.spec.penalty_reason if model.spec.fixed_penalty else model.penalty_spec.instead_of_kl
 
 
 def not_kl_note(model: ModelConfig) -> str | None:
@@ -132,21 +121,22 @@ class PenaltyRun:
     bars_found: int
     """How many of the 16 true bars some unit's feature matches (metrics.FOUND_THRESHOLD)."""
     note: str
-    """The penalty's settings, for the caption (ρ and β, β, or k)."""
+    """The penalty's settings, for the caption (its spec's `settings_note`: ρ and β, β, or k)."""
 
 
-PENALTY_SETTINGS = {
-    "kl": ({"penalty": "kl", "rho": 0.1, "beta": 3.0}, {"lr": 0.1, "batch_size": 500}),
-    "l1": ({"penalty": "l1", "beta": 0.05}, {"lr": 0.05, "batch_size": 256}),
-    "topk": ({"penalty": "topk", "k": 4}, {"lr": 0.05, "batch_size": 256}),
-}
-"""(model fields, training fields) per penalty on the bars with 16 units: in 300 Adam steps KL finds about
-14 of the 16 bars, L1 and top-k (whose codes are ReLU and linear) find fewer and draw mixtures."""
+COMPARED_PENALTIES: tuple[str, ...] = tuple(name for name, spec in PENALTIES.items() if spec.demo is not None)
+"""The penalties of the side-by-side comparison, in menu order: those whose spec has a `demo` run (model
+and training fields on the bars with 16 units: in 300 Adam steps KL finds about 14 of the 16 bars, L1
+and top-k, whose codes are ReLU and linear, find fewer and draw mixtures)."""
 
 
 def penalty_run_config(penalty: str, steps: int = PENALTY_RUN_STEPS, seed: int = 0) -> RunConfig:
-    """The small run of the comparison: bars (2000 images), 16 units, Adam, on the CPU."""
-    model_fields, train_fields = PENALTY_SETTINGS[penalty]
+    """The small run of the comparison: bars (2000 images), 16 units, Adam, on the CPU, with the settings
+    of the penalty's `demo` (ValueError for a penalty that has none)."""
+    demo = get_penalty(penalty).demo
+    if demo is None:
+        raise ValueError(f"penalty must be one of {', '.join(COMPARED_PENALTIES)}, got {penalty!r}")
+    model_fields, train_fields = demo
     model = ModelConfig(hidden=16, weight_decay=1e-4, **model_fields)
     train = TrainConfig(steps=steps, seed=seed, device="cpu", snapshot_every=steps, **train_fields)
     return RunConfig(data=DataConfig(dataset="bars", n_bars=2000), model=model, train=train)
@@ -163,7 +153,7 @@ def penalty_run(penalty: str, steps: int = PENALTY_RUN_STEPS, seed: int = 0) -> 
     for snap in trainer.run():  # noqa: B007 (the last snapshot is the one kept)
         pass
     m = cfg.model
-    note = {"kl": f"ρ = {m.rho:g}, β = {m.beta:g}", "l1": f"β = {m.beta:g}", "topk": f"k = {m.k}"}[penalty]
+    note = m.penalty_spec.settings_note(m)
     found = 0 if snap.truth_match is None else features_found(snap.truth_match)
     return PenaltyRun(
         penalty=penalty,

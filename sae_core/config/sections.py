@@ -15,13 +15,11 @@ from sae_core.config.datasets import DATASETS
 from sae_core.fields import Setting
 from sae_core.models.registry import REGISTRY, get_spec
 from sae_core.models.spec import VariantSpec
-from sae_core.penalties.registry import PENALTIES, get_penalty
+from sae_core.penalties.registry import DEFAULT_PENALTY, PENALTIES, get_penalty
 from sae_core.penalties.spec import PenaltySpec
 
 Penalty = str
 """A name in `sae_core.penalties.PENALTIES` (one module per penalty), checked when a ModelConfig is built."""
-DEFAULT_PENALTY = "kl"
-"""UFLDL's penalty, the app's first lesson."""
 BETA_DEFAULTS = {name: spec.beta_default for name, spec in PENALTIES.items() if spec.beta_default is not None}
 """A good β for each penalty that has one (each penalty's spec says why)."""
 Variant = str

@@ -1,4 +1,5 @@
-"""Figures of hidden-unit activity: ρ̂ and activation histograms, feature density, the KL curve, metrics.
+"""Figures of hidden-unit activity: ρ̂ and activation histograms, feature density, the per-unit penalty
+curve (KL), metrics.
 
 Also the shared look of every figure (`figure`, `empty_figure`). Histograms are binned with numpy and
 sent as bars, so a figure carries tens of numbers rather than every activation.
@@ -123,13 +124,13 @@ def rho_hat_histogram(snap: Snapshot, bins: int = 30, highlight: int | None = No
     """
     rho_hat = np.asarray(snap.rho_hat, dtype=np.float64)
     model = snap.config.model
-    kl = model.effective_penalty == "kl"
-    top = max(float(rho_hat.max(initial=0.0)), 2 * model.rho if kl else 0.0, 1e-3) * 1.05
+    targeted = model.penalty_spec.uses_rho
+    top = max(float(rho_hat.max(initial=0.0)), 2 * model.rho if targeted else 0.0, 1e-3) * 1.05
     counts, edges = np.histogram(rho_hat, bins=bins, range=(0.0, top))
     bars = histogram_bars(counts, edges, "ρ̂ in [%{customdata[0]:.3f}, %{customdata[1]:.3f})<br>%{y} units")
     shape, note = target_line(model.rho, f"target ρ = {model.rho:g}")
     title = f"Mean activation ρ̂ⱼ of each of the {rho_hat.size} units"
-    marks = {"shapes": [shape], "annotations": [note]} if kl else {"annotations": []}
+    marks = {"shapes": [shape], "annotations": [note]} if targeted else {"annotations": []}
     unit = valid_unit(highlight, rho_hat.size)
     if unit is not None:
         i = bin_of(rho_hat[unit], edges)
@@ -195,17 +196,20 @@ def density_histogram(snap: Snapshot, bins: int = 30, highlight: int | None = No
     return figure([live_bars, dead_bar], title, x_title, "units", xaxis=xaxis, annotations=notes)
 
 
-# ----- the KL penalty ---------------------------------------------------------------------------------------
+# ----- the per-unit penalty (KL) --------------------------------------------------------------------------
 def kl_curve_figure(snap: Snapshot, highlight: int | None = None) -> go.Figure:
-    """The curve KL(ρ‖ρ̂) over ρ̂ in (0, 1) with each hidden unit as a dot at (ρ̂ⱼ, KL(ρ‖ρ̂ⱼ)).
+    """The penalty's per-unit curve over ρ̂ (KL(ρ‖ρ̂) on (0, 1)) with each hidden unit as a dot at
+    (ρ̂ⱼ, its penalty), for a penalty that is a function of each unit's ρ̂ (`PenaltySpec.unit_curve`).
 
-    Both come from the snapshot (computed with the loss's own KL and clamp), so the dots sit on the curve.
-    highlight: a unit whose dot is drawn larger, coloured and labelled.
+    Both come from the snapshot (computed with the loss's own function and clamp), so the dots sit on the
+    curve. highlight: a unit whose dot is drawn larger, coloured and labelled.
     """
     model = snap.config.model
     rho = model.rho
+    penalty = model.penalty_spec
     if snap.kl_curve is None or snap.kl_per_unit is None:
-        return empty_figure("KL(ρ‖ρ̂ⱼ) per unit", "This snapshot has no KL values")
+        return empty_figure("Penalty per unit", "This snapshot has no per-unit penalty values")
+    name, label = penalty.short, penalty.unit_curve_label
     grid, values = np.asarray(snap.kl_curve, dtype=np.float64)
     q = np.clip(np.asarray(snap.rho_hat, dtype=np.float64), grid[0], grid[-1])
     dots = np.asarray(snap.kl_per_unit, dtype=np.float64)
@@ -216,7 +220,7 @@ def kl_curve_figure(snap: Snapshot, highlight: int | None = None) -> go.Figure:
         mode="markers",
         marker={"color": BAR_COLOUR, "size": 7, "opacity": 0.8, "line": {"width": 0.5, "color": "white"}},
         customdata=np.arange(q.size),
-        hovertemplate="unit %{customdata}<br>ρ̂ = %{x:.4f}<br>KL = %{y:.4f}<extra></extra>",
+        hovertemplate=f"unit %{{customdata}}<br>ρ̂ = %{{x:.4f}}<br>{name} = %{{y:.4f}}<extra></extra>",
     )
     shape, note = target_line(rho, f"ρ = {rho:g}", log_x=True)
     notes = [note]
@@ -225,11 +229,9 @@ def kl_curve_figure(snap: Snapshot, highlight: int | None = None) -> go.Figure:
         units.marker.color = [HIGHLIGHT_COLOUR if j == unit else BAR_COLOUR for j in range(dots.size)]
         units.marker.size = [13 if j == unit else 7 for j in range(dots.size)]
         at = {"x": float(np.log10(q[unit])), "y": float(dots[unit]), "showarrow": True, "arrowhead": 2}
-        label = f"unit {unit}: KL = {dots[unit]:.3g}"
-        notes.append({**at, "text": label, "ax": 0, "ay": -30, "font": {"color": HIGHLIGHT_COLOUR}})
-    penalty = model.effective_penalty
-    remark = "" if penalty == "kl" else f" (not in the objective: the penalty is {penalty})"
-    title = f"KL(ρ‖ρ̂ⱼ) per unit, total β·ΣKL = {model.beta * dots.sum():.3g}{remark}"
+        text = f"unit {unit}: {name} = {dots[unit]:.3g}"
+        notes.append({**at, "text": text, "ax": 0, "ay": -30, "font": {"color": HIGHLIGHT_COLOUR}})
+    title = f"{label} per unit, total β·Σ{name} = {model.beta * dots.sum():.3g}"
     # Show the whole of every dot, but not the steep wall near ρ̂ = 1 that would flatten the rest.
     half = float(np.interp(0.5, grid, values))
     top = max(float(dots.max(initial=0.0)), half) * 1.1
@@ -237,7 +239,7 @@ def kl_curve_figure(snap: Snapshot, highlight: int | None = None) -> go.Figure:
         [curve, units],
         title,
         "mean activation ρ̂ⱼ (log scale)",
-        "KL(ρ ‖ ρ̂ⱼ)",
+        label,
         xaxis={"type": "log", "dtick": 1, "tickformat": "~g"},
         yaxis={"range": [0, top]},
         shapes=[shape],
@@ -264,7 +266,8 @@ def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
 
     mean_rho = float(np.mean(snap.rho_hat)) if hidden else float("nan")
     # The value stays short: st.metric's big font clips "0.104 (ρ = 0.1)" in a fifth of the page.
-    rho_label = "Mean ρ̂" + (f" (target ρ = {model.rho:g})" if model.effective_penalty == "kl" else "")
+    target = model.rho if model.penalty_spec.uses_rho else None
+    rho_label = "Mean ρ̂" + (f" (target ρ = {target:g})" if target is not None else "")
     dead = int((np.asarray(snap.density) == 0).sum())
     # A fresh model's numbers mislead (FVE −161 %, every ReLU unit "dead"): they wait for the first step.
     untrained = snap.step == 0
@@ -287,7 +290,7 @@ def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
             "–" if not np.isfinite(mean_rho) else f"{mean_rho:.3f}",
             "Mean activation of the hidden units over the probe set; the KL penalty pulls it to ρ",
         ),
-        ("L0", f"{fmt('l0', '.1f')} / {hidden}", l0_help(threshold, model.rho, model.effective_penalty)),
+        ("L0", f"{fmt('l0', '.1f')} / {hidden}", l0_help(threshold, target)),
         (
             "Dead units",
             UNTRAINED if untrained else f"{dead} / {hidden}",
@@ -296,13 +299,14 @@ def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
     ]
 
 
-def l0_help(threshold: float, rho: float, penalty: str) -> str:
-    """What L0 counts: the activity rule, and for sigmoid units that 0.1 is a fixed level, not ρ."""
+def l0_help(threshold: float, rho: float | None) -> str:
+    """What L0 counts: the activity rule, and for sigmoid units that 0.1 is a fixed level, not ρ.
+    rho: the penalty's target mean activation, None when it has none."""
     text = f"Units active ({active_rule(threshold, 'h')}) per sample, averaged over the probe set"
     if threshold == 0:
         return text + ": a unit that is off is exactly 0, so this counts non-zeros, negative ones too"
     text += f". Sigmoid units are never exactly 0: {threshold:g} is a fixed level, it does not follow ρ"
-    if penalty == "kl" and rho >= threshold:
+    if rho is not None and rho >= threshold:
         text += f". With ρ = {rho:g} a unit at its target mean sits near {threshold:g}: read L0 loosely"
     return text
 

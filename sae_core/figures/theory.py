@@ -21,10 +21,10 @@ from sae_core.figures.activity import (
 )
 from sae_core.figures.training import GAP_COLOUR, GREY, IMAGE_X, IMAGE_Y
 from sae_core.images import filter_montage
+from sae_core.penalties.registry import get_penalty
 
 CURVE = np.linspace(0.002, 0.998, 500)
 """ρ̂ grid of the KL curves (linear: the tangent at ρ̂ is a straight line on a linear axis)."""
-PENALTY_TITLES = {"kl": "KL(ρ‖ρ̂) on sigmoid units", "l1": "L1 on ReLU units", "topk": "top-k on linear units"}
 
 
 def kl_curve_figure(rho: float, at: float, units: np.ndarray | None = None, beta: float = 1.0) -> go.Figure:
@@ -122,7 +122,7 @@ def activation_range_figure(rho: float) -> go.Figure:
 
 def penalty_filters_figure(runs: Sequence[PenaltyRun]) -> go.Figure:
     """The filters of one small run per penalty, side by side (UFLDL grey scale per tile), each named with
-    its settings and numbers under it."""
+    its spec's `demo_title`, its settings and numbers under it."""
     fig = make_subplots(rows=1, cols=len(runs), horizontal_spacing=0.04)
     for i, run in enumerate(runs, start=1):
         z = filter_montage(run.encoder_weight, run.filter_shape)
@@ -130,7 +130,8 @@ def penalty_filters_figure(runs: Sequence[PenaltyRun]) -> go.Figure:
             z=z, zmin=-1, zmax=1, colorscale=GREY, showscale=False, hoverongaps=False, hoverinfo="skip"
         )
         fig.add_trace(heat, row=1, col=i)
-        name = f"<b>{PENALTY_TITLES.get(run.penalty, run.penalty)}</b><br>{run.note}"
+        penalty = get_penalty(run.penalty)
+        name = f"<b>{penalty.demo_title or penalty.title}</b><br>{run.note}"
         name += f" · L0 {run.l0:.1f} · bars found {run.bars_found}"
         fig.update_xaxes({**IMAGE_X, "title": {"text": name, "font": {"size": 13}}}, row=1, col=i)
         fig.update_yaxes({**IMAGE_Y, "scaleanchor": fig.data[-1].xaxis}, row=1, col=i)

@@ -1,9 +1,9 @@
 """Plotly figures of a training snapshot: pure functions `*_figure(snapshot) -> go.Figure`.
 
 This module draws the loss curves and the pictures (filters, reconstructions); the histograms of unit
-activity, the KL curve and the metric row live in `figures_activity` and are re-exported here, so pages
-only need `from sae_core import figures`. Everything is numpy: images are one montage in one heatmap,
-histograms are binned here and sent as bars, long curves are downsampled.
+activity, the per-unit penalty curve and the metric row live in `figures_activity` and are re-exported
+here, so pages only need `from sae_core import figures`. Everything is numpy: images are one montage in
+one heatmap, histograms are binned here and sent as bars, long curves are downsampled.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sae_core.figures.activity import (
     valid_unit,
 )
 from sae_core.images import filter_montage, grid_shape, montage
+from sae_core.penalties.registry import PENALTIES
 
 if TYPE_CHECKING:
     from sae_core.train.snapshot import Snapshot
@@ -76,9 +77,11 @@ def grey_heatmap(z: np.ndarray, lo: float, hi: float, hover: str = "value %{z:.2
 
 # ----- loss curves ---------------------------------------------------------------------------------------
 def term_label(term: str, penalty: str) -> str:
-    """Legend name of a loss term as the trainer names it."""
+    """Legend name of a loss term as the trainer names it; the sparsity term is named by `penalty` (its
+    spec's `term_label`), or plainly "sparsity" for "" (runs under several penalties)."""
     if term == "sparsity":
-        return {"kl": "sparsity (β·ΣKL)", "l1": "sparsity (β·L1)"}.get(penalty, "sparsity")
+        spec = PENALTIES.get(penalty)
+        return "sparsity" if spec is None else spec.term_label
     return term.replace("_", " ")
 
 
@@ -222,9 +225,10 @@ def _filter_source(snap: Snapshot, which: str) -> tuple[np.ndarray, tuple[int, i
 def filters_figure(snap: Snapshot, which: str = "encoder", highlight: int | None = None) -> go.Figure:
     """All filters as one grey montage (UFLDL display: black = −1, mid-grey = 0, white = +1 per tile).
 
-    Hovering a tile names its unit, ρ̂ⱼ, KL(ρ‖ρ̂ⱼ) (under the KL penalty) and density. Plotly cannot select
-    heatmap cells, so a grid of invisible points over each tile (trace 1) takes the clicks: Streamlit's
-    on_select reports one, `selected_unit` reads its unit. `highlight`: a unit to outline.
+    Hovering a tile names its unit, ρ̂ⱼ, its penalty (under one with a per-unit curve: KL(ρ‖ρ̂ⱼ)) and
+    density. Plotly cannot select heatmap cells, so a grid of invisible points over each tile (trace 1)
+    takes the clicks: Streamlit's on_select reports one, `selected_unit` reads its unit. `highlight`: a
+    unit to outline.
     """
     weights, shape, title = _filter_source(snap, which)
     n = weights.shape[0]
@@ -275,18 +279,20 @@ def _tile_origins(n: int, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _click_targets(snap: Snapshot, n: int, shape: tuple[int, int]) -> go.Scatter:
-    """Invisible points, k×k per tile, carrying each unit's [index, ρ̂, KL, density] and their hover."""
+    """Invisible points, k×k per tile, carrying each unit's [index, ρ̂, penalty (KL), density] and their
+    hover (the penalty only under one with a per-unit curve)."""
     h, w = shape
     k = max(1, min(max(h, w), math.ceil(CLICK_TARGETS / max(grid_shape(n)))))
     frac = (np.arange(k) + 0.5) / k
     origins = _tile_origins(n, shape)
     ys = (origins[:, :1, None] - 0.5 + h * frac[None, :, None]).repeat(k, axis=2)
     xs = (origins[:, 1:, None] - 0.5 + w * frac[None, None, :]).repeat(k, axis=1)
-    kl = snap.kl_per_unit if snap.config.model.effective_penalty == "kl" else None
+    penalty = snap.config.model.penalty_spec
+    curve = snap.kl_per_unit if penalty.unit_curve is not None else None
     per_unit, lines = [np.arange(n, dtype=np.float64)], ["unit %{customdata[0]}"]
     for values, line in (
         (snap.rho_hat, "ρ̂ = %{customdata[1]:.3f}"),
-        (kl, "KL(ρ‖ρ̂ⱼ) = %{customdata[2]:.3g}"),
+        (curve, penalty.unit_curve_label + " = %{customdata[2]:.3g}"),
         (snap.density, "active on %{customdata[3]:.1%} of samples"),
     ):
         ok = values is not None and np.shape(values) == (n,)  # conv: ρ̂ per position, not per tile

@@ -169,7 +169,5 @@ SPEC = VariantSpec(
         f"{width} kernel·position units ({cfg.kernels} kernels × {width // cfg.kernels} positions)"
     ),
     penalty_factor_tex=r"\,P",
-    notes_tex=lambda cfg: (
-        [r"&\text{P: positions of a feature map}"] if cfg.effective_penalty in ("kl", "l1") else []
-    ),
+    notes_tex=lambda cfg: [r"&\text{P: positions of a feature map}"] if cfg.penalty_spec.has_term else [],
 )

@@ -19,8 +19,9 @@ from sae_core.penalties.spec import PenaltySpec
 if TYPE_CHECKING:
     from torch import nn
 
-STANDARD_VIEWS = frozenset({"rho_hat", "activations", "density", "kl"})
-"""The page's own activity views; a variant whose code is not a unit activation leaves some out."""
+STANDARD_VIEWS = frozenset({"rho_hat", "activations", "density", "penalty_curve"})
+"""The page's own activity views; a variant whose code is not a unit activation leaves some out. The
+per-unit penalty curve (`penalty_curve`) shows only under a penalty that has one (its `unit_curve`)."""
 
 
 @dataclass(frozen=True)

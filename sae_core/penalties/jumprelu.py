@@ -160,7 +160,8 @@ def term_tex(cfg: ModelSettings, beta: str, units: int, j: str) -> str:
 
 
 def code_tex(cfg: ModelSettings) -> list[str]:
-    return [r"h_j &= z_j\,H(z_j - \theta_j)", r"&\quad \text{learned threshold } \theta_j"]
+    # The note is a line of text alone: a line mixing text and symbols is what KaTeX clips in a column.
+    return [r"h_j &= z_j\,H(z_j - \theta_j)", r"&\quad \text{a threshold learned per unit}"]
 
 
 SPEC = PenaltySpec(
@@ -186,6 +187,8 @@ SPEC = PenaltySpec(
         "smaller β or a smaller initial threshold"
     ),
     demo=({"penalty": "jumprelu", "beta": 0.05}, {"lr": 0.05, "batch_size": 256}),
+    demo_title="L0 on JumpReLU units",
+    settings_note=lambda cfg: f"β = {cfg.beta:g}, θ₀ = {cfg.jump_threshold:g}",
     code_layer=code_layer,
     plain_code=False,
     straight_through_check=straight_through_check,

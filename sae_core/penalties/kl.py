@@ -88,8 +88,11 @@ SPEC = PenaltySpec(
     dead_units_cause=dead_units_cause,
     unit_curve=kl_divergence,
     unit_curve_label="KL(ρ‖ρ̂ⱼ)",
+    unit_curve_floor=EPS,
     detail_tex=lambda cfg: kl_latex(cfg.rho),
     demo=({"penalty": "kl", "rho": 0.1, "beta": 3.0}, {"lr": 0.1, "batch_size": 500}),
+    demo_title="KL(ρ‖ρ̂) on sigmoid units",
+    settings_note=lambda cfg: f"ρ = {cfg.rho:g}, β = {cfg.beta:g}",
     summary=(
         "**KL**: each unit's mean activation ρ̂ⱼ over the batch is pulled towards the target ρ by "
         "β·KL(ρ‖ρ̂ⱼ), the divergence between two coins that come up heads with probabilities ρ and ρ̂ⱼ. "

@@ -52,6 +52,8 @@ SPEC = PenaltySpec(
     describe=lambda cfg: [f"L1 β {cfg.beta:g}"],
     dead_units_cause=dead_units_cause,
     demo=({"penalty": "l1", "beta": 0.05}, {"lr": 0.05, "batch_size": 256}),
+    demo_title="L1 on ReLU units",
+    settings_note=lambda cfg: f"β = {cfg.beta:g}",
     summary=(
         "**L1**: β times the mean of Σⱼ|hⱼ| over the samples. Every unit of activity costs the same, so the "
         "cheapest code uses few units a little; there is no target ρ, and a unit pushed below zero by a "

@@ -30,6 +30,8 @@ def _discover() -> dict[str, PenaltySpec]:
 PENALTIES: dict[str, PenaltySpec] = _discover()
 """penalty name -> its spec, in menu order."""
 PENALTY_NAMES: tuple[str, ...] = tuple(PENALTIES)
+DEFAULT_PENALTY: str = PENALTY_NAMES[0]
+"""The first penalty by order: UFLDL's KL, the app's first lesson."""
 
 
 def get_penalty(name: str) -> PenaltySpec:

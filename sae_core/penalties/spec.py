@@ -87,10 +87,16 @@ class PenaltySpec:
     penalty view; None when the penalty is not a function of ρ̂."""
     unit_curve_label: str = ""
     """The per-unit view's name for it: "KL(ρ‖ρ̂ⱼ)"."""
+    unit_curve_floor: float = 1e-6
+    """The smallest ρ̂ the per-unit curve is drawn from (KL: its clamp EPS, below which it is flat)."""
     detail_tex: Callable[[ModelSettings], str] | None = None
     """LaTeX shown under the objective to define the penalty's function (KL's divergence written out)."""
     demo: tuple[dict[str, Any], dict[str, Any]] | None = None
     """Model and training settings of Theory's small run comparing the penalties on bars (None: not shown)."""
+    demo_title: str = ""
+    """The heading of its run in that comparison: "L1 on ReLU units" (empty: its `title`)."""
+    settings_note: Callable[[ModelSettings], str] = lambda cfg: ""
+    """Its settings in words for a caption, with the numbers written in: "ρ = 0.1, β = 3", "k = 4"."""
     code_layer: Callable[[ModelSettings, int, int], nn.Module] = plain_code_layer
     """(config, code units, trailing dims of each unit) -> the layer that makes the code from the
     pre-activations: the activation, and whatever the penalty does to the code itself."""

@@ -42,6 +42,8 @@ SPEC = PenaltySpec(
         f"only k = {cfg.k} units are kept per input, so the others never win; try a larger k"
     ),
     demo=({"penalty": "topk", "k": 4}, {"lr": 0.05, "batch_size": 256}),
+    demo_title="top-k on linear units",
+    settings_note=lambda cfg: f"k = {cfg.k}",
     code_layer=code_layer,
     plain_code=False,
     settings=(

@@ -95,13 +95,7 @@ def run_title(snap: Snapshot) -> str:
     if model.variant != "sparse":
         parts.append(model.spec.title.lower())
     parts.append(f"{model.hidden} units")
-    penalty = model.effective_penalty
-    if penalty == "kl":
-        parts += [f"ρ {model.rho:g}", f"β {model.beta:g}"]
-    elif penalty == "l1":
-        parts.append(f"L1 β {model.beta:g}")
-    elif penalty == "topk":
-        parts.append(f"top-{model.k}")
+    parts += model.penalty_spec.describe(model)
     return " · ".join([*parts, f"step {snap.step:,}"])
 
 

@@ -9,21 +9,27 @@ Forward and backward are written out with batched matmuls (`torch.baddbmm` / `bm
 when the cells share their batch) instead of autograd: every cell's gradient is that of its own objective
 (`sae_core.train.objective.loss_terms` of sae_core.models.sparse / denoising / ksparse, term by term), and the
 hand-written backward skips what autograd would spend on a stack of 16 models of 784 → 196 (the weight
-decay's graph alone cost more than all the matmuls). tests/test_sweep.py checks the weights this gives
+decay's graph alone cost more than all the matmuls). The sparsity term is the exception: it is the
+penalty's own `term`, vmapped over the cells, and its gradient with respect to the codes comes from
+torch.func, so no penalty's maths is written twice. tests/test_sweep.py checks the weights this gives
 against sae_core.train.trainer.Trainer, variant by variant, so a change here that drifts from the models
 fails.
 
 Per-cell hyperparameters (ρ, β, λ) are [G] tensors; everything else (activation, penalty, k, corruption,
-learning rate) is shared by the block (`Arch`).
+learning rate) is shared by the block (`Arch`). The penalty's code layer must be a fixed activation or
+top-k (`sae_core.sweep.spec.sweepable`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch.func import grad_and_value, vmap
 
-from sae_core.penalties.kl import EPS
+from sae_core.penalties.registry import get_penalty
+from sae_core.penalties.spec import ModelSettings, PenaltySpec
 
 BlockParams = dict[str, torch.Tensor]
 """name ("W1", "b1", "W2", "b2") -> the stacked tensor of that parameter."""
@@ -41,7 +47,8 @@ class Arch:
     output: str
     """Decoder output: sigmoid or linear."""
     penalty: str
-    """The sparsity *term* of the objective: kl, l1 or none (top-k has no term: see `topk`)."""
+    """The objective's penalty (the config's `effective_penalty`): its spec's `term` is the sparsity term,
+    if it has one."""
     topk: bool
     """Keep only the k largest units per sample (the top-k penalty, or the k-sparse variant)."""
     tied: bool = False
@@ -49,10 +56,16 @@ class Arch:
     corruption: str | None = None
     """Denoising: how the encoder's input is corrupted in training (None: not denoising)."""
     noise_level: float = 0.0
+    model: ModelSettings | None = None
+    """The block's model config: the fields a penalty's term reads besides ρ and β (those are per cell)."""
+
+    @property
+    def penalty_spec(self) -> PenaltySpec:
+        return get_penalty(self.penalty)
 
     @property
     def terms(self) -> tuple[str, ...]:
-        return tuple(t for t in TERM_ORDER if t != "sparsity" or self.penalty != "none")
+        return tuple(t for t in TERM_ORDER if t != "sparsity" or self.penalty_spec.has_term)
 
 
 @dataclass(frozen=True)
@@ -112,19 +125,30 @@ def _weight_norms(p: BlockParams) -> torch.Tensor:
     return _add_all([n.square() for n in norms])  # one read of the weights, no [G, ...] temporary
 
 
-def _sparsity(h: torch.Tensor, arch: Arch, hp: Hyper) -> tuple[torch.Tensor, torch.Tensor | float]:
-    """The penalty term [G] and its gradient with respect to h ([G, 1, H] or [G, B, H])."""
-    batch = h.shape[1]
-    if arch.penalty == "kl":
-        rho = hp.rho.unsqueeze(1)
-        # Straight-through clamp (losses.kl_divergence): the value and the slope at the clamped ρ̂.
-        c = h.mean(dim=1).clamp(EPS, 1.0 - EPS)
-        kl = rho * torch.log(rho / c) + (1.0 - rho) * torch.log((1.0 - rho) / (1.0 - c))
-        slope = (hp.beta.unsqueeze(1) / batch) * (-rho / c + (1.0 - rho) / (1.0 - c))
-        return hp.beta * kl.sum(dim=1), slope.unsqueeze(1)
-    # L1: β · mean over samples of Σⱼ |hⱼ|; d|h|/dh = sign(h) (0 at 0, as autograd's abs).
-    beta = hp.beta.view(-1, 1, 1)
-    return hp.beta * h.abs().sum(dim=2).mean(dim=1), (beta / batch) * torch.sign(h)
+class CellSettings:
+    """One cell's model settings as its penalty's term reads them: ρ and β the cell's own (0-dim tensors
+    under vmap), every other field the block's."""
+
+    def __init__(self, model: ModelSettings | None, rho: torch.Tensor, beta: torch.Tensor) -> None:
+        self._model, self.rho, self.beta = model, rho, beta
+
+    def __getattr__(self, name: str) -> Any:
+        if self._model is None:
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+
+def _sparsity(h: torch.Tensor, arch: Arch, hp: Hyper) -> tuple[torch.Tensor, torch.Tensor]:
+    """The penalty term [G] of each cell and its gradient with respect to the codes h [G, B, H]: the
+    penalty's own `term` on each cell's codes, differentiated by torch.func."""
+    penalty = arch.penalty_spec
+    layer = penalty.code_layer(arch.model, h.shape[2])
+
+    def cell_term(codes: torch.Tensor, rho: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        return penalty.term(codes, CellSettings(arch.model, rho, beta), layer)
+
+    slope, term = vmap(grad_and_value(cell_term))(h, hp.rho, hp.beta)
+    return term, slope
 
 
 @torch.no_grad()
@@ -147,7 +171,7 @@ def objective_and_grads(
     if arch.output == "sigmoid":
         dz2 = torch.ops.aten.sigmoid_backward(dz2, recon)
     dh = torch.bmm(dz2, _decoder_t(p).transpose(1, 2))
-    if arch.penalty != "none":
+    if arch.penalty_spec.has_term:
         term, slope = _sparsity(h, arch, hp)
         terms.append(term)
         dh = dh.add_(slope)

@@ -49,12 +49,13 @@ KSPARSE_NAMES = {**STATE_NAMES, "b2": "decoder_bias"}
 
 
 def arch_of(cfg: RunConfig) -> Arch:
+    """What the block's cells share; the penalty is the objective's (k-sparse's own top-k)."""
     m = cfg.model
+    penalty = m.effective_penalty
     if m.variant == "ksparse":
-        return Arch("linear", m.output, "none", topk=True, tied=m.tied)
-    term = m.penalty if m.penalty in ("kl", "l1") else "none"
+        return Arch("linear", m.output, penalty, topk=True, tied=m.tied, model=m)
     corruption = m.corruption if m.variant == "denoising" else None
-    return Arch(m.hidden_activation, m.output, term, m.penalty == "topk", False, corruption, m.noise_level)
+    return Arch(m.hidden_activation, m.output, penalty, m.uses_topk, False, corruption, m.noise_level, m)
 
 
 class BlockTrainer:
@@ -136,7 +137,7 @@ class BlockTrainer:
         """The top-k of the cells' codes after `step` steps (None: no top-k), as the models keep it."""
         m = self.configs[0].model
         if m.variant != "ksparse":
-            return m.k if m.penalty == "topk" else None
+            return m.k if m.uses_topk else None
         k = m.k if step == 0 else scheduled_k(step - 1, total_steps, m.k, m.k_start, m.k_anneal)
         return k if training else min(m.hidden, round(m.alpha * k))
 

@@ -6,7 +6,8 @@ Without a third axis a is always 0. Every cell is a full `RunConfig`: the base c
 axis field replaced (validated like any config).
 
 The sweep trains cells of one shape together (`blocks()`: cells grouped by hidden size), so only what
-sae_core.sweep.batched_math writes out is supported: SUPPORTED_VARIANTS with Adam or SGD.
+sae_core.sweep.batched_math writes out is supported: SUPPORTED_VARIANTS with Adam or SGD, under a penalty
+whose code layer it can do (`sweepable`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from sae_core.config.run import RunConfig
+from sae_core.penalties.registry import PENALTIES
+from sae_core.penalties.spec import PenaltySpec
 from sae_core.train import budget
 
 Axis = Literal["hidden", "weight_decay", "seed"]
@@ -31,6 +34,17 @@ SWEEP_MEMORY_FACTOR = 4
 """A whole sweep may take this many times the per-run memory budget (sae_core.train.budget): it is many runs,
 but one job on the machine."""
 AXIS_LABELS = {"hidden": "hidden units", "weight_decay": "λ (weight decay)", "seed": "seed"}
+
+
+def sweepable(penalty: PenaltySpec) -> bool:
+    """Whether the batched maths can make the penalty's code: a fixed elementwise activation, or top-k
+    (the penalty that declares k). A learned code layer (JumpReLU's thresholds) needs the models' own
+    forward pass, which the sweep does not run."""
+    return penalty.plain_code or "k" in penalty.fields
+
+
+SWEEPABLE_PENALTIES: tuple[str, ...] = tuple(name for name, spec in PENALTIES.items() if sweepable(spec))
+"""The penalties a sweep takes, in menu order."""
 
 
 def _values(name: str, values: Any, kind: type, limit: int) -> tuple:
@@ -99,7 +113,14 @@ class SweepSpec:
         if m.variant not in SUPPORTED_VARIANTS:
             raise ValueError(
                 f"variant {m.variant!r} cannot be swept; the sweep supports the variants "
-                f"{', '.join(SUPPORTED_VARIANTS)} (penalties kl, l1, topk, none)"
+                f"{', '.join(SUPPORTED_VARIANTS)} (penalties {', '.join(SWEEPABLE_PENALTIES)})"
+            )
+        penalty = m.penalty_spec
+        if not sweepable(penalty):
+            raise ValueError(
+                f"penalty {penalty.name!r} cannot be swept: the sweep's batched maths makes codes with a "
+                "fixed activation or top-k only, not its code layer; the sweep supports the penalties "
+                f"{', '.join(SWEEPABLE_PENALTIES)}"
             )
         if t.optimizer not in SUPPORTED_OPTIMIZERS:
             raise ValueError(
@@ -109,11 +130,11 @@ class SweepSpec:
 
     def _check_used(self) -> None:
         """A grid axis the objective ignores would train identical models: refuse it."""
-        penalty = self.base.model.effective_penalty
-        if penalty != "kl" and len(self.rhos) > 1:
-            raise ValueError(f"rhos: the {penalty} penalty does not use ρ; give one value")
-        if penalty not in ("kl", "l1") and len(self.betas) > 1:
-            raise ValueError(f"betas: the {penalty} penalty does not use β; give one value")
+        penalty = self.base.model.penalty_spec
+        if not penalty.uses_rho and len(self.rhos) > 1:
+            raise ValueError(f"rhos: the {penalty.name} penalty does not use ρ; give one value")
+        if not penalty.uses_beta and len(self.betas) > 1:
+            raise ValueError(f"betas: the {penalty.name} penalty does not use β; give one value")
 
     def _cell(self, i: int) -> RunConfig:
         a, r, b = self.coords(i)

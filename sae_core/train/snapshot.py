@@ -66,9 +66,11 @@ class Snapshot:
     """[penalty units] ρ̂ as the sparsity penalty sees it (one per kernel for conv); None when the model
     has no sparsity penalty."""
     kl_per_unit: np.ndarray | None = None
-    """[hidden] KL(ρ‖ρ̂ⱼ) of each unit's ρ̂ (clamped as in the loss)."""
+    """[hidden] the penalty's per-unit curve at each unit's ρ̂ (KL(ρ‖ρ̂ⱼ), clamped as in the loss); None
+    under a penalty without one (`PenaltySpec.unit_curve`)."""
     kl_curve: np.ndarray | None = None
-    """[2, KL_CURVE_POINTS] ρ̂ grid (log-spaced) and KL(ρ‖ρ̂) on it, the curve the KL view draws."""
+    """[2, KL_CURVE_POINTS] ρ̂ grid (log-spaced) and the per-unit curve on it (KL(ρ‖ρ̂)), the curve its view
+    draws; None under a penalty without one."""
     probe_labels: np.ndarray | None = None
     """[n_probe] class labels of the probe samples, when the dataset has labels."""
     test_metrics: dict[str, float] | None = None

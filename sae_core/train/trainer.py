@@ -16,7 +16,6 @@ from torch import nn
 from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.data.datasets import Dataset
 from sae_core.models import AEOutput, build
-from sae_core.penalties.kl import EPS, kl_divergence
 from sae_core.train import metrics
 from sae_core.train.history import LossHistory
 from sae_core.train.lbfgs import LBFGSStepper
@@ -24,7 +23,7 @@ from sae_core.train.objective import loss_terms
 from sae_core.train.snapshot import Snapshot
 
 KL_CURVE_POINTS = 400
-"""Points of the KL(ρ‖ρ̂) curve each snapshot carries for the KL view."""
+"""Points of the per-unit penalty curve (KL(ρ‖ρ̂)) each snapshot carries for its view."""
 __all__ = ["DivergedError", "PROBE_SIZE", "SHOW_SIZE", "Snapshot", "Trainer", "resolve_device"]
 
 PROBE_SIZE = 1000
@@ -334,9 +333,7 @@ class Trainer:
         extras = model.snapshot_extras(self.show, self.probe)
         model.train(was_training)
         penalty_codes = model.sparsity_codes(AEOutput(recon=recon, hidden=codes))
-        rho = self.config.model.rho
-        lowest = float(np.nan_to_num(stats["rho_hat"].min().item(), nan=1.0))
-        grid = np.geomspace(max(EPS, min(1e-4, lowest)), 0.9999, KL_CURVE_POINTS)
+        per_unit, curve = self._penalty_curve(stats["rho_hat"])
         test = self._held_out()
         return Snapshot(
             step=self.step_count,
@@ -365,8 +362,8 @@ class Trainer:
             code_activation=model.activation,
             active_threshold=threshold,
             penalty_rho_hat=None if penalty_codes is None else penalty_codes.mean(dim=0).cpu().numpy(),
-            kl_per_unit=kl_divergence(rho, stats["rho_hat"].double()).cpu().numpy(),
-            kl_curve=np.stack([grid, kl_divergence(rho, torch.from_numpy(grid)).numpy()]),
+            kl_per_unit=per_unit,
+            kl_curve=curve,
             probe_labels=self.probe_labels,
             test_metrics=test,
             test_history_steps=None if test is None else self.test_log.steps(),
@@ -374,6 +371,19 @@ class Trainer:
             truth_match=self._truth_match(decoder),
             data_examples=self.examples,
         )
+
+    def _penalty_curve(self, rho_hat: torch.Tensor) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The penalty's per-unit curve (`PenaltySpec.unit_curve`, e.g. KL(ρ‖ρ̂)) at each unit's ρ̂ [hidden],
+        and [2, KL_CURVE_POINTS] a log-spaced ρ̂ grid down to the lowest unit with the curve on it, at the
+        config's ρ; (None, None) under a penalty that is not a function of ρ̂."""
+        model = self.config.model
+        penalty = model.penalty_spec
+        if penalty.unit_curve is None:
+            return None, None
+        lowest = float(np.nan_to_num(rho_hat.min().item(), nan=1.0))
+        grid = np.geomspace(max(penalty.unit_curve_floor, min(1e-4, lowest)), 0.9999, KL_CURVE_POINTS)
+        per_unit = penalty.unit_curve(model.rho, rho_hat.double()).cpu().numpy()
+        return per_unit, np.stack([grid, penalty.unit_curve(model.rho, torch.from_numpy(grid)).numpy()])
 
     def _held_out(self) -> dict[str, float] | None:
         """The held-out probe's metrics now; its objective terms join the test history, one point per step

@@ -94,7 +94,7 @@ def kernel_rho_figure(snap: Snapshot) -> go.Figure:
         hovertemplate="kernel %{x}<br>ρ̂ = %{y:.4f}<extra></extra>",
     )
     marks = {}
-    if model.effective_penalty == "kl":
+    if model.penalty_spec.uses_rho:
         line = {"type": "line", "x0": 0, "x1": 1, "xref": "paper", "y0": model.rho, "y1": model.rho}
         line["line"] = {"dash": "dash", "color": "#d62728", "width": 2}
         # The label sits right of the plot, where no bar can hide it.
