@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from sae_core.analysis.exercise import check, formula, runs
+from sae_core.cli.main import main
 from sae_core.figures import exercise as figures_exercise
 from sae_core.penalties import kl as kl_penalty
 
@@ -214,3 +215,33 @@ def test_training_with_a_right_formula_gives_the_built_in_kl_runs_weights():
     fig = figures_exercise.runs_figure(mine, builtin)
     assert [t.type for t in fig.data] == ["heatmap", "bar", "heatmap", "bar"]
     assert sum(fig.data[1].y) == 16 and "ρ̂" in fig.layout.xaxis3.title.text
+
+
+# ----- sae exercise ----------------------------------------------------------------------------------------
+def test_cli_exits_0_with_the_verdict_when_both_formulas_are_right(capsys):
+    assert (
+        main(["exercise", "--penalty", "ρ*log(ρ/ρ̂) + (1−ρ)*log((1−ρ)/(1−ρ̂))", f"--derivative={SLOPE}"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "step 1, the penalty: Right" in out and "step 2, its derivative: Right" in out
+
+
+def test_cli_exits_1_with_the_pages_hint_when_a_formula_is_wrong(capsys):
+    text = "rho*log(rho/rho_hat)"
+    assert main(["exercise", "--penalty", text]) == 1
+    out = capsys.readouterr().out
+    assert check.check_text(text, "penalty").hint in out and "Not yet" in out
+
+
+@pytest.mark.parametrize("text", ["rho.__class__", "__import__('os').system('true')", "9**9**9"])
+def test_cli_exits_2_with_one_line_when_the_parser_refuses(capsys, text):
+    assert main(["exercise", "--penalty", text]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sae: error: --penalty: ")
+
+
+def test_cli_asks_for_a_formula(capsys):
+    assert main(["exercise"]) == 2
+    assert "--penalty" in capsys.readouterr().err
