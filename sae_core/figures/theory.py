@@ -21,6 +21,7 @@ from sae_core.figures.activity import (
 )
 from sae_core.figures.training import GAP_COLOUR, GREY, IMAGE_X, IMAGE_Y
 from sae_core.images import filter_montage
+from sae_core.penalties.registry import get_penalty
 
 CURVE = np.linspace(0.002, 0.998, 500)
 """ρ̂ grid of the KL curves (linear: the tangent at ρ̂ is a straight line on a linear axis)."""
@@ -130,7 +131,8 @@ def penalty_filters_figure(runs: Sequence[PenaltyRun]) -> go.Figure:
             z=z, zmin=-1, zmax=1, colorscale=GREY, showscale=False, hoverongaps=False, hoverinfo="skip"
         )
         fig.add_trace(heat, row=1, col=i)
-        name = f"<b>{PENALTY_TITLES.get(run.penalty, run.penalty)}</b><br>{run.note}"
+        title = PENALTY_TITLES.get(run.penalty) or get_penalty(run.penalty).title
+        name = f"<b>{title}</b><br>{run.note}"
         name += f" · L0 {run.l0:.1f} · bars found {run.bars_found}"
         fig.update_xaxes({**IMAGE_X, "title": {"text": name, "font": {"size": 13}}}, row=1, col=i)
         fig.update_yaxes({**IMAGE_Y, "scaleanchor": fig.data[-1].xaxis}, row=1, col=i)
