@@ -7,6 +7,7 @@ sae_core.figures.exercise; this module reads the widgets and renders.
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from sae_core.analysis.exercise import check, formula, runs
@@ -57,6 +58,21 @@ def draw_exercise() -> None:
 def draw_step(step: check.Step) -> None:
     title, what = PROMPTS[step]
     st.subheader(title)
+    left, right = st.columns([1, 1.3], gap="large")
+    with left:
+        result = draw_attempt(step, what)
+    if isinstance(result, check.Result):
+        with right:
+            st.plotly_chart(figures_exercise.attempt_figure(result), key=f"exercise_{step}_chart")
+            rhos = ", ".join(f"{r:g}" for r in check.RHOS)
+            st.caption(
+                f"Checked at ρ = {rhos} and ρ̂ = {check.RHO_HATS.min():g} … {check.RHO_HATS.max():g}; "
+                f"drawn at ρ = {check.PLOT_RHO:g}. Yours is dashed, the true one solid grey."
+            )
+
+
+def draw_attempt(step: check.Step, what: str) -> check.Result | str | None:
+    """The formula box, its Check button and the verdict; returns the step's last attempt."""
     with st.form(key=f"exercise_{step}_form", border=False):
         text = st.text_input(
             what,
@@ -71,21 +87,13 @@ def draw_step(step: check.Step) -> None:
         except formula.FormulaError as refused:
             attempts()[step] = str(refused)
     result = attempts().get(step)
-    if result is None:
-        return
     if isinstance(result, str):
         st.warning(f"Refused: {result}. Nothing of it was run.", icon=":material/block:")
-        return
-    if result.correct:
+    elif result is not None and result.correct:
         st.success(result.verdict, icon=":material/check_circle:")
-    else:
+    elif result is not None:
         st.error(f"{result.verdict}\n\n**Hint:** {result.hint}", icon=":material/lightbulb:")
-    st.plotly_chart(figures_exercise.attempt_figure(result), key=f"exercise_{step}_chart")
-    rhos = ", ".join(f"{r:g}" for r in check.RHOS)
-    st.caption(
-        f"Checked at ρ = {rhos} and ρ̂ = {check.RHO_HATS.min():g} … {check.RHO_HATS.max():g}; "
-        f"drawn at ρ = {check.PLOT_RHO:g}. Yours is dashed, the true one solid grey."
-    )
+    return result
 
 
 def draw_training() -> None:
@@ -106,13 +114,16 @@ def draw_training() -> None:
     if trained is None:
         return
     text, mine, builtin = trained
-    st.plotly_chart(figures_exercise.runs_figure(mine, builtin), key="exercise_runs_chart")
     theirs = builtin.numbers()
-    rows = [
-        {"": name, "your formula": f"{v:.5g}", "built-in KL": f"{theirs[name]:.5g}"}
+    rows = {
+        name: {"your formula": f"{v:.5g}", "built-in KL": f"{theirs[name]:.5g}"}
         for name, v in mine.numbers().items()
-    ]
-    st.dataframe(rows, hide_index=True, key="exercise_runs_table")
+    }
+    left, right = st.columns([1.6, 1], gap="large")
+    with left:
+        st.plotly_chart(figures_exercise.runs_figure(mine, builtin), key="exercise_runs_chart")
+    with right:
+        st.table(pd.DataFrame.from_dict(rows, orient="index"))
     difference = runs.weight_difference(mine, builtin)
     st.caption(
         f"Trained with `{text}`. The largest difference between the two runs' filters is {difference:.1e} "

@@ -70,8 +70,8 @@ def test_a_right_attempt_trains_with_the_formula_beside_the_built_in_kl(theory_p
     at.button(key="exercise_train").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("exercise_runs_chart" in k for k in _chart_keys(at))
-    table = at.dataframe[-1].value
-    assert list(table.columns) == ["", "your formula", "built-in KL"]
+    table = at.table[-1].value
+    assert list(table.columns) == ["your formula", "built-in KL"] and "mean ρ̂" in table.index
     assert (table["your formula"] == table["built-in KL"]).sum() >= 3  # the same model, to 5 digits
     _attempt(at, "derivative", "-ρ/ρ̂ + (1−ρ)/(1−ρ̂)")
     assert any(s.value.startswith("Right: it is ∂KL/∂ρ̂") for s in at.success)

@@ -33,7 +33,8 @@ def attempt_figure(result: Result, rho: float = PLOT_RHO) -> go.Figure:
             x=q,
             y=shown,
             mode="lines",
-            name=f"yours: {result.formula.normalised}",
+            name="yours",
+            hovertemplate=f"{result.formula.normalised}<br>ρ̂ = %{{x:.3f}}: %{{y:.4g}}<extra></extra>",
             line={"color": colour, "width": 2.5, "dash": "dash"},
             connectgaps=False,
         ),
@@ -67,7 +68,12 @@ def runs_figure(mine: ExerciseRun, builtin: ExerciseRun, bins: int = 20) -> go.F
         row_heights=[0.6, 0.4],
         vertical_spacing=0.16,
         horizontal_spacing=0.08,
-        subplot_titles=("your formula: filters", "built-in KL: filters", "", ""),
+        subplot_titles=(
+            "your formula: filters",
+            "built-in KL: filters",
+            f"ρ̂ per unit (dashed: ρ = {mine.rho:g})",
+            f"ρ̂ per unit (dashed: ρ = {builtin.rho:g})",
+        ),
     )
     top = max(np.max(mine.rho_hat), np.max(builtin.rho_hat), mine.rho * 2)
     edges = np.linspace(0.0, float(top) * 1.05, bins + 1)
@@ -91,7 +97,7 @@ def runs_figure(mine: ExerciseRun, builtin: ExerciseRun, bins: int = 20) -> go.F
         )
         fig.add_trace(bars, row=2, col=col)
         fig.add_vline(x=run.rho, line={"dash": "dash", "color": TARGET_COLOUR, "width": 2}, row=2, col=col)
-        fig.update_xaxes(title_text=f"mean activation ρ̂ (target ρ = {run.rho:g}, dashed)", row=2, col=col)
+        fig.update_xaxes(title_text="mean activation ρ̂", row=2, col=col)
         fig.update_yaxes(title_text="units", row=2, col=col)
     fig.update_layout(
         height=520,
