@@ -1,5 +1,6 @@
 """Theory page: the objective term by term, the KL penalty's gradient and the sparsity delta, a live
-gradient check, and why each choice matters, drawn on the session's current model where there is one.
+gradient check, the exercise of writing the penalty yourself (pages/theory_exercise.py), and why each
+choice matters, drawn on the session's current model where there is one.
 
 The numbers come from sae_core.analysis.theory, the pictures from sae_core.figures.theory, the objective's
 LaTeX
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import navigation_guard, session_job, settings_state
+from pages import navigation_guard, session_job, settings_state, theory_exercise
 from sae_core.analysis import formulas, theory
 from sae_core.figures import theory as figures_theory
 from sae_core.penalties import kl as kl_penalty
@@ -240,6 +241,7 @@ def main() -> None:
     draw_gradient()
     draw_kl_curve(cfg, snap)
     draw_gradcheck(cfg)
+    theory_exercise.draw_exercise()
     draw_range(cfg)
     draw_sparsity_kinds(snap)
     draw_penalties()

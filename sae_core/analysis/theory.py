@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
-from sae_core.penalties.kl import EPS
+from sae_core.penalties.kl import EPS, clamp_straight_through
 from sae_core.penalties.kl import SPEC as KL
 from sae_core.penalties.registry import PENALTIES, get_penalty
 from sae_core.train import gradcheck
@@ -34,6 +35,12 @@ PENALTY_RUN_STEPS = 300
 
 
 # ----- the KL penalty --------------------------------------------------------------------------------------
+def clamped_rho_hat(rho_hat: torch.Tensor) -> torch.Tensor:
+    """ρ̂ clamped to [EPS, 1 − EPS] as the KL penalty clamps it (straight-through), for a student's own
+    formula of the penalty (`sae_core.analysis.exercise`)."""
+    return clamp_straight_through(rho_hat, EPS, 1.0 - EPS)
+
+
 def kl(rho: float, rho_hat: np.ndarray | float) -> np.ndarray:
     """KL(ρ‖ρ̂) = ρ log(ρ/ρ̂) + (1−ρ) log((1−ρ)/(1−ρ̂)) elementwise, ρ̂ clamped as in the loss."""
     q = np.clip(np.asarray(rho_hat, dtype=np.float64), EPS, 1.0 - EPS)

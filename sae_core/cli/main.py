@@ -1,4 +1,4 @@
-"""The `sae` command line: train, encode, gradcheck, datasets.
+"""The `sae` command line: train, encode, gradcheck, datasets (and unit, sweep, the applications, exercise).
 
 `sae train` has one flag per config field (kebab-case, generated from sae_core.config.run, so a new
 field gets a flag with no change here). Errors the user can fix print one line,
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sae_core.cli import applications as cli_applications
+from sae_core.cli import exercise as cli_exercise
 from sae_core.cli import sweep as cli_sweep
 from sae_core.cli import unit as cli_unit
 from sae_core.cli.flags import Parser, UsageError, add_config_flags, config_from_args
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_unit.add_parser(commands)  # sae unit: one hidden unit's card (sae_core/cli/unit.py)
     cli_sweep.add_parser(commands)  # sae sweep: a ρ × β grid trained batched (sae_core/cli/sweep.py)
     cli_applications.add_parsers(commands)  # sae probe / denoise / anomaly (sae_core/cli/applications.py)
+    cli_exercise.add_parser(commands)  # sae exercise: check a typed KL penalty (sae_core/cli/exercise.py)
     return parser
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from sae_core.config.run import ModelConfig
+from sae_core.penalties.spec import Term
 from sae_core.train.objective import loss_terms
 
 if TYPE_CHECKING:
@@ -91,14 +92,16 @@ def evaluate(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def held_out(model: nn.Module, x: torch.Tensor, cfg: ModelConfig) -> dict[str, float]:
+def held_out(
+    model: nn.Module, x: torch.Tensor, cfg: ModelConfig, term: Term | None = None
+) -> dict[str, float]:
     """The objective's terms, recon_error (as `summary`'s) and the sample count on held-out inputs
     x [N, D], the model in eval mode (no corruption, the VAE's mean code) as for the probe metrics.
-    One forward pass and one device sync."""
+    One forward pass and one device sync. term: the sparsity term training uses, when not the penalty's."""
     was_training = model.training
     model.eval()
     out = model(x)
-    terms = loss_terms(model, x, out, cfg)
+    terms = loss_terms(model, x, out, cfg, term)
     model.train(was_training)
     terms["recon_error"] = 0.5 * (out.recon - x).pow(2).sum(dim=1).mean()
     values = torch.stack([t.detach().float() for t in terms.values()]).cpu().tolist()

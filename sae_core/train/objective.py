@@ -14,6 +14,7 @@ import torch
 
 from sae_core.config.run import ModelConfig
 from sae_core.models.base import AEOutput, Autoencoder
+from sae_core.penalties.spec import Term
 
 
 def add_all(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -28,28 +29,32 @@ def weight_decay(weights: list[torch.Tensor], lam: float) -> torch.Tensor:
 
 
 def sparsity_term(
-    hidden: torch.Tensor, cfg: ModelConfig, code_layer: torch.nn.Module | None = None
+    hidden: torch.Tensor,
+    cfg: ModelConfig,
+    code_layer: torch.nn.Module | None = None,
+    term: Term | None = None,
 ) -> torch.Tensor | None:
     """The β-weighted term of the objective's penalty (`cfg.penalty_spec`); None when it adds none (top-k,
     none). hidden: [rows, units] the codes it acts on; code_layer: the model's, for a penalty that reads
-    more of the forward pass than the codes (JumpReLU's gate)."""
-    spec = cfg.penalty_spec
-    return None if spec.term is None else spec.term(hidden, cfg, code_layer)
+    more of the forward pass than the codes (JumpReLU's gate); term: a sparsity term to use in place of
+    the penalty's own (Theory's exercise trains with a formula the student typed)."""
+    term = cfg.penalty_spec.term if term is None else term
+    return None if term is None else term(hidden, cfg, code_layer)
 
 
 def loss_terms(
-    model: Autoencoder, x: torch.Tensor, out: AEOutput, cfg: ModelConfig
+    model: Autoencoder, x: torch.Tensor, out: AEOutput, cfg: ModelConfig, term: Term | None = None
 ) -> dict[str, torch.Tensor]:
     """Named terms of the objective plus their sum under "total".
 
     x: [batch, n_inputs] the clean input; out: the model's forward on it. The model supplies its
     reconstruction term (the VAE's likelihood), the codes the sparsity penalty sees (conv: one row per
     position; None: no penalty) and their weight (conv: the number of positions), and terms of its own
-    (the VAE's prior KL, the contractive penalty).
+    (the VAE's prior KL, the contractive penalty). term: a sparsity term in place of the penalty's own.
     """
     terms = {"reconstruction": model.reconstruction_term(out.recon, x)}
     codes = model.sparsity_codes(out)
-    sparsity = None if codes is None else sparsity_term(codes, cfg, model.code_layer)
+    sparsity = None if codes is None else sparsity_term(codes, cfg, model.code_layer, term)
     if sparsity is not None:
         scale = model.sparsity_scale
         terms["sparsity"] = sparsity if scale == 1.0 else scale * sparsity

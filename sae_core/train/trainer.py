@@ -16,6 +16,7 @@ from torch import nn
 from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.data.datasets import Dataset
 from sae_core.models import AEOutput, build
+from sae_core.penalties.spec import Term
 from sae_core.train import metrics
 from sae_core.train.history import LossHistory
 from sae_core.train.lbfgs import LBFGSStepper
@@ -81,12 +82,16 @@ class Trainer:
         device: torch.device | str | None = None,
         initial_state: Mapping[str, torch.Tensor] | None = None,
         start_step: int = 0,
+        sparsity_term: Term | None = None,
     ) -> None:
         """initial_state: weights to start from instead of the seeded initialisation (an imported or saved
         run, a sweep's cell); its keys and shapes must be the model's (load_state_dict's strict check).
         start_step: the step those weights are at, so that the step count, schedules and the run's
-        length go on from there; the optimizer's state starts fresh."""
+        length go on from there; the optimizer's state starts fresh. sparsity_term: a sparsity term in
+        place of the config's penalty's, in the objective and the held-out terms (Theory's exercise
+        trains with the student's formula); the snapshot's KL views still show the built-in KL."""
         self.config = config
+        self.sparsity_term = sparsity_term
         self.dataset = dataset
         self.device = torch.device(device) if device is not None else resolve_device(config.train.device)
         torch.manual_seed(config.train.seed)
@@ -205,7 +210,7 @@ class Trainer:
         return self.x.index_select(0, idx)
 
     def _objective(self, xb: torch.Tensor) -> dict[str, torch.Tensor]:
-        return loss_terms(self.model, xb, self.model(xb), self.config.model)
+        return loss_terms(self.model, xb, self.model(xb), self.config.model, self.sparsity_term)
 
     def _set_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
@@ -390,7 +395,7 @@ class Trainer:
         (a second snapshot at the same step, e.g. after a live change of β while paused, replaces it)."""
         if self.test_probe is None:
             return None
-        values = metrics.held_out(self.model, self.test_probe, self.config.model)
+        values = metrics.held_out(self.model, self.test_probe, self.config.model, self.sparsity_term)
         self.test_log.record(self.step_count, {name: values[name] for name in metrics.HELD_OUT_TERMS})
         return values
 
