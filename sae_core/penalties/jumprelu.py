@@ -166,7 +166,7 @@ def code_tex(cfg: ModelSettings) -> list[str]:
 
 SPEC = PenaltySpec(
     name="jumprelu",
-    title="JumpReLU + L0 (learned thresholds)",
+    title="JumpReLU + L0 (learned θ)",
     short="JumpReLU",
     order=4,
     activation="jumprelu",
