@@ -101,6 +101,8 @@ class SweepSpec:
                 f"variant {m.variant!r} cannot be swept; the sweep supports the variants "
                 f"{', '.join(SUPPORTED_VARIANTS)} (penalties kl, l1, topk, none)"
             )
+        if t.lr_schedule != "constant":
+            raise ValueError(f"lr_schedule {t.lr_schedule!r} cannot be swept; sweeps keep the lr constant")
         if t.optimizer not in SUPPORTED_OPTIMIZERS:
             raise ValueError(
                 f"optimizer {t.optimizer!r} cannot be swept; the sweep supports the optimizers "
