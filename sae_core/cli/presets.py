@@ -19,9 +19,11 @@ from typing import Any
 
 from sae_core import presets
 
-KEY_SETTINGS = tuple("variant penalty hidden rho beta weight_decay optimizer lr batch_size".split())
+KEY_SETTINGS = tuple(
+    "variant penalty hidden rho beta weight_decay optimizer lr lr_schedule batch_size".split()
+)
 """The settings the table shows besides the dataset and the length; --json gives all of them."""
-SHORT = {"weight_decay": "λ", "batch_size": "batch", "rho": "ρ", "beta": "β"}
+SHORT = {"weight_decay": "λ", "batch_size": "batch", "rho": "ρ", "beta": "β", "lr_schedule": "schedule"}
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
