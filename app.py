@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # `pages` and `sae_core` import from here under any runner
     sys.path.insert(0, str(ROOT))
 
-from pages import navigation_guard, server, url_state  # noqa: E402
+from pages import navigation_guard, not_found, server, url_state  # noqa: E402
 from sae_core.train.trainer import resolve_device  # noqa: E402
 
 navigation_guard.leave_old_multipage_mode(rerun=False)  # st.navigation below takes over
@@ -33,7 +33,10 @@ applications = st.Page(
 )
 runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:", url_path="runs")
 explore = st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:", url_path="explore")
-page = st.navigation([home, train, explore, runs, applications, theory])
+pages = [home, train, explore, runs, applications, theory]
+missing = not_found.unknown_page(pages)  # /nonexistent: a hidden page there says so, with links
+extra = not_found.page_for(missing, pages) if missing else None
+page = st.navigation(pages + ([extra] if extra else []))
 
 server.configure_torch()
 url_state.read_query_params()

@@ -16,6 +16,7 @@ import streamlit as st
 from sae_core.presets import load_presets
 from sae_core.serve import scheduler
 from sae_core.serve.scheduler import TrainingQueue
+from sae_core.train.threads import configure_threads
 
 PER_BROWSER = 2
 """Runs one browser may have training or queued at once (two tabs comparing runs; a reload's old run
@@ -30,14 +31,10 @@ been open (see `session_watcher`); $SAE_IDLE_TIMEOUT_S overrides it (tests use a
 def configure_torch() -> int:
     """Once per server: how many CPU threads each training step may use ($SAE_TORCH_THREADS, default 1).
 
-    One thread per job is the right policy for a shared server: the models are small, several jobs may
-    train at once, and on a busy machine two OpenMP threads per step measured 10-20× slower than one
-    (digits, 25 units: ~550 steps/s with 1 thread, 28-390 with 2, varying with the load).
+    One thread per job is the right policy for a shared server: several jobs may train at once, and
+    the reasons of sae_core.train.threads hold for each of them.
     """
-    import torch
-
-    threads = max(1, int(os.environ.get("SAE_TORCH_THREADS", "1")))
-    torch.set_num_threads(threads)
+    threads = configure_threads()
     from sae_core.serve.warmup import warm_up_in_background
 
     warm_up_in_background()  # the first Train click of this server should not pay torch's start-up

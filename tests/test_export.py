@@ -63,6 +63,19 @@ def test_saved_files_use_the_documented_names_and_shapes(tmp_path, cfg):
     assert not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_the_weights_file_gets_the_same_permissions_as_the_other_files(tmp_path, cfg, umask):
+    """Every file of the folder is created 0666 less the umask, model.safetensors included (safetensors'
+    own save_file makes it 0600, so a run shared with a group or served to others lost just its weights)."""
+    previous = os.umask(umask)
+    try:
+        export.save(_trained_like_model(cfg), cfg, tmp_path, {"recon_error": 1.0}, image_shape=(8, 8))
+    finally:
+        os.umask(previous)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(("model.safetensors", "config.json", "metrics.json"), 0o666 & ~umask)
+
+
 def test_topk_model_round_trips_with_its_k(tmp_path, cfg):
     topk = cfg.replace(penalty="topk", k=2)
     model = _trained_like_model(topk)

@@ -63,6 +63,13 @@ def _choices(name: str) -> tuple[str, ...]:
     return tuple(map(str, field_choices(name)))
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The RunConfig the flags describe (coerced and validated by the config itself)."""
-    return RunConfig.from_flat({name: getattr(args, name) for name in FIELD_SECTION if hasattr(args, name)})
+def given_fields(args: argparse.Namespace) -> set[str]:
+    """The config fields whose flags were given (absent ones are not set on args: default SUPPRESS)."""
+    return {name for name in FIELD_SECTION if hasattr(args, name)}
+
+
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> RunConfig:
+    """The RunConfig the flags describe (coerced and validated by the config itself), on top of the flat
+    settings `base` (a preset's) where given; fields in neither take the config's defaults."""
+    given = {name: getattr(args, name) for name in given_fields(args)}
+    return RunConfig.from_flat({**(base or {}), **given})

@@ -1,10 +1,14 @@
-"""The `sae` command line: train, encode, gradcheck, datasets (and unit, sweep, the applications, exercise).
+"""The `sae` command line: train, encode, gradcheck, datasets, presets (and unit, sweep, the applications,
+exercise).
 
 `sae train` has one flag per config field (kebab-case, generated from sae_core.config.run, so a new
-field gets a flag with no change here). Errors the user can fix print one line,
+field gets a flag with no change here); `--preset NAME` starts from one of the app's presets instead of the
+config's defaults, and the flags given override its settings. Errors the user can fix print one line,
 `sae: error: ...`, and exit with status 2; a diverged run still saves its restored weights and
-exits with status 3. Set SAE_DEBUG=1 to get the traceback instead of the one line. A run is checked
-against the per-run memory budget (sae_core.train.budget) before its data or model is built.
+exits with status 3. Training uses one torch thread, as each of the app's jobs does, unless
+$SAE_TORCH_THREADS says more (sae_core.train.threads). Set SAE_DEBUG=1 to get the traceback instead of
+the one line. A run is checked against the per-run memory budget (sae_core.train.budget) before its
+data or model is built.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ import torch
 
 from sae_core.cli import applications as cli_applications
 from sae_core.cli import exercise as cli_exercise
+from sae_core.cli import presets as cli_presets
 from sae_core.cli import sweep as cli_sweep
 from sae_core.cli import unit as cli_unit
-from sae_core.cli.flags import Parser, UsageError, add_config_flags, config_from_args
+from sae_core.cli.flags import Parser, UsageError, add_config_flags, config_from_args, given_fields
 from sae_core.data import datasets as data
 from sae_core.models import VARIANTS
 from sae_core.penalties.registry import get_penalty
 from sae_core.store import export, model_import
 from sae_core.train import budget, gradcheck, metrics
+from sae_core.train.threads import configure_threads
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -39,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        configure_threads()  # one torch thread unless $SAE_TORCH_THREADS says otherwise, as in the app
         return args.run(args)
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else 0
@@ -59,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, required=True)
 
     train = commands.add_parser("train", help="train an autoencoder and save model, metrics and figures")
+    cli_presets.add_preset_flag(train)
     add_config_flags(train)
     train.add_argument("--out", metavar="DIR", help="folder for model, config, metrics and PNG figures")
     train.add_argument("--force", action="store_true", help="overwrite a run already saved in --out")
@@ -98,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("datasets", help="list datasets and whether they are available here")
     listing.add_argument("--data-dir", metavar="DIR", help="folder with torchvision-layout datasets")
     listing.set_defaults(run=cmd_datasets)
+    cli_presets.add_parser(commands)  # sae presets: the app's preset cards (sae_core/cli/presets.py)
     cli_unit.add_parser(commands)  # sae unit: one hidden unit's card (sae_core/cli/unit.py)
     cli_sweep.add_parser(commands)  # sae sweep: a ρ × β grid trained batched (sae_core/cli/sweep.py)
     cli_applications.add_parsers(commands)  # sae probe / denoise / anomaly (sae_core/cli/applications.py)
@@ -111,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from sae_core.train.trainer import Trainer
 
-    cfg = config_from_args(args)
+    data_dir = getattr(args, "data_dir", None)
+    cfg = config_from_args(args, cli_presets.preset_settings(args.preset, given_fields(args), data_dir))
     if cfg.train.steps == 0 and cfg.train.epochs is None:
         # The app's "until paused" has a Pause button to end it; a command line has none.
         raise UsageError(
@@ -152,7 +162,9 @@ def check_out_dir(out: str | Path, force: bool) -> None:
 
 
 def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, Any]:
-    """metrics.evaluate on the whole training set plus run facts and the last step's loss terms."""
+    """metrics.evaluate on the whole training set plus run facts and the last step's loss terms; for data
+    with known features (the bars) how many of them some unit matches (metrics.features_found, as the app
+    counts them on the last snapshot)."""
     out: dict[str, Any] = metrics.evaluate(trainer.model, trainer.x)
     if dataset.test is not None:
         test = metrics.evaluate(trainer.model, dataset.test.to(trainer.device))
@@ -166,6 +178,8 @@ def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, A
         status=snap.status,
     )
     out.update({f"loss_{k}": v for k, v in snap.losses.items()})
+    if snap.truth_match is not None:  # only the bars have a known answer: the Train page's "Bars found"
+        out.update(bars_found=metrics.features_found(snap.truth_match), bars_total=len(snap.truth_match))
     return out
 
 
@@ -218,6 +232,7 @@ def _format_metrics(summary: dict[str, Any]) -> str:
         "mean_activation",
         "l0",
         "dead_fraction",
+        "bars_found",
         "loss_total",
         "samples_per_second",
     )

@@ -24,6 +24,7 @@ from sae_core.config.sections import (
     Optimizer,
     Output,
     Penalty,
+    Schedule,
     TrainConfig,
     Variant,
 )
@@ -172,6 +173,7 @@ __all__ = [
     "Optimizer",
     "Output",
     "Penalty",
+    "Schedule",
     "Variant",
     "DataConfig",
     "ModelConfig",

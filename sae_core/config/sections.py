@@ -27,6 +27,7 @@ Variant = str
 Activation = Literal["auto", "sigmoid", "relu", "linear"]
 Output = Literal["sigmoid", "linear"]
 Optimizer = Literal["adam", "sgd", "lbfgs"]
+Schedule = Literal["constant", "cosine"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 
 
@@ -85,6 +86,7 @@ _LITERALS = {
     "Activation": get_args(Activation),
     "Output": get_args(Output),
     "Optimizer": get_args(Optimizer),
+    "Schedule": get_args(Schedule),
     "DeviceName": get_args(DeviceName),
 }
 
@@ -256,6 +258,8 @@ class TrainConfig:
     """adam, sgd (with momentum) or lbfgs (full batch, the UFLDL recipe)."""
     lr: float = 1e-2
     """Learning rate (for lbfgs: the step length, 1 is the usual choice)."""
+    lr_schedule: Schedule = "constant"
+    """constant, or cosine: lr·½(1 + cos(π·step/steps)), from lr down to 0 at the run's end (adam, sgd)."""
     momentum: float = 0.9
     """Momentum of the sgd optimizer."""
     batch_size: int = 128
@@ -286,3 +290,7 @@ class TrainConfig:
             _fail("epochs", f"> 0 and <= {SIZE_LIMITS['epochs']}, or None", self.epochs)
         if self.snapshot_every < 1:
             _fail("snapshot_every", ">= 1", self.snapshot_every)
+        if self.lr_schedule != "constant" and self.steps == 0 and self.epochs is None:
+            _fail("lr_schedule", "constant for a run until paused (no end to decay to)", self.lr_schedule)
+        if self.lr_schedule != "constant" and self.optimizer == "lbfgs":
+            _fail("lr_schedule", "constant with lbfgs (its line search sets the step)", self.lr_schedule)

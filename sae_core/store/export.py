@@ -50,13 +50,15 @@ def save(
     image_shape: (H, W) of one input image; when None it is taken as square if n_inputs is a square,
     else (1, n_inputs). n_inputs is read from the model's first layer when image_shape is not given.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     image_shape = tuple(image_shape) if image_shape is not None else guess_image_shape(_n_inputs(model))
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
-    save_file(tensors, str(out / MODEL_FILE))
+    # Serialised in memory and written as the other files are: safetensors' own save_file creates the file
+    # with mode 0600 whatever the umask, so the weights alone would be unreadable to the group and others.
+    (out / MODEL_FILE).write_bytes(save(tensors))
     doc = config.to_dict()
     doc[SHAPE_KEY] = {"n_inputs": image_shape[0] * image_shape[1], "image_shape": list(image_shape)}
     (out / CONFIG_FILE).write_text(json.dumps(doc, indent=2) + "\n")

@@ -122,6 +122,8 @@ class SweepSpec:
                 "fixed activation or top-k only, not its code layer; the sweep supports the penalties "
                 f"{', '.join(SWEEPABLE_PENALTIES)}"
             )
+        if t.lr_schedule != "constant":
+            raise ValueError(f"lr_schedule {t.lr_schedule!r} cannot be swept; sweeps keep the lr constant")
         if t.optimizer not in SUPPORTED_OPTIMIZERS:
             raise ValueError(
                 f"optimizer {t.optimizer!r} cannot be swept; the sweep supports the optimizers "

@@ -72,6 +72,18 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     )
 
 
+def scheduled_lr(cfg: RunConfig, step: int, total: int) -> float:
+    """The learning rate of step `step` (from 0) of a `total`-step run under the config's lr_schedule.
+
+    cosine (Loshchilov & Hutter, SGDR, 2017, without restarts): lr·½(1 + cos(π·step/total)), from lr at
+    the first step down towards 0 at the last; past the end (a run extended live) it stays at 0's side.
+    """
+    t = cfg.train
+    if t.lr_schedule == "constant" or total <= 0:
+        return t.lr
+    return t.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
+
+
 class Trainer:
     """Owns a model, its optimizer and the data (one tensor on the device)."""
 
@@ -231,6 +243,10 @@ class Trainer:
             terms = self.lbfgs.step(lambda: self._objective(xb))
             evaluations = self.lbfgs.evaluations - before
         else:
+            if self.config.train.lr_schedule != "constant":
+                lr = scheduled_lr(self.config, self.step_count, self.total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
             terms = self._objective(xb)
             terms["total"].backward()

@@ -45,6 +45,8 @@ TOL = 1e-3
 MAX_CODE_DIMS = 4096
 """A code wider than this (a convolutional model's feature maps on 28×28 images: 9216) is not probed: its
 features for 10k samples alone would take over 300 MB, and the regression minutes."""
+EXACT_PCA_PIXELS = 1024
+"""Inputs up to this many pixels get the PCA baseline from the exact covariance eigendecomposition."""
 UNLABELLED_CLASSES = (5, 6, 7, 8, 9)
 """The self-taught split: features are learned on these classes, the probe is trained on the others."""
 FEATURE_TITLES = {"codes": "Hidden codes", "pixels": "Raw pixels", "pca": "PCA"}
@@ -127,8 +129,12 @@ def baseline_features(dataset: Dataset, n_components: int) -> dict[str, Features
 
     train, test = dataset.train.numpy(), dataset.test.numpy()
     k = max(1, min(n_components, train.shape[1], train.shape[0]))
+    # Up to EXACT_PCA_PIXELS pixels the exact eigendecomposition of the D×D covariance is the fast way.
+    # scikit-learn's "auto" takes it only for N >= 10·D and otherwise a randomized SVD (the self-taught
+    # split's 4 900 Fashion-MNIST images), which took 0.84 CPU s against 0.29 s on 10 000 of them.
+    solver = "covariance_eigh" if train.shape[1] <= EXACT_PCA_PIXELS else "auto"
     with one_blas_thread():
-        pca = PCA(n_components=k, random_state=0).fit(train)
+        pca = PCA(n_components=k, random_state=0, svd_solver=solver).fit(train)
         return {"pixels": (train, test), "pca": (pca.transform(train), pca.transform(test))}
 
 
