@@ -1,15 +1,17 @@
-"""The superposition dataset (known features, more of them than dimensions) and what a model is scored by on it:
-features found by cosine similarity and the mean max cosine similarity (MMCS) of its decoder columns."""
+"""The superposition dataset (known features, more of them than dimensions) and what a model is scored by
+on it: features found by cosine similarity and the mean max cosine similarity (MMCS) of its decoder
+columns."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from sae_core.config.run import DataConfig, RunConfig
 from sae_core.data import datasets as data
 from sae_core.data.superposition import random_directions, strip_shape, superposition_vectors
-from sae_core.train import budget
+from sae_core.train import budget, metrics
 
 SMALL = {"dataset": "superposition", "n_features": 24, "n_dims": 12, "feature_prob": 0.1, "n_vectors": 2000}
 
@@ -97,3 +99,105 @@ def test_budget_knows_the_size_of_superposition_data_without_making_it():
     huge = cfg.replace(n_vectors=1_000_000, n_features=4096, n_dims=64)
     with pytest.raises(budget.BudgetError, match="n_vectors ≤"):
         budget.check(huge, 2048)
+
+
+# ---- scoring a dictionary against the known features -------------------------------------------------------
+
+
+def _snapshot_with_decoder(decoder_columns: torch.Tensor, **changes):
+    """A snapshot of a model on SMALL whose decoder columns are the given [D, H] directions (untrained)."""
+    from sae_core.train.trainer import Trainer
+
+    hidden = decoder_columns.shape[1]
+    cfg = RunConfig.from_flat({**SMALL, "penalty": "l1", "output": "linear", "hidden": hidden, **changes})
+    dataset = data.load(cfg.data)
+    trainer = Trainer(cfg, dataset, device="cpu")
+    state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    state["decoder.weight"] = decoder_columns.float()
+    trainer.model.load_state_dict(state)
+    return trainer.snapshot(), dataset
+
+
+def test_a_decoder_given_the_true_features_scores_n_of_n_and_mmcs_1():
+    truth = data.load(DataConfig(**SMALL)).ground_truth  # [24, 12]
+    # Shuffled, each column scaled differently, and with spare random units: none of it matters.
+    order = torch.randperm(24, generator=torch.Generator().manual_seed(0))
+    scales = torch.linspace(0.2, 3.0, 24)[:, None]
+    spare = torch.randn(8, 12, generator=torch.Generator().manual_seed(1))
+    columns = torch.cat([truth[order] * scales, spare]).T  # [12, 32]
+    snap, _ = _snapshot_with_decoder(columns)
+    assert snap.truth_similarity == "cosine"
+    assert metrics.truth_summary(snap.truth_match, snap.truth_similarity) == {
+        "features_found": 24,
+        "features_total": 24,
+        "mmcs": pytest.approx(1.0, abs=1e-6),
+    }
+    # truth_units points at the unit holding each feature.
+    assert snap.truth_units.tolist() == torch.argsort(order).tolist()
+    np.testing.assert_allclose(snap.ground_truth, truth.numpy())
+
+
+def test_a_random_decoder_scores_low():
+    columns = torch.randn(12, 32, generator=torch.Generator().manual_seed(2))
+    snap, dataset = _snapshot_with_decoder(columns)
+    summary = metrics.truth_summary(snap.truth_match, "cosine")
+    assert summary["features_found"] <= 1 and summary["mmcs"] < 0.7
+    # The same number written out: each true feature's best cosine with any column, averaged.
+    f = dataset.ground_truth.double()
+    d = columns.double() / columns.double().norm(dim=0)
+    best = [max(float(f[i] @ d[:, j]) for j in range(32)) for i in range(24)]
+    assert summary["mmcs"] == pytest.approx(sum(best) / 24, abs=1e-6)  # the weights are float32
+
+
+def test_cosine_counts_the_sign_and_the_offset_that_correlation_ignores():
+    truth = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    flipped = -truth  # a unit drawing −fᵢ does not draw fᵢ
+    assert metrics.feature_match(flipped, truth, "cosine").max() <= 0.0
+    shifted = truth + 0.5  # an offset: the same picture for correlation, another direction for cosine
+    assert metrics.feature_match(shifted, truth, "correlation").min() == pytest.approx(1.0)
+    assert metrics.feature_match(shifted, truth, "cosine").max() < 0.9
+    with pytest.raises(ValueError, match="similarity must be correlation or cosine"):
+        metrics.feature_similarity(truth, truth, "euclid")
+
+
+def test_metrics_json_of_a_download_has_the_three_superposition_keys_and_bars_has_no_mmcs():
+    from sae_core.store.export import snapshot_metrics
+
+    truth = data.load(DataConfig(**SMALL)).ground_truth
+    snap, _ = _snapshot_with_decoder(truth.T)
+    out = snapshot_metrics(snap)
+    assert (out["features_found"], out["features_total"]) == (24, 24)
+    assert out["mmcs"] == pytest.approx(1.0)
+    bars = _bars_snapshot()
+    assert bars.truth_similarity == "correlation"
+    assert "mmcs" not in snapshot_metrics(bars) and snapshot_metrics(bars)["features_total"] == 16
+
+
+def _bars_snapshot():
+    from sae_core.train.trainer import Trainer
+
+    cfg = RunConfig.from_flat({"dataset": "bars", "n_bars": 200, "hidden": 4, "steps": 1})
+    return Trainer(cfg, data.load(cfg.data), device="cpu").snapshot()
+
+
+def test_sae_train_writes_features_found_total_and_mmcs_to_metrics_json(tmp_path, capsys):
+    import json
+
+    from sae_core.cli.main import main
+
+    flags = ["--dataset", "superposition", "--n-features", "24", "--n-dims", "12", "--n-vectors", "2000"]
+    flags += ["--hidden", "48", "--penalty", "l1", "--beta", "0.1", "--weight-decay", "0.001"]
+    flags += ["--output", "linear", "--batch-size", "256", "--steps", "300", "--device", "cpu"]
+    assert main(["train", *flags, "--quiet", "--out", str(tmp_path / "run")]) == 0
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["features_total"] == 24 and 0 <= saved["features_found"] <= 24
+    assert 0.0 < saved["mmcs"] <= 1.0
+    assert "features_found=" in capsys.readouterr().out
+    # The saved numbers are the saved model's: recompute them from its decoder.
+    from sae_core.store import export
+
+    model, _, _ = export.load(tmp_path / "run")
+    truth = data.load(RunConfig.from_flat(SMALL).data).ground_truth
+    match = metrics.feature_match(model.dictionary().detach().T, truth, "cosine")
+    assert saved["mmcs"] == pytest.approx(metrics.mmcs(match), abs=1e-6)
+    assert saved["features_found"] == metrics.features_found(match)

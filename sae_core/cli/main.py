@@ -150,7 +150,8 @@ def check_out_dir(out: str | Path, force: bool) -> None:
 
 
 def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, Any]:
-    """metrics.evaluate on the whole training set plus run facts and the last step's loss terms."""
+    """metrics.evaluate on the whole training set plus run facts, the last step's loss terms and, with
+    ground truth, how many true features the final weights found (metrics.truth_summary)."""
     out: dict[str, Any] = metrics.evaluate(trainer.model, trainer.x)
     if dataset.test is not None:
         test = metrics.evaluate(trainer.model, dataset.test.to(trainer.device))
@@ -164,6 +165,7 @@ def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, A
         status=snap.status,
     )
     out.update({f"loss_{k}": v for k, v in snap.losses.items()})
+    out.update(metrics.truth_summary(snap.truth_match, snap.truth_similarity))
     return out
 
 
@@ -216,6 +218,8 @@ def _format_metrics(summary: dict[str, Any]) -> str:
         "mean_activation",
         "l0",
         "dead_fraction",
+        "features_found",
+        "mmcs",
         "loss_total",
         "samples_per_second",
     )
