@@ -201,3 +201,57 @@ def test_sae_train_writes_features_found_total_and_mmcs_to_metrics_json(tmp_path
     match = metrics.feature_match(model.dictionary().detach().T, truth, "cosine")
     assert saved["mmcs"] == pytest.approx(metrics.mmcs(match), abs=1e-6)
     assert saved["features_found"] == metrics.features_found(match)
+
+
+# ---- what the page shows ---------------------------------------------------------------------------------
+
+
+def test_pairs_view_draws_each_true_feature_beside_its_best_unit_and_their_cosine():
+    from sae_core.figures.activity import metrics_row
+    from sae_core.figures.truth import truth_pairs_figure
+
+    truth = data.load(DataConfig(**SMALL)).ground_truth
+    noise = 0.3 * torch.randn(24, 12, generator=torch.Generator().manual_seed(4))
+    columns = torch.cat([2.0 * truth[:12], truth[12:] + noise[12:]]).T  # half exact, half blurred
+    snap, _ = _snapshot_with_decoder(columns)
+    fig = truth_pairs_figure(snap)
+    true_map, learned_map, cosines = fig.data
+    np.testing.assert_allclose(np.asarray(true_map.z), truth.numpy(), atol=1e-6)
+    assert snap.truth_units[:12].tolist() == list(range(12))  # the exact ones are their own units
+    best = columns.T[torch.as_tensor(snap.truth_units)]
+    expected = best / best.norm(dim=1, keepdim=True)
+    np.testing.assert_allclose(np.asarray(learned_map.z), expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(cosines.x), snap.truth_match)
+    found = metrics.features_found(snap.truth_match)
+    assert 12 <= found < 24 and f"{found} of 24 found" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text and fig.layout.xaxis2.title.text and fig.layout.xaxis3.title.text
+    assert fig.layout.yaxis.title.text == "true feature i"
+    rows = {label: value for label, value, _ in metrics_row(snap)}
+    assert rows["Features found"] == f"{found} / 24"
+    assert rows["MMCS"] == f"{metrics.mmcs(snap.truth_match):.3f}"
+
+
+def test_pairs_view_is_empty_without_known_directions():
+    from sae_core.figures.truth import has_truth_pairs, truth_pairs_figure
+
+    bars = _bars_snapshot()
+    assert not has_truth_pairs(bars)
+    assert truth_pairs_figure(bars).data == ()
+
+
+def test_a_sigmoid_output_on_signed_data_is_warned_about_and_spare_dead_units_are_not():
+    from dataclasses import replace
+
+    from sae_core.analysis.diagnostics import run_warnings
+
+    truth = data.load(DataConfig(**SMALL)).ground_truth
+    snap, _ = _snapshot_with_decoder(truth.T, output="sigmoid")
+    snap = replace(snap, step=10)
+    (warning,) = run_warnings(snap)
+    assert "sigmoid output only reaches (0, 1)" in warning and "linear output" in warning
+    # 48 units, 24 true features, 24 dead: the live ones are enough, so no dead-unit warning.
+    columns = torch.cat([truth, truth]).T
+    snap, _ = _snapshot_with_decoder(columns)
+    density = np.r_[np.full(24, 0.1), np.zeros(24)]
+    assert run_warnings(replace(snap, step=10, density=density)) == []
+    assert "dead" in run_warnings(replace(snap, step=10, density=np.r_[np.full(20, 0.1), np.zeros(28)]))[0]
