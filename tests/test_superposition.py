@@ -255,3 +255,25 @@ def test_a_sigmoid_output_on_signed_data_is_warned_about_and_spare_dead_units_ar
     density = np.r_[np.full(24, 0.1), np.zeros(24)]
     assert run_warnings(replace(snap, step=10, density=density)) == []
     assert "dead" in run_warnings(replace(snap, step=10, density=np.r_[np.full(20, 0.1), np.zeros(28)]))[0]
+
+
+# ---- the preset --------------------------------------------------------------------------------------------
+
+
+def test_the_superposition_preset_recovers_nine_in_ten_features_with_mmcs_above_0_9():
+    """The numbers only, no clock: its time is benchmarks/preset_times.py's (benchmarks/README.md)."""
+    from sae_core import presets
+    from sae_core.train.trainer import Trainer
+
+    preset = presets.get("superposition")
+    cfg = preset.config
+    assert cfg.data.n_features > cfg.data.n_dims and cfg.model.output == "linear"
+    trainer = Trainer(cfg, data.load(cfg.data), device="cpu")
+    assert trainer.advance() == "done"
+    snap = trainer.snapshot("done")
+    summary = metrics.truth_summary(snap.truth_match, snap.truth_similarity)
+    assert summary["features_total"] == cfg.data.n_features
+    assert summary["features_found"] >= 0.9 * cfg.data.n_features
+    assert summary["mmcs"] >= 0.9
+    assert f"{summary['features_found']} of the {cfg.data.n_features}" in preset.blurb
+
