@@ -277,3 +277,43 @@ def test_the_superposition_preset_recovers_nine_in_ten_features_with_mmcs_above_
     assert summary["mmcs"] >= 0.9
     assert f"{summary['features_found']} of the {cfg.data.n_features}" in preset.blurb
 
+
+# ---- the Train page, driven as a user would ----------------------------------------------------------------
+
+
+@pytest.fixture
+def train_page(monkeypatch):
+    from tests.apptest_helpers import open_train_page, pin_navigation_mode, stop_jobs
+
+    pin_navigation_mode(monkeypatch)
+    made = []
+    yield lambda query: open_train_page(query, 60, made)
+    for at in made:
+        stop_jobs(at)
+
+
+def test_train_page_on_the_preset_shows_the_count_mmcs_and_the_pairs_view_while_training(train_page):
+    from tests.apptest_helpers import poll
+
+    at = train_page({"preset": "superposition", "steps": "100000"})
+    assert at.selectbox(key="dataset").value == "superposition"
+    assert at.selectbox(key="output").value == "linear"
+    at.button(key="train").click().run()
+    job = at.session_state["job"]
+    poll(at, lambda: job.step_count > 0, "the first steps", 60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Features found"].endswith("/ 64") and "MMCS" in labels
+    charts = {c.proto.id.split("-", 2)[-1] for c in at.get("plotly_chart")}
+    assert "truth_chart" in charts  # the first tab once training has started
+    job.pause()
+    # The output is a control of its own: switched to sigmoid, the page builds that model and, once it has
+    # trained a step, says a sigmoid cannot draw these signed vectors.
+    at.selectbox(key="output").set_value("sigmoid").run()
+    job = at.session_state["job"]
+    assert job.config.model.output == "sigmoid"
+    at.button(key="step").click().run()
+    poll(at, lambda: job.step_count > 0, "one step", 60)
+    at.run()
+    assert any("sigmoid output only reaches" in w.value for w in at.warning)
