@@ -12,6 +12,7 @@ import numpy as np
 
 from sae_core.config.run import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sae_core.penalties.kl import EPS
+from sae_core.penalties.registry import get_penalty
 from sae_core.train import gradcheck
 from sae_core.train.metrics import features_found
 
@@ -135,18 +136,13 @@ class PenaltyRun:
     """The penalty's settings, for the caption (ρ and β, β, or k)."""
 
 
-PENALTY_SETTINGS = {
-    "kl": ({"penalty": "kl", "rho": 0.1, "beta": 3.0}, {"lr": 0.1, "batch_size": 500}),
-    "l1": ({"penalty": "l1", "beta": 0.05}, {"lr": 0.05, "batch_size": 256}),
-    "topk": ({"penalty": "topk", "k": 4}, {"lr": 0.05, "batch_size": 256}),
-}
-"""(model fields, training fields) per penalty on the bars with 16 units: in 300 Adam steps KL finds about
-14 of the 16 bars, L1 and top-k (whose codes are ReLU and linear) find fewer and draw mixtures."""
-
-
 def penalty_run_config(penalty: str, steps: int = PENALTY_RUN_STEPS, seed: int = 0) -> RunConfig:
-    """The small run of the comparison: bars (2000 images), 16 units, Adam, on the CPU."""
-    model_fields, train_fields = PENALTY_SETTINGS[penalty]
+    """The small run of the comparison: bars (2000 images), 16 units, Adam, on the CPU, with the (model
+    fields, training fields) the penalty's spec gives for it (`PenaltySpec.demo`)."""
+    demo = get_penalty(penalty).demo
+    if demo is None:
+        raise ValueError(f"penalty {penalty!r} has no demo run")
+    model_fields, train_fields = demo
     model = ModelConfig(hidden=16, weight_decay=1e-4, **model_fields)
     train = TrainConfig(steps=steps, seed=seed, device="cpu", snapshot_every=steps, **train_fields)
     return RunConfig(data=DataConfig(dataset="bars", n_bars=2000), model=model, train=train)
@@ -163,7 +159,8 @@ def penalty_run(penalty: str, steps: int = PENALTY_RUN_STEPS, seed: int = 0) -> 
     for snap in trainer.run():  # noqa: B007 (the last snapshot is the one kept)
         pass
     m = cfg.model
-    note = {"kl": f"ρ = {m.rho:g}, β = {m.beta:g}", "l1": f"β = {m.beta:g}", "topk": f"k = {m.k}"}[penalty]
+    notes = {"kl": f"ρ = {m.rho:g}, β = {m.beta:g}", "l1": f"β = {m.beta:g}", "topk": f"k = {m.k}"}
+    note = notes.get(penalty) or ", ".join(get_penalty(penalty).describe(m))  # a newer penalty's own words
     found = 0 if snap.truth_match is None else features_found(snap.truth_match)
     return PenaltyRun(
         penalty=penalty,
