@@ -317,3 +317,95 @@ def test_train_page_on_the_preset_shows_the_count_mmcs_and_the_pairs_view_while_
     poll(at, lambda: job.step_count > 0, "one step", 60)
     at.run()
     assert any("sigmoid output only reaches" in w.value for w in at.warning)
+
+
+# ---- Explore: a sweep on superposition, L0 against MMCS ----------------------------------------------------
+
+
+def test_a_sweep_on_superposition_scores_each_cell_as_its_own_model_would():
+    from sae_core.figures import sweep as figures_sweep
+    from sae_core.sweep.block import model_from_state
+    from sae_core.sweep.spec import SweepSpec
+    from sae_core.sweep.trainer import SweepTrainer
+
+    base = RunConfig.from_flat(
+        {**SMALL, "penalty": "l1", "output": "linear", "hidden": 32, "weight_decay": 0.001, "lr": 0.01}
+    ).replace(batch_size=256, steps=150, device="cpu")
+    spec = SweepSpec(base, (0.05,), (0.01, 0.3))
+    dataset = data.load(base.data)
+    sweeper = SweepTrainer(spec, dataset, "cpu")
+    sweeper.advance()
+    snap = sweeper.snapshot()
+    assert snap.has("mmcs") and snap.has("features_found")
+    for cell in snap.cells:
+        model = model_from_state(cell.config, sweeper.cell_state(cell.index), dataset.image_shape, 150, 150)
+        match = metrics.feature_match(model.dictionary().detach().T, dataset.ground_truth, "cosine")
+        assert cell.metrics["mmcs"] == pytest.approx(metrics.mmcs(match), abs=1e-6)
+        assert cell.metrics["features_found"] == metrics.features_found(match)
+        assert cell.metrics["features_total"] == 24
+    rows = snap.rows()
+    assert {"features_found", "features_total", "mmcs"} <= set(rows[0])
+    heat = figures_sweep.heatmap_figure(snap, "mmcs")
+    assert heat.data[0].colorscale and figures_sweep.metric_label("mmcs").startswith("MMCS")
+    trade = figures_sweep.tradeoff_figure(snap, "mmcs", x_metric="l0")
+    assert trade.layout.xaxis.title.text.startswith("L0") and trade.layout.yaxis.title.text.startswith("MMCS")
+    points = [t for t in trade.data if t.mode == "markers"]
+    assert sorted(float(y) for t in points for y in t.y) == sorted(c.metrics["mmcs"] for c in snap.cells)
+    # More MMCS is better: with two cells, the front holds whichever are not beaten on both L0 and MMCS.
+    l0 = np.array([c.metrics["l0"] for c in snap.cells])
+    score = np.array([c.metrics["mmcs"] for c in snap.cells])
+    expected = figures_sweep.pareto_mask(l0, -score).sum()
+    assert f"{expected} of 2 cells on the Pareto front" in trade.layout.title.text
+
+
+def test_a_sweep_without_known_features_offers_no_mmcs():
+    from sae_core.sweep.spec import SweepSpec
+    from sae_core.sweep.trainer import SweepTrainer
+
+    base = RunConfig.from_flat({"dataset": "digits", "max_samples": 200, "hidden": 4, "steps": 5})
+    sweeper = SweepTrainer(
+        SweepSpec(base.replace(device="cpu"), (0.05,), (3.0,)), data.load(base.data), "cpu"
+    )
+    sweeper.advance()
+    snap = sweeper.snapshot()
+    assert not snap.has("mmcs") and not snap.has("features_found")
+    assert np.isnan(snap.grid("mmcs")).all()
+    assert "mmcs" not in snap.rows()[0]
+
+
+def test_explore_sweeps_the_superposition_preset_and_plots_mmcs_against_l0(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.apptest_helpers import APP, pin_navigation_mode, poll
+
+    pin_navigation_mode(monkeypatch)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update(
+        {"preset": "superposition", "n_features": "24", "n_dims": "12", "n_vectors": "2000"}
+    )
+    at.run()
+    at.switch_page("pages/explore.py").run()
+    try:
+        assert at.selectbox(key="sweep_dataset").value == "superposition"  # the Train page's run
+        at.text_input(key="sweep_rhos").input("0.05")
+        at.text_input(key="sweep_betas").input("0.01, 0.1")
+        at.number_input(key="sweep_steps").set_value(150)
+        at.number_input(key="sweep_hidden").set_value(32)
+        at.number_input(key="sweep_batch_size").set_value(256)
+        at.button(key="sweep_train").click().run()
+        job = at.session_state["sweep_job"]
+        poll(at, lambda: not job.active, "the sweep to finish", 120)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert {"MMCS", "Features found"} <= set(at.radio(key="sweep_metric").options)
+        assert "MMCS against L0" in at.radio(key="sweep_tradeoff_y").options
+        at.radio(key="sweep_metric").set_value("mmcs").run()
+        at.radio(key="sweep_tradeoff_y").set_value("mmcs").run()
+        assert not at.exception, [e.value for e in at.exception]
+        labels = [m.label for m in at.metric]
+        assert "MMCS" in labels and "Features found" in labels  # the picked cell's numbers
+    finally:
+        for key in ("sweep_job", "job", "previous_job"):
+            job = at.session_state[key] if key in at.session_state else None
+            if job is not None:
+                job.stop()
