@@ -254,7 +254,11 @@ def test_a_sigmoid_output_on_signed_data_is_warned_about_and_spare_dead_units_ar
     snap, _ = _snapshot_with_decoder(columns)
     density = np.r_[np.full(24, 0.1), np.zeros(24)]
     assert run_warnings(replace(snap, step=10, density=density)) == []
-    assert "dead" in run_warnings(replace(snap, step=10, density=np.r_[np.full(20, 0.1), np.zeros(28)]))[0]
+    # 20 live units for 24 features: starved, unless they have found nine in ten of them anyway.
+    few = replace(snap, step=10, density=np.r_[np.full(20, 0.1), np.zeros(28)])
+    assert run_warnings(few) == []  # this decoder holds every true feature
+    lost = replace(few, truth_match=np.r_[np.ones(20), np.full(4, 0.5)])  # 20 of 24 found: under 90 %
+    assert "dead" in run_warnings(lost)[0]
 
 
 # ---- the preset --------------------------------------------------------------------------------------------

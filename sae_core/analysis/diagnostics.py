@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sae_core.train.metrics import features_found
+
 if TYPE_CHECKING:
     from sae_core.train.snapshot import Snapshot
 
@@ -21,6 +23,8 @@ SATURATED_FRACTION = 0.95
 """Warn when at least this share of the probe activations is saturated."""
 DEAD_FRACTION = 0.5
 """Warn when at least this share of the units is never active on the probe set."""
+SPARE_FOUND = 0.9
+"""With known features: no dead-unit warning once this share of them is found (the dead units are spare)."""
 
 
 def _sigmoid_out_of_reach(snap: Snapshot) -> list[str]:
@@ -36,6 +40,14 @@ def _sigmoid_out_of_reach(snap: Snapshot) -> list[str]:
         f"The inputs run from {lo:.2g} to {hi:.2g}, but a sigmoid output only reaches (0, 1), so the "
         "reconstruction can never match them: choose the linear output for this data."
     ]
+
+
+def _spare_units(snap: Snapshot, live: int) -> bool:
+    """With known true features, whether the dead units are spare rather than starved: the live ones are
+    at least as many as the true features, or have found nine in ten of them (an overcomplete dictionary
+    keeps a unit per feature and lets the rest die, as the superposition preset's does)."""
+    total = len(snap.truth_match)
+    return live >= total or features_found(snap.truth_match) >= SPARE_FOUND * total
 
 
 def saturated_fraction(snap: Snapshot) -> float:
@@ -64,8 +76,8 @@ def run_warnings(snap: Snapshot) -> list[str]:
     dead = int((density == 0).sum())
     if density.size == 0 or dead < DEAD_FRACTION * density.size:
         return []
-    if snap.truth_match is not None and density.size - dead >= len(snap.truth_match):
-        return []  # the live units outnumber the true features: the dead ones are spare, not starved
+    if snap.truth_match is not None and _spare_units(snap, density.size - dead):
+        return []
     penalty = model.effective_penalty
     if penalty == "l1":
         cause = (
