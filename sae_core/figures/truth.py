@@ -19,12 +19,12 @@ from sae_core.train.metrics import FOUND_THRESHOLD, features_found
 if TYPE_CHECKING:
     from sae_core.train.snapshot import Snapshot
 
-TITLE = "True features and the learned features that match them"
+TITLE = "True features beside the learned ones that match them best"
 MAX_ROWS = 128
 """Rows drawn at most: the first true features (a heatmap row per feature stays readable up to here)."""
 DIVERGING = [[0.0, "#2166ac"], [0.5, "#f7f7f7"], [1.0, "#b2182b"]]
 """Negative blue, zero white, positive red: a direction's sign matters (the cosine counts it)."""
-PANELS = {"x": [0.0, 0.36], "x2": [0.42, 0.78], "x3": [0.84, 1.0]}
+PANELS = {"x": [0.0, 0.34], "x2": [0.40, 0.74], "x3": [0.80, 1.0]}
 """Horizontal extent of the three panels: true features, learned ones, their cosine."""
 
 
@@ -85,7 +85,7 @@ def truth_pairs_figure(snap: Snapshot, height: int = 520) -> go.Figure:
     ]
     total = len(truth)
     shown = "" if n == total else f" (the first {n} of {total})"
-    title = f"{TITLE}: {features_found(match)} of {total} found{shown}"
+    title = f"True vs learned features: {features_found(match)} of {total} found{shown} (red: not yet)"
     feature_axis = {"autorange": "reversed", "title": {"text": "true feature i"}, "tickfont": {"size": 11}}
     return figure(
         traces,
@@ -101,7 +101,7 @@ def truth_pairs_figure(snap: Snapshot, height: int = 520) -> go.Figure:
             "domain": PANELS["x3"],
             "anchor": "y",
             "range": [min(0.0, float(match.min())), 1.0],
-            "title": {"text": "cosine similarity"},
+            "title": {"text": f"cosine (found > {FOUND_THRESHOLD:g})"},
         },
         yaxis=feature_axis,
         shapes=[
