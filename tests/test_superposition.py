@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from sae_core import presets
 from sae_core.config.run import DataConfig, RunConfig
 from sae_core.data import datasets as data
 from sae_core.data.superposition import random_directions, strip_shape, superposition_vectors
 from sae_core.train import budget, metrics
 
 SMALL = {"dataset": "superposition", "n_features": 24, "n_dims": 12, "feature_prob": 0.1, "n_vectors": 2000}
+PENALTY = presets.get("superposition").flat["penalty"]
+"""The preset's penalty (ReLU codes with a β), used by the small runs here too."""
 
 
 # ---- the data ----------------------------------------------------------------------------------------------
@@ -109,7 +112,7 @@ def _snapshot_with_decoder(decoder_columns: torch.Tensor, **changes):
     from sae_core.train.trainer import Trainer
 
     hidden = decoder_columns.shape[1]
-    cfg = RunConfig.from_flat({**SMALL, "penalty": "l1", "output": "linear", "hidden": hidden, **changes})
+    cfg = RunConfig.from_flat({**SMALL, "penalty": PENALTY, "output": "linear", "hidden": hidden, **changes})
     dataset = data.load(cfg.data)
     trainer = Trainer(cfg, dataset, device="cpu")
     state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
@@ -186,7 +189,7 @@ def test_sae_train_writes_features_found_total_and_mmcs_to_metrics_json(tmp_path
     from sae_core.cli.main import main
 
     flags = ["--dataset", "superposition", "--n-features", "24", "--n-dims", "12", "--n-vectors", "2000"]
-    flags += ["--hidden", "48", "--penalty", "l1", "--beta", "0.1", "--weight-decay", "0.001"]
+    flags += ["--hidden", "48", "--penalty", PENALTY, "--beta", "0.1", "--weight-decay", "0.001"]
     flags += ["--output", "linear", "--batch-size", "256", "--steps", "300", "--device", "cpu"]
     assert main(["train", *flags, "--quiet", "--out", str(tmp_path / "run")]) == 0
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -266,7 +269,6 @@ def test_a_sigmoid_output_on_signed_data_is_warned_about_and_spare_dead_units_ar
 
 def test_the_superposition_preset_recovers_nine_in_ten_features_with_mmcs_above_0_9():
     """The numbers only, no clock: its time is benchmarks/preset_times.py's (benchmarks/README.md)."""
-    from sae_core import presets
     from sae_core.train.trainer import Trainer
 
     preset = presets.get("superposition")
@@ -333,7 +335,7 @@ def test_a_sweep_on_superposition_scores_each_cell_as_its_own_model_would():
     from sae_core.sweep.trainer import SweepTrainer
 
     base = RunConfig.from_flat(
-        {**SMALL, "penalty": "l1", "output": "linear", "hidden": 32, "weight_decay": 0.001, "lr": 0.01}
+        {**SMALL, "penalty": PENALTY, "output": "linear", "hidden": 32, "weight_decay": 0.001, "lr": 0.01}
     ).replace(batch_size=256, steps=150, device="cpu")
     spec = SweepSpec(base, (0.05,), (0.01, 0.3))
     dataset = data.load(base.data)
