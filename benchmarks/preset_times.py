@@ -12,6 +12,9 @@ work, so the CPU figure (median over --repeats) is what `--write-presets` stores
 
 For bars it also records the first step at which every one of the 16 true bars is found: some unit's
 normalised filter correlates above 0.9 with the bar. It checks every --check-every steps, off the clock.
+For every dataset with known features it records, from the last snapshot, how many were found
+(features_found, features_total) and for superposition the mean max cosine similarity (mmcs), and there
+the first checked step at which 90 % of the features are found with MMCS ≥ 0.9 (off the clock too).
 
 A preset listed in --limit (default ufldl-mnist=60: 400 full-batch L-BFGS iterations on 10 000 images) is
 not run to the end: it runs that many steps and its time is extrapolated, the rest of the run at the
@@ -38,6 +41,7 @@ from benchmarks.common import machine_info
 from sae_core import presets
 from sae_core.config.run import RunConfig
 from sae_core.data import datasets as data
+from sae_core.train import metrics
 from sae_core.train.trainer import Trainer
 
 BAR_MATCH = 0.9
@@ -56,6 +60,13 @@ def bars_found(filters: np.ndarray, size: int = 8) -> int:
     return int((corr.max(axis=0) > BAR_MATCH).sum())
 
 
+def targets_met(decoder: torch.Tensor, truth: torch.Tensor) -> bool:
+    """Superposition's targets: at least 90 % of the true features found by a decoder column (cosine > 0.9)
+    and a mean max cosine similarity of at least 0.9."""
+    match = metrics.feature_match(decoder.T, truth, "cosine")
+    return metrics.features_found(match) >= 0.9 * len(truth) and metrics.mmcs(match) >= 0.9
+
+
 @dataclass
 class Run:
     """One timed run of one preset."""
@@ -71,6 +82,10 @@ class Run:
     """Wall and CPU seconds of the second half of the steps (for the extrapolation)."""
     metrics: dict[str, float]
     all_bars_step: int | None = None
+    truth: dict[str, float] = field(default_factory=dict)
+    targets_step: int | None = None
+    """Superposition: the first checked step with 90 % of the features found and MMCS ≥ 0.9."""
+    """At the end, for data with known features: features_found, features_total (and mmcs for cosine)."""
     bars_at_end: int | None = None
     bars_by_step: dict[int, int] = field(default_factory=dict)
 
@@ -96,11 +111,12 @@ def time_preset(flat: dict, dataset: str, limit: int | None, interval: float, ch
     stop = min(limit or trainer.total_steps, trainer.total_steps)
     halfway, half_clock, half_cpu = stop // 2, None, 0.0
     bars = dataset == "bars"
+    cosine = ds.ground_truth is not None and ds.truth_similarity == "cosine"
     off_clock, off_cpu = 0.0, 0.0  # seconds spent on the bar checks, taken out of the training time
     section_end = time.perf_counter() + interval
     while trainer.step_count < stop:
         nxt = [stop]
-        if bars:
+        if bars or cosine:
             nxt.append((trainer.step_count // check_every + 1) * check_every)
         if half_clock is None:
             nxt.append(halfway)
@@ -118,11 +134,18 @@ def time_preset(flat: dict, dataset: str, limit: int | None, interval: float, ch
                 run.all_bars_step = trainer.step_count
             off_clock += time.perf_counter() - w
             off_cpu += time.process_time() - c
+        if cosine and run.targets_step is None and trainer.step_count % check_every == 0:
+            w, c = time.perf_counter(), time.process_time()
+            if targets_met(trainer.model.dictionary().detach(), ds.ground_truth):
+                run.targets_step = trainer.step_count
+            off_clock += time.perf_counter() - w
+            off_cpu += time.process_time() - c
     end, end_cpu = time.perf_counter() - off_clock, time.process_time() - off_cpu
     run.train_s, run.train_cpu_s, run.steps = end - t0, end_cpu - c0, trainer.step_count
     run.second_half_s = end - (half_clock if half_clock is not None else t0)
     run.second_half_cpu_s = end_cpu - (half_cpu if half_clock is not None else c0)
     run.metrics = {k: round(v, 4) for k, v in snap.metrics.items()}
+    run.truth = metrics.truth_summary(snap.truth_match, snap.truth_similarity)
     if bars:
         run.bars_at_end = bars_found(snap.encoder_weight)
     return run
@@ -189,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{t:.1f}" for t in wall)
             + " s"
             + ("  (extrapolated)" if runs[0].steps < total_steps else "")
-            + (f"  all 16 bars at step {bars}" if bars else ""),
+            + (f"  all 16 bars at step {bars}" if bars else "")
+            + "".join(f"  {k} {v:.3g}" for k, v in runs[0].truth.items())
+            + (f"  targets met at step {[r.targets_step for r in runs]}" if "mmcs" in runs[0].truth else ""),
             flush=True,
         )
     load_after = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"

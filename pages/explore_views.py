@@ -33,7 +33,24 @@ PROBE = "sweep_probe"
 ERROR = "sweep_error"
 SHOW_METRIC = "sweep_show_metric"
 """A metric the grid should be coloured by at the next run (the probe's, once computed)."""
-VIEW_METRICS = ("recon_error", "mean_activation", "l0", "dead_units", "fve", "probe_accuracy")
+VIEW_METRICS = (
+    "recon_error",
+    "mean_activation",
+    "l0",
+    "dead_units",
+    "fve",
+    "mmcs",
+    "features_found",
+    "probe_accuracy",
+)
+TRADEOFFS = {
+    "l0": ("recon_error", "l0"),
+    "mean_activation": ("recon_error", "mean_activation"),
+    "mmcs": ("l0", "mmcs"),
+}
+"""The trade-off plot's choices: (x, y). On data with known features (superposition) L0 against MMCS: how
+few units per input against how well the dictionary matches the true features."""
+TRADEOFF_NAMES = {"l0": "L0 (active units)", "mean_activation": "Mean ρ̂", "mmcs": "MMCS against L0"}
 REFRESH_S = 1.0
 
 
@@ -139,7 +156,7 @@ def draw_views(job: SweepJob, snap: SweepSnapshot) -> None:
     layer = _layer_picker(spec)
     selected = st.session_state.get(SELECTED)
     probe = _probe_values(job, snap)
-    metrics = [m for m in VIEW_METRICS if m != "probe_accuracy" or probe is not None]
+    metrics = [m for m in VIEW_METRICS if (probe is not None if m == "probe_accuracy" else snap.has(m))]
     if st.session_state.get(SHOW_METRIC) in metrics:
         st.session_state["sweep_metric"] = st.session_state.pop(SHOW_METRIC)
     metric = st.radio(
@@ -158,12 +175,13 @@ def draw_views(job: SweepJob, snap: SweepSnapshot) -> None:
         _chart(figures_sweep.thumbnails_figure(snap, layer, selected), "sweep_thumbnails")
     y_metric = st.radio(
         "Sparsity measure of the trade-off",
-        ["l0", "mean_activation"],
+        [y for y in TRADEOFFS if snap.has(y)],
         horizontal=True,
-        format_func=figures_sweep.NAMES.get,
+        format_func=TRADEOFF_NAMES.get,
         key="sweep_tradeoff_y",
     )
-    _chart(figures_sweep.tradeoff_figure(snap, y_metric or "l0", selected), "sweep_tradeoff")
+    x_metric, y_metric = TRADEOFFS.get(y_metric or "l0", TRADEOFFS["l0"])
+    _chart(figures_sweep.tradeoff_figure(snap, y_metric, selected, x_metric=x_metric), "sweep_tradeoff")
     st.caption(
         "Numbers on up to 1,000 training samples (the Train page's probe set). Click a cell of the heatmap "
         "or the filters, or a point of the trade-off, to pick it; the Pareto front joins the cells that no "
@@ -215,6 +233,9 @@ def draw_cell(job: SweepJob, snap: SweepSnapshot) -> None:
         ("Dead units", f"{cell.metrics['dead_units']:.0f}"),
         ("FVE", f"{cell.metrics['fve']:.3f}"),
     ]
+    if "mmcs" in cell.metrics:  # data with known directions: how much of the answer this cell found
+        found, total = cell.metrics["features_found"], cell.metrics["features_total"]
+        row += [("Features found", f"{found:.0f} / {total:.0f}"), ("MMCS", f"{cell.metrics['mmcs']:.3f}")]
     for col, (label, value) in zip(st.columns(len(row)), row, strict=True):
         col.metric(label, value)
     if cell.status == "diverged":

@@ -29,6 +29,7 @@ WIDGET_KEYS = (
     "beta",
     "weight_decay",
     "hidden",
+    "output",
     "lr",
     "batch_size",
     "optimizer",

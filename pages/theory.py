@@ -1,6 +1,7 @@
 """Theory page: the objective term by term, the KL penalty's gradient and the sparsity delta, a live
 gradient check, the exercise of writing the penalty yourself (pages/theory_exercise.py), and why each
-choice matters, drawn on the session's current model where there is one.
+choice matters, drawn on the session's current model where there is one; last, why the model matters
+today (features in superposition).
 
 The numbers come from sae_core.analysis.theory, the pictures from sae_core.figures.theory, the objective's
 LaTeX
@@ -233,6 +234,27 @@ def draw_sparsity_kinds(snap) -> None:
     )
 
 
+def draw_superposition() -> None:
+    """Why the classic model matters today: features in superposition (self-contained; no run needed)."""
+    st.header("From UFLDL to language models: features in superposition")
+    st.write(
+        "The same model is how researchers now read a language model's activations. A layer of m neurons is "
+        "thought to hold many more than m features, each a direction, with any one input using only a few "
+        "of them: the features are in *superposition* (Elhage et al. 2022, *Toy Models of Superposition*). "
+        "Because they are sparse, a sparse autoencoder with more units than the layer has dimensions can "
+        "take them apart: each unit's decoder column dⱼ settles on one feature's direction (Sharkey, Braun & "
+        "Millidge 2022). On a real transformer, Bricken et al. (2023, *Towards Monosemanticity*) split a "
+        "512-neuron layer into thousands of features, most far easier to name than any neuron."
+    )
+    st.latex(theory.SUPERPOSITION_TEX)
+    st.latex(theory.MMCS_TEX)
+    st.caption(
+        "The superposition preset (Home) makes such data with the answer known, 64 features in 32 "
+        "dimensions, and scores the decoder by the mean max cosine similarity above: 1 when every true "
+        "feature fᵢ is some unit's direction."
+    )
+
+
 def main() -> None:
     st.title("The maths of a sparse autoencoder")
     cfg = settings_state.current_config()
@@ -245,6 +267,7 @@ def main() -> None:
     draw_range(cfg)
     draw_sparsity_kinds(snap)
     draw_penalties()
+    draw_superposition()
 
 
 main()

@@ -13,7 +13,7 @@ from typing import Any, get_args
 import streamlit as st
 
 from pages import classroom, datasets, notices, settings_state
-from sae_core.config.run import FIELD_DOCS, Optimizer, TrainConfig, field_type
+from sae_core.config.run import FIELD_DOCS, Optimizer, Output, TrainConfig, field_type
 from sae_core.config.sections import SIZE_LIMITS
 from sae_core.data import datasets as data
 from sae_core.fields import Setting
@@ -160,7 +160,7 @@ def draw_controls() -> None:
         _data_section()
         spec = _chosen_spec()
         own = [s.name for s in get_penalty(settings_state.current_config().model.penalty).settings]
-        if _shown("variant", "hidden", "penalty", *own, *spec.fields):
+        if _shown("variant", "hidden", "output", "penalty", *own, *spec.fields):
             st.subheader("Model")
         widget(
             st.selectbox,
@@ -239,9 +239,14 @@ def _data_section() -> None:
         error_under("upload")
 
 
+OUTPUT_NAMES = {"sigmoid": "sigmoid (data in [0, 1])", "linear": "linear (any values)"}
+
+
 def _model_section(spec: VariantSpec) -> None:
     if spec.hidden_label is not None:
         widget(st.number_input, spec.hidden_label, "hidden", min_value=1, step=1)
+    outputs = list(get_args(Output))
+    widget(st.selectbox, "Decoder output", "output", options=outputs, format_func=OUTPUT_NAMES.get)
     if spec.fixed_penalty is not None:
         if _shown("variant", "hidden", *spec.fields):
             st.caption(spec.penalty_reason)

@@ -12,6 +12,7 @@ import streamlit as st
 from pages import job_control, live_charts, presentation, runs_store, session_job, settings_state
 from sae_core.analysis import diagnostics, formulas
 from sae_core.figures import training as figures
+from sae_core.figures import truth as truth_figures
 from sae_core.serve.jobs import BusyError, TrainingJob
 from sae_core.store import export
 from sae_core.train.snapshot import Snapshot
@@ -249,9 +250,10 @@ def draw_views(snap) -> None:
     shown = {
         _tab_label(label, snap): chart
         for label, chart in TAB_CHARTS.items()
-        if chart[2] is None or (chart[2] in standard and _has_view(chart[2], snap))
+        if _shows(chart[2], snap, standard)
     }
-    # Before the first step the data tab is open; the first step changes the default and so opens the loss.
+    # Before the first step the data tab is open; the first step changes the default and so opens the first
+    # tab (the true-feature pairs where there are some, else the loss).
     default = DATA_TAB if snap.step == 0 else None
     tabs = st.tabs(list(shown), key="view_tab", on_change="rerun", default=default)
     for tab, (make_figure, key, _) in zip(tabs, shown.values(), strict=True):
@@ -268,8 +270,13 @@ def draw_views(snap) -> None:
 
 PENALTY_TAB = "Penalty per unit"
 """Its tab shows the penalty's short name instead ("KL per unit")."""
-# Tab label -> (figure function, chart key, the spec's standard view it is, None: every variant has it).
+TRUTH_VIEW = "truth_pairs"
+"""The view of a dataset with known directions (superposition): first, so it is the tab open once training
+starts, as the filters are for pictures."""
+# Tab label -> (figure function, chart key, the spec's standard view it is, None: every variant has it;
+# TRUTH_VIEW: shown when the data have known directions).
 TAB_CHARTS = {
+    "True vs learned features": (truth_figures.truth_pairs_figure, "truth_chart", TRUTH_VIEW),
     "Loss curves": (figures.loss_figure, "loss_chart", None),
     "Activation values": (figures.activation_histogram, "activation_chart", "activations"),
     "Unit density": (figures.density_histogram, "density_chart", "density"),
@@ -283,6 +290,16 @@ MARKS_A_UNIT = (figures.density_histogram, figures.kl_curve_figure)  # they take
 def _tab_label(label: str, snap: Snapshot) -> str:
     """The per-unit penalty tab is named for the penalty ("KL per unit"); the others as they are."""
     return f"{snap.config.model.penalty_spec.short} per unit" if label == PENALTY_TAB else label
+
+
+def _shows(view: str | None, snap: Snapshot, standard: frozenset[str]) -> bool:
+    """Whether a tab is drawn for this snapshot: every variant's views, the standard views that mean
+    something for its code, and the true-feature pairs where the data have known directions."""
+    if view is None:
+        return True
+    if view == TRUTH_VIEW:
+        return truth_figures.has_truth_pairs(snap)
+    return view in standard and _has_view(view, snap)
 
 
 def _has_view(view: str, snap: Snapshot) -> bool:

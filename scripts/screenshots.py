@@ -7,7 +7,11 @@ shown in presentation mode. Then the run is stopped (kept), a second one with ρ
 and stopped, and the Runs page compares them; last, the Explore page trains a 4 × 4 sweep.
 Writes PNGs to --out (default assets/screenshots/).
 
-    PYTHONPATH=. python scripts/screenshots.py [--steps 1000] [--out assets/screenshots]
+With --superposition it shoots only the Train page at 1280×720 on the superposition preset, trained to its
+end: the top of the page (the numbers, with features found and MMCS) and the view pairing each true
+feature with the learned one.
+
+    PYTHONPATH=. python scripts/screenshots.py [--steps 1000] [--out assets/screenshots] [--superposition]
 
 Needs Debian's Chromium at /usr/bin/chromium and the playwright Python package (tests extra).
 """
@@ -147,10 +151,32 @@ def shoot(browser, url: str, out: Path, steps: int) -> list[Path]:
     return written
 
 
+def shoot_superposition(browser, url: str, out: Path) -> list[Path]:
+    """The superposition preset's Train page after its whole run: the top, then the true-vs-learned view."""
+    context = browser.new_context(viewport=SIZES["1280x720"])
+    page = context.new_page()
+    page.set_default_timeout(DEADLINE_S * 1000)
+    open_train(page, url, "preset=superposition", timeout_s=DEADLINE_S)
+    click_button(page, "train")
+    wait_until(lambda: (p := progress(page)) and p.status == "finished" or None, DEADLINE_S, "the run's end")
+    settle(page)
+    written = [out / "train-superposition-top-1280x720.png", out / "train-superposition-1280x720.png"]
+    page.screenshot(path=str(written[0]))
+    page.locator(".st-key-truth_chart").first.scroll_into_view_if_needed()
+    settle(page)
+    page.screenshot(path=str(written[1]))
+    errors = exception_texts(page)
+    context.close()
+    if errors:
+        raise RuntimeError(f"the page showed a traceback: {errors}")
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="steps to train before the picture")
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "screenshots")
+    parser.add_argument("--superposition", action="store_true", help="only the superposition preset's Train")
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
         print(f"needs Chromium at {CHROMIUM}", file=sys.stderr)
@@ -162,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     with sync_playwright() as p, streamlit_app(DEADLINE_S, env={"SAE_RUNS_DIR": runs_dir}) as url:
         browser = launch_chromium(p)
         warm_up(browser, url, DEADLINE_S)
-        for path in shoot(browser, url, args.out, args.steps):
+        shots = shoot_superposition(browser, url, args.out) if args.superposition else None
+        for path in shots or shoot(browser, url, args.out, args.steps):
             print(f"wrote {path}")
         browser.close()
     return 0

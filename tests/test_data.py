@@ -201,10 +201,11 @@ def test_unknown_dataset_lists_the_valid_names():
 
 def test_datasets_table_is_ordered_and_marks_offline_ones():
     assert list(data.DATASETS) == [
-        "digits", "natural-patches", "bars", "fashion-mnist", "mnist", "kmnist", "cifar10", "upload",
+        "digits", "natural-patches", "bars", "superposition", "fashion-mnist", "mnist", "kmnist", "cifar10",
+        "upload",
     ]  # fmt: skip
     offline = [n for n, i in data.DATASETS.items() if i.offline]
-    assert offline == ["digits", "natural-patches", "bars", "upload"]
+    assert offline == ["digits", "natural-patches", "bars", "superposition", "upload"]
     assert tuple(offline) == torchvision_data.OFFLINE_DATASETS  # the names a missing-files error suggests
 
 
@@ -278,7 +279,7 @@ def test_debian_fashion_mnist_is_read_through_torchvision(tmp_path):
 
 
 def test_availability_looks_at_the_disk_only(tmp_path):
-    for name in ("digits", "natural-patches", "bars", "upload"):
+    for name in ("digits", "natural-patches", "bars", "superposition", "upload"):
         assert data.availability(name)[0] is True
     ok, reason = data.availability("mnist", str(tmp_path))
     assert ok is False and str(tmp_path / "MNIST" / "raw") in reason

@@ -27,6 +27,7 @@ OLD_BARS = {  # the bars preset before the landing-page change: Adam's usual lr 
 # A word each dataset's blurb must use: what the units learn there, or what the data is.
 DATASET_WORDS = {
     "bars": ("bar",),
+    "superposition": ("superposition",),
     "digits": ("digit",),
     "natural-patches": ("edge",),
     "mnist": ("stroke",),

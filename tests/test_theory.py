@@ -193,3 +193,15 @@ def test_theory_page_draws_the_model_trained_on_train(apps):
     slope = next(m for m in at.metric if m.label.startswith("Slope"))
     assert float(slope.value) == pytest.approx(_kl_slope(0.2, 0.05), rel=1e-3)
     _no_exceptions(at)
+
+
+def test_theory_page_ends_with_why_superposition_matters_and_the_mmcs_formula(apps):
+    at = apps()
+    at.switch_page("pages/theory.py").run()
+    _no_exceptions(at)
+    headers = [h.value for h in at.header]
+    assert headers[-1] == "From UFLDL to language models: features in superposition"
+    text = " ".join(m.value for m in at.markdown)
+    assert "Elhage et al. 2022" in text and "Sharkey, Braun & Millidge 2022" in text and "Bricken" in text
+    shown = " ".join(latex.value for latex in at.latex)
+    assert theory.MMCS_TEX in shown and theory.SUPERPOSITION_TEX in shown

@@ -1,8 +1,9 @@
 """Plain-language warnings about a run, read from a snapshot: most units dead, units saturated.
 
 A teacher's run can fail silently: an L1 weight β that kills every unit, a learning rate so large that
-every sigmoid unit sticks at 0 or 1. The page shows these next to the progress bar; each says what
-was seen and the likely cause. Pure functions of a `Snapshot`, no Streamlit.
+every sigmoid unit sticks at 0 or 1, a sigmoid output asked to draw signed data. The page shows these
+next to the progress bar; each says what was seen and the likely cause. Pure functions of a `Snapshot`,
+no Streamlit.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from sae_core.train.metrics import features_found
 
 if TYPE_CHECKING:
     from sae_core.train.snapshot import Snapshot
@@ -20,6 +23,31 @@ SATURATED_FRACTION = 0.95
 """Warn when at least this share of the probe activations is saturated."""
 DEAD_FRACTION = 0.5
 """Warn when at least this share of the units is never active on the probe set."""
+SPARE_FOUND = 0.9
+"""With known features: no dead-unit warning once this share of them is found (the dead units are spare)."""
+
+
+def _sigmoid_out_of_reach(snap: Snapshot) -> list[str]:
+    """A sigmoid output on data outside [0, 1] (superposition's signed vectors, standardized uploads)
+    can never reconstruct it: say so, once, instead of the usual warnings."""
+    x = snap.data_examples if snap.data_examples is not None else snap.show_inputs
+    if snap.config.model.output != "sigmoid" or x is None or np.size(x) == 0:
+        return []
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo >= 0.0 and hi <= 1.0:
+        return []
+    return [
+        f"The inputs run from {lo:.2g} to {hi:.2g}, but a sigmoid output only reaches (0, 1), so the "
+        "reconstruction can never match them: choose the linear output for this data."
+    ]
+
+
+def _spare_units(snap: Snapshot, live: int) -> bool:
+    """With known true features, whether the dead units are spare rather than starved: the live ones are
+    at least as many as the true features, or have found nine in ten of them (an overcomplete dictionary
+    keeps a unit per feature and lets the rest die, as the superposition preset's does)."""
+    total = len(snap.truth_match)
+    return live >= total or features_found(snap.truth_match) >= SPARE_FOUND * total
 
 
 def saturated_fraction(snap: Snapshot) -> float:
@@ -32,8 +60,11 @@ def saturated_fraction(snap: Snapshot) -> float:
 
 def run_warnings(snap: Snapshot) -> list[str]:
     """What looks wrong with this run, each with its likely cause; empty before the first step."""
-    if snap.step == 0 or "rho_hat" not in snap.config.model.spec.standard_views:
+    if snap.step == 0:
         return []
+    out_of_reach = _sigmoid_out_of_reach(snap)
+    if out_of_reach or "rho_hat" not in snap.config.model.spec.standard_views:
+        return out_of_reach
     model, lr = snap.config.model, snap.config.train.lr
     saturated = saturated_fraction(snap)
     if saturated >= SATURATED_FRACTION:
@@ -44,6 +75,8 @@ def run_warnings(snap: Snapshot) -> list[str]:
     density = np.asarray(snap.density)
     dead = int((density == 0).sum())
     if density.size == 0 or dead < DEAD_FRACTION * density.size:
+        return []
+    if snap.truth_match is not None and _spare_units(snap, density.size - dead):
         return []
     cause = model.penalty_spec.dead_units_cause(model, lr)
     return [f"{dead} of {density.size} units are dead (never active on the probe set): {cause}."]

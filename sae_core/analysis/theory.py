@@ -182,3 +182,12 @@ def lifetime_sparsity(active: np.ndarray) -> np.ndarray:
 def population_sparsity(active: np.ndarray) -> np.ndarray:
     """Per sample, the fraction of units active on it (L0 / H). active: [N, H] bool -> [N]."""
     return np.asarray(active, dtype=np.float64).mean(axis=1)
+
+
+# ----- features in superposition -----------------------------------------------------------------------
+SUPERPOSITION_TEX = (
+    r"x = \sum_{i=1}^{n} c_i\, f_i, \qquad f_i \in \mathbb{R}^m,\; \|f_i\| = 1,\; n > m,"
+    r"\; c_i \ge 0 \text{ and mostly } 0"
+)
+MMCS_TEX = r"\mathrm{MMCS} = \frac{1}{n}\sum_{i=1}^{n} \max_j \frac{f_i^{\top} d_j}{\|d_j\|}"
+"""The toy model of superposition (Elhage et al. 2022) and the mean max cosine similarity, for Theory."""

@@ -162,9 +162,9 @@ def check_out_dir(out: str | Path, force: bool) -> None:
 
 
 def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, Any]:
-    """metrics.evaluate on the whole training set plus run facts and the last step's loss terms; for data
-    with known features (the bars) how many of them some unit matches (metrics.features_found, as the app
-    counts them on the last snapshot)."""
+    """metrics.evaluate on the whole training set plus run facts, the last step's loss terms and, with
+    ground truth, how many true features the final weights found (metrics.truth_summary; for the bars also
+    as bars_found, the Train page's "Bars found")."""
     out: dict[str, Any] = metrics.evaluate(trainer.model, trainer.x)
     if dataset.test is not None:
         test = metrics.evaluate(trainer.model, dataset.test.to(trainer.device))
@@ -178,7 +178,8 @@ def final_metrics(trainer: Any, snap: Any, dataset: data.Dataset) -> dict[str, A
         status=snap.status,
     )
     out.update({f"loss_{k}": v for k, v in snap.losses.items()})
-    if snap.truth_match is not None:  # only the bars have a known answer: the Train page's "Bars found"
+    out.update(metrics.truth_summary(snap.truth_match, snap.truth_similarity))
+    if snap.truth_match is not None and snap.truth_similarity == "correlation":  # the bars' measure
         out.update(bars_found=metrics.features_found(snap.truth_match), bars_total=len(snap.truth_match))
     return out
 
@@ -233,10 +234,13 @@ def _format_metrics(summary: dict[str, Any]) -> str:
         "l0",
         "dead_fraction",
         "bars_found",
+        "features_found",
+        "mmcs",
         "loss_total",
         "samples_per_second",
     )
-    return "  ".join(f"{k}={summary[k]:.4g}" for k in keys if k in summary)
+    shown = [k for k in keys if k in summary and not (k == "features_found" and "bars_found" in summary)]
+    return "  ".join(f"{k}={summary[k]:.4g}" for k in shown)
 
 
 # ----- encode -----------------------------------------------------------------------------------------------

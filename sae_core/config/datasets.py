@@ -17,7 +17,7 @@ class DatasetInfo:
     title: str
     description: str
     image_shape: tuple[int, int]
-    """(H, W); (0, 0) when it depends on the uploaded file."""
+    """(H, W); (0, 0) when it depends on the uploaded file or on the settings (superposition: n_dims)."""
     offline: bool
     """True when it never needs the network."""
 
@@ -32,6 +32,13 @@ _INFOS = (
         True,
     ),
     ("bars", "Bars (Földiák)", "Random horizontal and vertical bars: 16 known true features.", (8, 8), True),
+    (
+        "superposition",
+        "Features in superposition",
+        "More known features than dimensions: sparse sums of random directions (Elhage et al. 2022).",
+        (0, 0),
+        True,
+    ),
     ("fashion-mnist", "Fashion-MNIST", "70000 28×28 clothing images (Zalando).", (28, 28), False),
     ("mnist", "MNIST", "70000 28×28 handwritten digits.", (28, 28), False),
     ("kmnist", "Kuzushiji-MNIST", "70000 28×28 cursive Japanese characters.", (28, 28), False),

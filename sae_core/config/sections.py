@@ -49,6 +49,9 @@ MAX_SEED = 2**63 - 1
 SIZE_LIMITS: dict[str, int | float] = {
     "n_patches": 1_000_000,
     "n_bars": 1_000_000,
+    "n_vectors": 1_000_000,
+    "n_features": 4096,
+    "n_dims": 4096,
     "max_samples": 10_000_000,
     "hidden": 16_384,
     "batch_size": 1_000_000,
@@ -113,6 +116,14 @@ class DataConfig:
     """Probability that each of the 16 bars is present in a bars image."""
     n_bars: int = 4000
     """How many bars images to generate."""
+    n_features: int = 64
+    """Superposition: how many true features (random unit directions) the data are made of."""
+    n_dims: int = 32
+    """Superposition: the dimensions the features are packed into (fewer than n_features)."""
+    feature_prob: float = 0.05
+    """Superposition: probability that each true feature is in a sample (its magnitude uniform in (0, 1])."""
+    n_vectors: int = 20000
+    """Superposition: how many samples to generate."""
     max_samples: int | None = None
     """Keep at most this many training samples (None keeps all)."""
     data_seed: int = 0
@@ -135,6 +146,12 @@ class DataConfig:
             _fail("bar_prob", "in (0, 1)", self.bar_prob)
         if self.n_bars < 1:
             _fail("n_bars", ">= 1", self.n_bars)
+        if not 2 <= self.n_dims < self.n_features:
+            _fail("n_dims", f"in [2, n_features) = [2, {self.n_features})", self.n_dims)
+        if not 0.0 < self.feature_prob <= 1.0:
+            _fail("feature_prob", "in (0, 1]", self.feature_prob)
+        if self.n_vectors < 1:
+            _fail("n_vectors", ">= 1", self.n_vectors)
         if self.max_samples is not None and self.max_samples < 1:
             _fail("max_samples", ">= 1 or None", self.max_samples)
 

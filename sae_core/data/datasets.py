@@ -1,9 +1,10 @@
 """Datasets as in-memory tensors: `load(cfg) -> Dataset`.
 
-Four datasets work with no network at all: scikit-learn's bundled 8×8 `digits`, `natural-patches`
+Five datasets work with no network at all: scikit-learn's bundled 8×8 `digits`, `natural-patches`
 cut from scikit-learn's bundled photographs (sampled and normalised as UFLDL's sampleIMAGES and
 normalizeData do; UFLDL's photographs were whitened too, which `whiten` does here with ZCA),
-Földiák's `bars` with known ground-truth features, and the user's `upload`.
+Földiák's `bars` and `superposition` (`sae_core.data.superposition`), both with known ground-truth
+features, and the user's `upload`.
 MNIST, Fashion-MNIST, KMNIST and CIFAR-10 go through torchvision's own dataset classes: finding
 their files on disk (Debian's `dataset-fashion-mnist` package too) and downloading them only when
 missing and a host answers within seconds is `sae_core.data.torchvision_sets`'s job.
@@ -16,6 +17,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -23,15 +25,18 @@ import torch
 from sae_core.config.datasets import DATASETS, DatasetInfo
 from sae_core.config.run import DataConfig
 from sae_core.data import torchvision_sets as torchvision_data
+from sae_core.data.superposition import strip_shape, superposition_vectors
 from sae_core.data.torchvision_sets import DataUnavailableError
 from sae_core.data.uploads import LUMINANCE, UploadError, load_upload_bytes, load_upload_path
 
 TEST_FRACTION = 0.1
+TruthSimilarity = Literal["correlation", "cosine"]
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is elementwise, not a bool
 class Dataset:
-    """A dataset in memory. train: [N, D], test: [M, D], float32 in [0, 1] on the CPU; labels int64."""
+    """A dataset in memory. train: [N, D], test: [M, D], float32 on the CPU (in [0, 1] for images;
+    superposition's vectors are signed); labels int64."""
 
     name: str
     train: torch.Tensor
@@ -41,7 +46,11 @@ class Dataset:
     image_shape: tuple[int, int]
     """(H, W) of one grey image, H * W == D."""
     ground_truth: torch.Tensor | None = None
-    """The true generating features when known (bars: [16, D])."""
+    """The true generating features when known (bars: [16, D]; superposition: [n_features, D])."""
+    truth_similarity: TruthSimilarity = "correlation"
+    """How a learned feature is compared with a true one (`sae_core.train.metrics.feature_match`):
+    Pearson correlation for pictures (bars: an offset the decoder's bias carries does not matter), cosine
+    similarity for directions (superposition, as in the sparse-dictionary literature's MMCS)."""
 
     def __post_init__(self) -> None:
         h, w = self.image_shape
@@ -70,6 +79,7 @@ def load(cfg: DataConfig) -> Dataset:
         "digits": _load_digits,
         "natural-patches": _load_natural_patches,
         "bars": _load_bars,
+        "superposition": _load_superposition,
         "upload": _load_upload,
     }
     if cfg.dataset not in DATASETS:
@@ -180,6 +190,16 @@ def _load_bars(cfg: DataConfig) -> Dataset:
     return Dataset("bars", train, test, None, None, (8, 8), ground_truth)
 
 
+def _load_superposition(cfg: DataConfig) -> Dataset:
+    made = superposition_vectors(
+        cfg.n_vectors, cfg.n_features, cfg.n_dims, cfg.feature_prob, _rng(cfg.data_seed)
+    )
+    train, test = _split(made.vectors)
+    train, _ = _truncate(train, None, cfg)
+    shape = strip_shape(cfg.n_dims)
+    return Dataset("superposition", train, test, None, None, shape, made.features, "cosine")
+
+
 def bar_basis(size: int = 8) -> torch.Tensor:
     """The 2·size single-bar images [2*size, size*size]: rows 0..size-1 horizontal, then vertical."""
     eye = torch.eye(size)
@@ -232,6 +252,7 @@ def availability(name: str, data_dir: str | None = None) -> tuple[bool, str]:
         "digits": "bundled with scikit-learn",
         "natural-patches": "cut from photographs bundled with scikit-learn",
         "bars": "generated on the fly",
+        "superposition": "generated on the fly",
         "upload": "needs an uploaded .npy, .npz or .zip file",
     }
     if name in offline:

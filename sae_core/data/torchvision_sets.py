@@ -25,7 +25,7 @@ from sae_core.data.uploads import LUMINANCE
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 """Where Debian's dataset-fashion-mnist package puts the four IDX .gz files."""
-OFFLINE_DATASETS = ("digits", "natural-patches", "bars", "upload")
+OFFLINE_DATASETS = ("digits", "natural-patches", "bars", "superposition", "upload")
 """Suggested when a dataset is missing; the same names sae_core.data.datasets.DATASETS marks offline."""
 CONNECT_TIMEOUT_S = 3.0
 """Longest wait for a download host before declaring ourselves offline."""

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from sae_core.train.metrics import FOUND_THRESHOLD, active_rule, features_found
+from sae_core.train.metrics import FOUND_THRESHOLD, active_rule, features_found, mmcs
 
 if TYPE_CHECKING:
     from sae_core.train.snapshot import Snapshot
@@ -326,11 +326,28 @@ def held_out_metric(snap: Snapshot) -> tuple[str, str, str]:
 
 
 def truth_metric(snap: Snapshot) -> list[tuple[str, str, str]]:
-    """[(label, value, help)] how many of the known true features the units found; [] when none are known."""
+    """[(label, value, help)] how many of the known true features the units found, and for features
+    matched by cosine (superposition) the MMCS; [] when none are known."""
     if snap.truth_match is None:
         return []
     match = np.asarray(snap.truth_match)
     found = features_found(match)
+    if snap.truth_similarity == "cosine":
+        found_help = (
+            f"The data are sparse sums of {match.size} known directions, more than the "
+            f"{snap.image_shape[0] * snap.image_shape[1]} dimensions they live in. One counts as found when "
+            f"some unit's decoder column (the direction it draws) has cosine similarity above "
+            f"{FOUND_THRESHOLD:g} with it."
+        )
+        mmcs_help = (
+            "Mean max cosine similarity: for each true feature the best cosine with any unit's decoder "
+            "column, averaged over the true features (Sharkey, Braun & Millidge 2022). 1 is a perfect "
+            "dictionary; 128 random directions in 32 dimensions score about 0.44."
+        )
+        return [
+            ("Features found", f"{found} / {match.size}", found_help),
+            ("MMCS", f"{mmcs(match):.3f}", mmcs_help),
+        ]
     what = "Bars" if snap.config.data.dataset == "bars" else "True features"
     help_text = (
         f"The data are made of {match.size} known {what.lower()}. One counts as found when some unit's "

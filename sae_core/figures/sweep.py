@@ -2,7 +2,8 @@
 
     heatmap_figure(snap, metric, layer)      one number per cell of one ρ × β slice, written in the cell
     thumbnails_figure(snap, layer)           every cell's first filters, laid out as the grid
-    tradeoff_figure(snap, y_metric)          reconstruction error against sparsity, the Pareto front marked
+    tradeoff_figure(snap, y_metric, x_metric)  reconstruction error (or L0) against sparsity (or MMCS), the
+                                             Pareto front marked
     selected_cell(selection)                 the cell a click on any of them picked (or None)
 
 Rows are ρ (smallest at the top, as in a table), columns β. Every figure carries invisible click targets
@@ -35,6 +36,8 @@ NAMES = {
     "dead_units": "Dead units",
     "fve": "Variance explained",
     "probe_accuracy": "Probe accuracy",
+    "features_found": "Features found",
+    "mmcs": "MMCS",
 }
 """Short names for choosing a metric (the axis titles say the whole thing)."""
 SHORT_LABELS = {
@@ -46,9 +49,18 @@ SHORT_LABELS = {
     "mse": "MSE",
     "loss": "objective",
     "probe_accuracy": "accuracy",
+    "features_found": "found",
+    "mmcs": "MMCS",
 }
 """For colour bars, where the long labels do not fit."""
-FORMATS = {"dead_units": "{:.0f}", "l0": "{:.1f}", "fve": "{:.2f}", "probe_accuracy": "{:.1%}"}
+FORMATS = {
+    "dead_units": "{:.0f}",
+    "l0": "{:.1f}",
+    "fve": "{:.2f}",
+    "probe_accuracy": "{:.1%}",
+    "features_found": "{:.0f}",
+    "mmcs": "{:.3f}",
+}
 _INVISIBLE = {"opacity": 0.0}
 
 
@@ -202,15 +214,21 @@ def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def tradeoff_figure(
-    snap: SweepSnapshot, y_metric: str = "l0", selected: int | None = None, height: int = 420
+    snap: SweepSnapshot,
+    y_metric: str = "l0",
+    selected: int | None = None,
+    height: int = 420,
+    x_metric: str = "recon_error",
 ) -> go.Figure:
-    """Reconstruction error (x) against a sparsity measure (y) for every cell; both lower is better, so the
-    Pareto front (cells no other cell beats on both) is the best trade-off the grid found."""
+    """x_metric against y_metric for every cell: by default reconstruction error against a sparsity measure,
+    or, on data with known features, L0 against MMCS (how few units per input against how well the
+    dictionary matches the true features). The Pareto front joins the cells no other cell beats on both
+    (lower is better, except for the metrics not in LOWER_IS_BETTER), the best trade-offs the grid found."""
     spec = snap.spec
     cells = list(snap.cells)
-    x = np.array([snap.value(c, "recon_error") for c in cells])
+    x = np.array([snap.value(c, x_metric) for c in cells])
     y = np.array([snap.value(c, y_metric) for c in cells])
-    front = pareto_mask(x, y)
+    front = pareto_mask(*(v if m in LOWER_IS_BETTER else -v for v, m in ((x, x_metric), (y, y_metric))))
     axis_line = "" if spec.axis is None else f"<br>{AXIS_LABELS[spec.axis]} = %{{customdata[3]}}"
     custom = np.array(
         [[c.index, c.rho, c.beta, c.axis_value if c.axis_value is not None else np.nan] for c in cells]
@@ -236,7 +254,8 @@ def tradeoff_figure(
                 customdata=custom[mine],
                 hovertemplate="ρ = %{customdata[1]:g}, β = %{customdata[2]:g}"
                 + axis_line
-                + "<br>recon %{x:.4g}, %{y:.3g}<br>click to pick this cell<extra></extra>",
+                + f"<br>{SHORT_LABELS[x_metric]} %{{x:.4g}}, {SHORT_LABELS[y_metric]} %{{y:.3g}}"
+                + "<br>click to pick this cell<extra></extra>",
                 name=f"{beta:g}",
             )
         )
@@ -250,10 +269,15 @@ def tradeoff_figure(
         name="Pareto front",
         showlegend=False,
     )
+    what = (
+        "Reconstruction against sparsity"
+        if x_metric == "recon_error"
+        else f"{NAMES.get(y_metric, y_metric)} against {NAMES.get(x_metric, x_metric)}"
+    )
     return figure(
         [line, *points],
-        f"Reconstruction against sparsity ({front.sum()} of {len(cells)} cells on the Pareto front, dashed)",
-        metric_label("recon_error"),
+        f"{what} ({front.sum()} of {len(cells)} cells on the Pareto front, dashed)",
+        metric_label(x_metric),
         metric_label(y_metric),
         height=height,
         margin={"l": 70, "r": 20, "t": 50, "b": 60},

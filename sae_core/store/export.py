@@ -32,6 +32,7 @@ from sae_core.store.folder import (
     TEST_LOSS_CSV,
 )
 from sae_core.store.model_import import read_folder
+from sae_core.train.metrics import truth_summary
 
 if TYPE_CHECKING:
     from sae_core.train.snapshot import Snapshot
@@ -130,12 +131,14 @@ def write_history_csv(path: Path, steps: np.ndarray, history: dict[str, np.ndarr
 
 def snapshot_metrics(snap: Snapshot) -> dict[str, Any]:
     """metrics.json of the app's download: the probe metrics, the held-out ones as test_*, the step count
-    and the run's facts (the keys `sae train` writes for the same facts)."""
+    and the run's facts (the keys `sae train` writes for the same facts), and with ground truth how many
+    true features the units found (features_found, features_total; mmcs for superposition)."""
     out: dict[str, Any] = dict(snap.metrics)
     out.update({f"test_{k}": v for k, v in (snap.test_metrics or {}).items()})
     out.update(steps=snap.step, total_steps=snap.total_steps, epoch=snap.epoch, seconds=snap.seconds)
     out.update(status=snap.status, samples_per_second=snap.samples_per_second)
     out.update({f"loss_{k}": v for k, v in snap.losses.items()})
+    out.update(truth_summary(snap.truth_match, snap.truth_similarity))
     return out
 
 

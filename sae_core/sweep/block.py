@@ -249,10 +249,26 @@ class BlockTrainer:
                 values = metrics.summary(probe, recon[g], codes[g], active[g])
                 values["dead_units"] = int((~active[g].any(dim=0)).sum())
                 out.append({"metrics": values, "rho_hat": codes[g].mean(dim=0).cpu().numpy()})
+        self._truth_metrics(out)
         filters = self.p["W1"][:, :THUMB_UNITS].cpu().numpy()
         for g, cell in enumerate(out):
             cell["thumbnail"] = images.filter_montage(filters[g], self.dataset.image_shape)
         return out
+
+    def _truth_metrics(self, out: list[dict]) -> None:
+        """With ground truth, each cell's features_found and features_total (and mmcs for cosine) from its
+        decoder columns, matched as the Trainer matches them (metrics.feature_match, by the dataset's
+        similarity)."""
+        truth = self.dataset.ground_truth
+        if truth is None or "W2" not in self.p:
+            return
+        truth = truth.to(self.device)
+        for g, cell in enumerate(out):
+            features = self.p["W2"][g].T  # [H, D]: what each unit draws
+            if features.shape[1] != truth.shape[1]:
+                return
+            match = metrics.feature_match(features, truth, self.dataset.truth_similarity)
+            cell["metrics"].update(metrics.truth_summary(match.cpu(), self.dataset.truth_similarity))
 
     def state_dict(self, g: int) -> dict[str, torch.Tensor]:
         """Cell g's weights as its model's state dict (CPU copies)."""

@@ -58,8 +58,16 @@ METRICS = {
     "fve": "Fraction of variance explained",
     "mse": "Mean squared error per pixel",
     "loss": "Objective (last step)",
+    "features_found": "True features found (similarity > 0.9)",
+    "mmcs": "MMCS (mean max cosine similarity)",
 }
-"""The per-cell numbers a grid can be coloured by (`SweepSnapshot.grid`), with labels for axes and legends."""
+"""The per-cell numbers a grid can be coloured by (`SweepSnapshot.grid`), with labels for axes and legends.
+The last two only on data with known features (features_found) matched by cosine (mmcs: superposition);
+`SweepSnapshot.has` says whether a snapshot has one."""
+
+
+TRUTH_COLUMNS = ("features_found", "features_total", "mmcs")
+"""sweep.csv's extra columns on data with known features (`metrics.truth_summary`)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,8 @@ class CellSnapshot:
     losses: dict[str, float]
     """Latest step's loss terms (reconstruction, sparsity when the objective has it, weight_decay, total)."""
     metrics: dict[str, float]
-    """On the probe: recon_error, mse, fve, mean_activation (mean ρ̂), l0, dead_fraction, dead_units."""
+    """On the probe: recon_error, mse, fve, mean_activation (mean ρ̂), l0, dead_fraction, dead_units; with
+    ground truth also features_found, features_total and (cosine matching) mmcs, from the weights."""
     history_steps: np.ndarray
     """[T] steps of the recorded losses (bounded: sweep_block.HISTORY_CAP points)."""
     history: dict[str, np.ndarray]
@@ -118,7 +127,11 @@ class SweepSnapshot:
     def value(self, cell: CellSnapshot, metric: str) -> float:
         if metric == "loss":
             return cell.losses.get("total", math.nan)
-        return float(cell.metrics[metric])
+        return float(cell.metrics.get(metric, math.nan))
+
+    def has(self, metric: str) -> bool:
+        """Whether the cells carry this metric (the truth metrics need data with known features)."""
+        return metric == "loss" or any(metric in c.metrics for c in self.cells)
 
     def grid(self, metric: str) -> np.ndarray:
         """[axis values or 1, len(rhos), len(betas)] of one of METRICS; NaN for cells not in this snapshot."""
@@ -139,6 +152,7 @@ class SweepSnapshot:
                 row[axis] = c.axis_value
             row.update({k: c.metrics[k] for k in ("recon_error", "mean_activation", "l0", "dead_units")})
             row.update(fve=c.metrics["fve"], mse=c.metrics["mse"], loss=c.losses.get("total", math.nan))
+            row.update({k: c.metrics[k] for k in TRUTH_COLUMNS if k in c.metrics})
             row.update(status=c.status, steps=self.step, seconds=c.seconds)
             rows.append(row)
         return rows

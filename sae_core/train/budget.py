@@ -29,9 +29,12 @@ MB = 2**20
 
 TORCHVISION_SIZES = {"mnist": 60000, "fashion-mnist": 60000, "kmnist": 60000, "cifar10": 50000}
 """Training samples of each torchvision dataset (each has 10000 test images besides)."""
-LOAD_BYTES_PER_VALUE = {"digits": 20, "natural-patches": 28, "bars": 10, "upload": 8}
+LOAD_BYTES_PER_VALUE = {"digits": 20, "natural-patches": 28, "bars": 10, "superposition": 12, "upload": 8}
 """Peak bytes per value while a dataset is made (float64 intermediates for the patches' normalisation,
 the uploaded bytes next to their float32 array); the torchvision ones keep uint8 and float32 (6)."""
+SUPERPOSITION_BYTES_PER_COEFFICIENT = 9
+"""Peak bytes per coefficient while superposition's samples are made: float32 magnitudes, a bool of
+which features are present and the float32 draw it comes from."""
 OPTIMIZER_COPIES = {"adam": 2, "sgd": 1, "lbfgs": 2 * 20 + 4}
 """Parameter-sized tensors of optimizer state: Adam's two moments, SGD's momentum, L-BFGS's curvature
 history (history_size 20 pairs) and its work vectors."""
@@ -98,6 +101,11 @@ def data_shape(cfg: RunConfig) -> tuple[int, int, tuple[int, int]]:
     elif d.dataset == "bars":
         made, shape = d.n_bars, (8, 8)
         train = made - math.floor(TEST_FRACTION * made)
+    elif d.dataset == "superposition":
+        from sae_core.data.superposition import strip_shape
+
+        made, shape = d.n_vectors, strip_shape(d.n_dims)
+        train = made - math.floor(TEST_FRACTION * made)
     elif d.dataset == "digits":
         made, train, shape = 1797, 1797 - round(0.2 * 1797), (8, 8)
     elif d.dataset in TORCHVISION_SIZES:
@@ -123,6 +131,8 @@ def estimate(
     n_inputs = shape[0] * shape[1]
     per_value = LOAD_BYTES_PER_VALUE.get(cfg.data.dataset, 6)
     data = made * n_inputs * per_value
+    if cfg.data.dataset == "superposition":  # its coefficients, [samples, n_features], while it is made
+        data += made * cfg.data.n_features * SUPERPOSITION_BYTES_PER_COEFFICIENT
     t = cfg.train
     full = t.batch_size == 0 or t.batch_size >= n_train or t.optimizer == "lbfgs"
     batch = n_train if full else t.batch_size
@@ -202,7 +212,7 @@ def what_fits(
 ) -> list[str]:
     """For each size that matters to cfg's memory, the largest value that fits `limit` bytes with the
     others unchanged ("hidden ≤ 3120"); sizes that cannot bring it under are left out."""
-    sizes = {"natural-patches": "n_patches", "bars": "n_bars"}
+    sizes = {"natural-patches": "n_patches", "bars": "n_bars", "superposition": "n_vectors"}
     names = [sizes.get(cfg.data.dataset), "hidden", *cfg.model.spec.fields, "batch_size"]
     out = []
     for name in dict.fromkeys(n for n in names if n):

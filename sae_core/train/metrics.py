@@ -108,21 +108,65 @@ def held_out(
     return {**dict(zip(terms, values, strict=True)), "samples": float(x.shape[0])}
 
 
-def feature_match(features: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Each true feature's best correlation with any unit's feature. features: [H, D], truth: [K, D] -> [K].
+def feature_similarity(
+    features: torch.Tensor, truth: torch.Tensor, similarity: str = "correlation"
+) -> torch.Tensor:
+    """Every true feature against every unit's feature. features: [H, D], truth: [K, D] -> [K, H] float64.
 
-    Pearson correlation over the D pixels: each row minus its mean, divided by its norm, so neither the
-    scale of a filter nor an offset (a bias the decoder could carry) matters.
+    "correlation" (Pearson, over the D pixels): each row minus its mean, divided by its norm, so neither the
+    scale of a filter nor an offset (a bias the decoder could carry) matters. "cosine": each row divided by
+    its norm, for directions whose offset means something (superposition's features); the sign counts, so
+    a unit drawing −fᵢ does not match fᵢ.
     """
+    if similarity not in ("correlation", "cosine"):
+        raise ValueError(f"similarity must be correlation or cosine, got {similarity!r}")
 
-    def standardise(rows: torch.Tensor) -> torch.Tensor:
-        rows = rows.double() - rows.double().mean(dim=1, keepdim=True)
+    def unit_rows(rows: torch.Tensor) -> torch.Tensor:
+        rows = rows.double()
+        if similarity == "correlation":
+            rows = rows - rows.mean(dim=1, keepdim=True)
         return rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
-    return (standardise(truth) @ standardise(features).T).max(dim=1).values
+    return unit_rows(truth) @ unit_rows(features).T
+
+
+def best_match(
+    features: torch.Tensor, truth: torch.Tensor, similarity: str = "correlation"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(each true feature's best similarity with any unit's feature [K], that unit's index [K]): the
+    maximum over units of `feature_similarity`."""
+    best = feature_similarity(features, truth, similarity).max(dim=1)
+    return best.values, best.indices
+
+
+def feature_match(
+    features: torch.Tensor, truth: torch.Tensor, similarity: str = "correlation"
+) -> torch.Tensor:
+    """Each true feature's best similarity with any unit's feature (`best_match`'s values) -> [K]."""
+    return best_match(features, truth, similarity)[0]
+
+
+def mmcs(match: torch.Tensor | np.ndarray) -> float:
+    """Mean max cosine similarity (Sharkey, Braun & Millidge 2022): the mean over the true features of
+    each one's best cosine similarity with a learned feature, `feature_match(..., "cosine")`. 1 when every
+    true feature is drawn exactly by some unit; a random dictionary scores far less (about 0.44 for 128
+    random directions in 32 dimensions)."""
+    return float(torch.as_tensor(match, dtype=torch.float64).mean())
 
 
 def features_found(match: torch.Tensor | np.ndarray, threshold: float = FOUND_THRESHOLD) -> int:
-    """How many true features some unit matches with correlation above threshold (see feature_match);
+    """How many true features some unit matches with a similarity above threshold (see feature_match);
     match: [n_true], a tensor or a snapshot's array."""
     return int((torch.as_tensor(match) > threshold).sum())
+
+
+def truth_summary(match: torch.Tensor | np.ndarray | None, similarity: str) -> dict[str, float | int]:
+    """The numbers a run with ground truth reports (metrics.json, the CLI): features_found and
+    features_total, and for cosine matching (superposition) mmcs; {} without ground truth.
+    match: [n_true], a snapshot's truth_match."""
+    if match is None:
+        return {}
+    out: dict[str, float | int] = {"features_found": features_found(match), "features_total": len(match)}
+    if similarity == "cosine":
+        out["mmcs"] = mmcs(match)
+    return out

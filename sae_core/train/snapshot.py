@@ -81,8 +81,15 @@ class Snapshot:
     test_history: dict[str, np.ndarray] = field(default_factory=dict)
     """term -> [S] the objective's held-out terms (metrics.HELD_OUT_TERMS) at test_history_steps."""
     truth_match: np.ndarray | None = None
-    """[true features] each known generating feature's best correlation with a unit's feature
-    (metrics.feature_match); None when the dataset has no ground truth (only bars has one)."""
+    """[true features] each known generating feature's best similarity with a unit's feature
+    (metrics.feature_match, by `truth_similarity`); None when the dataset has no ground truth (bars and
+    superposition have one)."""
+    truth_units: np.ndarray | None = None
+    """[true features] the unit whose feature matches each true feature best (truth_match's index)."""
+    truth_similarity: str = "correlation"
+    """How truth_match compares features: the dataset's `truth_similarity` (correlation or cosine)."""
+    ground_truth: np.ndarray | None = None
+    """[true features, n_inputs] the true features themselves (read-only, shared by all snapshots)."""
     evaluations: int = 0
     """Objective evaluations so far: one per step for Adam and SGD, one or more for L-BFGS."""
     data_examples: np.ndarray | None = None

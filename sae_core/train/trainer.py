@@ -147,6 +147,9 @@ class Trainer:
         self.examples = _numpy(dataset.train[:EXAMPLES_SIZE])
         self.examples.setflags(write=False)  # one array shared by every snapshot
         self.truth = None if dataset.ground_truth is None else dataset.ground_truth.to(self.device)
+        self.truth_array = None if dataset.ground_truth is None else _numpy(dataset.ground_truth)
+        if self.truth_array is not None:
+            self.truth_array.setflags(write=False)  # shared by every snapshot, like the examples
 
     # ----- sizes -----------------------------------------------------------------------------------------
     @property
@@ -389,7 +392,7 @@ class Trainer:
             test_metrics=test,
             test_history_steps=None if test is None else self.test_log.steps(),
             test_history=self.test_log.values(),
-            truth_match=self._truth_match(decoder),
+            **self._truth_match(decoder),
             data_examples=self.examples,
         )
 
@@ -415,16 +418,25 @@ class Trainer:
         self.test_log.record(self.step_count, {name: values[name] for name in metrics.HELD_OUT_TERMS})
         return values
 
-    def _truth_match(self, decoder: torch.Tensor | None) -> np.ndarray | None:
-        """[true features] best correlation of each with a unit's feature: the decoder's columns (what a
-        unit draws) when the model has a linear decoder, else the encoder filters; None without ground truth
-        or when the features are not images (conv kernels)."""
+    def _truth_match(self, decoder: torch.Tensor | None) -> dict:
+        """The snapshot's truth fields: each true feature's best similarity with a unit's feature
+        (truth_match) and that unit (truth_units), compared as the dataset says (correlation for bars,
+        cosine for superposition). A unit's feature is its decoder column (what it draws) when the model
+        has a linear decoder, else its encoder filter. Empty without ground truth or when the features are
+        not images (conv kernels)."""
         if self.truth is None:
-            return None
+            return {}
         features = self.model.filters() if decoder is None else decoder.T
         if features.shape[1] != self.truth.shape[1]:
-            return None
-        return metrics.feature_match(features.detach(), self.truth).cpu().numpy()
+            return {}
+        similarity = self.dataset.truth_similarity
+        values, units = metrics.best_match(features.detach(), self.truth, similarity)
+        return {
+            "truth_match": values.cpu().numpy(),
+            "truth_units": units.cpu().numpy(),
+            "truth_similarity": similarity,
+            "ground_truth": self.truth_array,
+        }
 
     def run(self, steps: int | None = None) -> Iterator[Snapshot]:
         """Train up to `steps` more steps (default: until total_steps), yielding a snapshot every
