@@ -66,7 +66,9 @@ def test_every_size_field_is_bounded_and_the_error_names_field_and_limit(field):
     assert message.startswith(f"{field} must be"), message
     assert str(SIZE_LIMITS[field]) in message, message
     at_limit = f"{SIZE_LIMITS[field]}" if field == "layers" else SIZE_LIMITS[field]
-    assert RunConfig.from_flat({field: at_limit}).flat()[field] is not None  # the bound itself is allowed
+    # the bound itself is allowed (with what it must stay below: superposition's n_dims < n_features)
+    companions = {"n_dims": {"n_features": SIZE_LIMITS["n_features"]}}.get(field, {})
+    assert RunConfig.from_flat({field: at_limit, **companions}).flat()[field] is not None
 
 
 def test_too_many_layers_are_refused_with_a_short_message():

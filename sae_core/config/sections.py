@@ -51,7 +51,7 @@ SIZE_LIMITS: dict[str, int | float] = {
     "n_bars": 1_000_000,
     "n_vectors": 1_000_000,
     "n_features": 4096,
-    "n_dims": 4096,
+    "n_dims": 4095,  # < n_features, whose bound is 4096
     "max_samples": 10_000_000,
     "hidden": 16_384,
     "batch_size": 1_000_000,
