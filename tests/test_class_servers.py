@@ -215,6 +215,7 @@ def _cookie_of(headers: dict[str, list[str]]) -> str | None:
     return values[0].split(";")[0].split("=", 1)[1] if values else None
 
 
+@pytest.mark.slow
 @needs_nginx
 def test_nginx_keeps_each_browser_on_the_server_that_answered_it_first(tmp_path):
     with ExitStack() as stack:

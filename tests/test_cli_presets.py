@@ -52,6 +52,7 @@ def test_presets_json_lists_each_presets_settings_and_time(capsys):
         assert RunConfig.from_flat(row["settings"]) == preset.config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps, all_found", [(60, False), (1200, True)])
 def test_train_from_the_bars_preset_takes_its_settings_and_counts_the_bars_it_found(
     tmp_path, capsys, steps, all_found
@@ -89,6 +90,7 @@ def test_an_unknown_preset_is_one_error_line_listing_the_presets_and_exit_2(caps
     assert all(name in lines[0] for name in presets.load_presets())
 
 
+@pytest.mark.slow
 def test_a_preset_whose_dataset_is_missing_runs_on_its_stand_in_as_the_card_does(tmp_path, capsys):
     if not data.availability("fashion-mnist", str(tmp_path))[0]:
         pytest.skip("Fashion-MNIST is not installed here")

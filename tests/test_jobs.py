@@ -248,6 +248,7 @@ def test_a_paused_job_holds_no_thread(make_job):
     wait_until(lambda: jobs[0].running and training_threads() == before + 1, "the job trains again")
 
 
+@pytest.mark.slow
 def test_the_reaper_releases_runs_of_sessions_that_are_gone(tiny_digits):
     connected = threading.Event()
     connected.set()
@@ -345,6 +346,7 @@ def test_a_running_job_switches_to_until_paused_without_stopping(make_job):
     assert job.running and job.status == "running" and job.latest().until_paused
 
 
+@pytest.mark.slow
 def test_a_job_that_is_watched_keeps_training_while_nobody_reads_it(make_job):
     watched = threading.Event()
     watched.set()  # a tab of the session is open (on another page: it reads no snapshots)
@@ -360,6 +362,7 @@ def test_a_job_that_is_watched_keeps_training_while_nobody_reads_it(make_job):
     assert "Paused" in job.message
 
 
+@pytest.mark.slow
 def test_a_job_read_recently_keeps_training_even_if_no_tab_is_reported(make_job):
     job = make_job(idle_timeout=0.3, is_watched=lambda: False)
     job.start()

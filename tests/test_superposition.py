@@ -267,6 +267,7 @@ def test_a_sigmoid_output_on_signed_data_is_warned_about_and_spare_dead_units_ar
 # ---- the preset --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_superposition_preset_recovers_nine_in_ten_features_with_mmcs_above_0_9():
     """The numbers only, no clock: its time is benchmarks/preset_times.py's (benchmarks/README.md)."""
     from sae_core.train.trainer import Trainer
@@ -298,6 +299,7 @@ def train_page(monkeypatch):
         stop_jobs(at)
 
 
+@pytest.mark.slow
 def test_train_page_on_the_preset_shows_the_count_mmcs_and_the_pairs_view_while_training(train_page):
     from tests.apptest_helpers import poll
 
@@ -379,6 +381,7 @@ def test_a_sweep_without_known_features_offers_no_mmcs():
     assert "mmcs" not in snap.rows()[0]
 
 
+@pytest.mark.slow
 def test_explore_sweeps_the_superposition_preset_and_plots_mmcs_against_l0(monkeypatch):
     from streamlit.testing.v1 import AppTest
 

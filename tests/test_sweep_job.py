@@ -28,6 +28,7 @@ def wait_for(condition, timeout_s: float = 60.0, what: str = "the sweep") -> Non
         time.sleep(0.02)  # polling with a deadline
 
 
+@pytest.mark.slow
 def test_a_background_sweep_ends_with_the_weights_of_the_sweep_stepped_by_hand(tiny_digits):
     job = SweepJob(SPEC, tiny_digits, snapshot_interval=0.05)
     job.start()
@@ -46,6 +47,7 @@ def test_a_background_sweep_ends_with_the_weights_of_the_sweep_stepped_by_hand(t
     )
 
 
+@pytest.mark.slow
 def test_pausing_and_resuming_changes_nothing_and_a_cell_opens_as_its_own_trainer(tiny_digits):
     job = SweepJob(SPEC, tiny_digits, snapshot_interval=0.01)
     job.start()
@@ -100,6 +102,7 @@ def test_a_released_sweep_keeps_its_last_picture_and_refuses_its_weights(tiny_di
         job.set_config(BASE)
 
 
+@pytest.mark.slow
 def test_a_remote_sweep_fills_in_block_by_block_with_the_cells_of_the_local_sweep(tiny_digits):
     """RemoteSweepJob over the "local" backend (the Ray one is in tests/test_sweep_ray.py)."""
     job = RemoteSweepJob(SPEC, tiny_digits, backend="local")

@@ -247,6 +247,7 @@ def test_without_a_run_length_or_a_schedule_k_is_the_target_from_the_start(tiny_
         assert kept == [2] * 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_k_schedule_leaves_fewer_dead_units_than_a_fixed_small_k(tiny_digits, seed):
     """40 units, k = 2 on 300 digits: with k fixed most units never win a sample early on and stay dead
@@ -329,6 +330,7 @@ def test_conv_l1_penalty_is_the_one_layer_models_on_every_code_unit():
     assert loss_terms(model, x, out, cfg)["sparsity"].item() == pytest.approx(0.5 * every_unit, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_conv_kl_penalty_brings_the_kernels_mean_activation_to_rho_on_large_maps(tiny_digits):
     """Digits upsampled to 24×24 (12×12 maps, P = 144): after 400 Adam steps every kernel's ρ̂ is within
     2× of ρ = 0.05. Without the factor P (β·Σₖ KL alone) the same run ends near 0.15, 3× the target."""
