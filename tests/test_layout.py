@@ -17,7 +17,7 @@ from sae_core.penalties.registry import PENALTY_NAMES
 ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("sae_core.fields", "sae_core.tex", "sae_core.images"),
+    ("sae_core.fields", "sae_core.tex", "sae_core.images", "sae_core.plugins"),
     ("sae_core.penalties",),
     ("sae_core.models",),
     ("sae_core.config",),

@@ -139,6 +139,21 @@ class Autoencoder(nn.Module):
         return {}
 
 
+class CodedAutoencoder(Autoencoder):
+    """A variant whose code comes out of a code layer (`self.code_layer`, set in its __init__): its
+    activation and top-k's k are the layer's."""
+
+    @property
+    def activation(self) -> str:
+        """The code's activation (its code layer's)."""
+        return self.code_layer.activation
+
+    @property
+    def k(self) -> int | None:
+        """Units kept per sample when the code is top-k, else None."""
+        return getattr(self.code_layer, "k", None)
+
+
 def make_code_layer(activation: str, k: int | None, code: nn.Module | None) -> nn.Module:
     """`code` when a variant's build passed the penalty's code layer, else the plain one the arguments name
     (models built directly, as the tests and the sweep do)."""

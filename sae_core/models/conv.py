@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from sae_core.fields import Setting
-from sae_core.models.base import AEOutput, Autoencoder, ModelSettings, make_code_layer
+from sae_core.models.base import AEOutput, CodedAutoencoder, ModelSettings, make_code_layer
 from sae_core.models.sparse import code_of
 from sae_core.models.spec import Control, VariantSpec, View
 
@@ -30,7 +30,7 @@ KERNEL_SIZES = tuple(range(1, 16, 2))
 """Every kernel side the config accepts (odd, 1..15), so the select cannot offer a refused value."""
 
 
-class ConvAutoencoder(Autoencoder):
+class ConvAutoencoder(CodedAutoencoder):
     """Parameters: encoder (Conv2d 1 -> kernels) and decoder (ConvTranspose2d kernels -> 1)."""
 
     def __init__(
@@ -57,16 +57,6 @@ class ConvAutoencoder(Autoencoder):
         )
         self.code_layer = make_code_layer(activation, k, code)
         self.output = output
-
-    @property
-    def activation(self) -> str:
-        """The code's activation (its code layer's)."""
-        return self.code_layer.activation
-
-    @property
-    def k(self) -> int | None:
-        """Units kept per sample when the code is top-k, else None."""
-        return getattr(self.code_layer, "k", None)
 
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, H·W] -> maps: [batch, kernels, h', w'] (top-k, if set, keeps k per sample)."""

@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from sae_core.fields import Setting
-from sae_core.models.base import Autoencoder, ModelSettings, make_code_layer
+from sae_core.models.base import CodedAutoencoder, ModelSettings, make_code_layer
 from sae_core.models.sparse import code_of
 from sae_core.models.spec import Control, VariantSpec, View
 
 
-class DeepAutoencoder(Autoencoder):
+class DeepAutoencoder(CodedAutoencoder):
     """Parameters: encoder.{i} and decoder.{i} are nn.Linear layers, in the order the data meets them."""
 
     def __init__(
@@ -38,16 +38,6 @@ class DeepAutoencoder(Autoencoder):
         self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(back, back[1:], strict=False))
         self.code_layer = make_code_layer(activation, k, code)
         self.output = output
-
-    @property
-    def activation(self) -> str:
-        """The code's activation (its code layer's)."""
-        return self.code_layer.activation
-
-    @property
-    def k(self) -> int | None:
-        """Units kept per sample when the code is top-k, else None."""
-        return getattr(self.code_layer, "k", None)
 
     def encode_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Activations of each encoder layer: [[batch, layers[0]], ..., [batch, hidden]] (last: the code)."""

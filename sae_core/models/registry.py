@@ -5,32 +5,16 @@ A new variant is a new module here that ends with `SPEC = VariantSpec(...)`; not
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from torch import nn
 
 from sae_core.models.base import ModelSettings
 from sae_core.models.spec import VariantSpec
+from sae_core.plugins import collect_specs
 
 _NOT_VARIANTS = frozenset({"base", "spec", "registry"})
 
 
-def _discover() -> dict[str, VariantSpec]:
-    specs = []
-    for info in pkgutil.iter_modules(importlib.import_module(__package__).__path__):
-        if info.name in _NOT_VARIANTS or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__package__}.{info.name}")
-        spec = getattr(module, "SPEC", None)
-        if not isinstance(spec, VariantSpec):
-            raise TypeError(f"{module.__name__} has no SPEC = VariantSpec(...)")
-        specs.append(spec)
-    specs.sort(key=lambda s: (s.order, s.name))
-    return {s.name: s for s in specs}
-
-
-REGISTRY: dict[str, VariantSpec] = _discover()
+REGISTRY: dict[str, VariantSpec] = collect_specs(__package__, VariantSpec, _NOT_VARIANTS)
 """variant name -> its spec, in menu order."""
 VARIANTS: tuple[str, ...] = tuple(REGISTRY)
 

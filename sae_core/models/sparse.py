@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.models.base import Autoencoder, ModelSettings, make_code_layer, ufldl_range
+from sae_core.models.base import CodedAutoencoder, ModelSettings, make_code_layer, ufldl_range
 from sae_core.models.spec import VariantSpec
 from sae_core.penalties.registry import get_penalty
 
 
-class SparseAutoencoder(Autoencoder):
+class SparseAutoencoder(CodedAutoencoder):
     """One hidden layer: h = f(W₁x + b₁), x̂ = g(W₂h + b₂).
 
     Parameters are named as saved: encoder.weight [hidden, n_inputs], encoder.bias [hidden],
@@ -33,16 +33,6 @@ class SparseAutoencoder(Autoencoder):
         self.code_layer = make_code_layer(activation, k, code)
         self.output = output
         self.reset_parameters_ufldl_()
-
-    @property
-    def activation(self) -> str:
-        """The code's activation (its code layer's)."""
-        return self.code_layer.activation
-
-    @property
-    def k(self) -> int | None:
-        """Units kept per sample when the code is top-k, else None."""
-        return getattr(self.code_layer, "k", None)
 
     @torch.no_grad()
     def reset_parameters_ufldl_(self) -> None:

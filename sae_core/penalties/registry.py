@@ -5,29 +5,13 @@ A new penalty is a new module here that ends with `SPEC = PenaltySpec(...)`; not
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from sae_core.penalties.spec import PenaltySpec
+from sae_core.plugins import collect_specs
 
 _NOT_PENALTIES = frozenset({"spec", "registry", "code"})
 
 
-def _discover() -> dict[str, PenaltySpec]:
-    specs = []
-    for info in pkgutil.iter_modules(importlib.import_module(__package__).__path__):
-        if info.name in _NOT_PENALTIES or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__package__}.{info.name}")
-        spec = getattr(module, "SPEC", None)
-        if not isinstance(spec, PenaltySpec):
-            raise TypeError(f"{module.__name__} has no SPEC = PenaltySpec(...)")
-        specs.append(spec)
-    specs.sort(key=lambda s: (s.order, s.name))
-    return {s.name: s for s in specs}
-
-
-PENALTIES: dict[str, PenaltySpec] = _discover()
+PENALTIES: dict[str, PenaltySpec] = collect_specs(__package__, PenaltySpec, _NOT_PENALTIES)
 """penalty name -> its spec, in menu order."""
 PENALTY_NAMES: tuple[str, ...] = tuple(PENALTIES)
 DEFAULT_PENALTY: str = PENALTY_NAMES[0]
