@@ -80,5 +80,11 @@ def sweep_click_and_open(page, url: str, picture: str) -> None:
     page.locator(".st-key-train button:visible").wait_for(timeout=DEADLINE_S * 1000)
     shown = wait_until(lambda: progress(page), 30, "the Train page's progress line")
     assert shown.step == STEPS, shown
-    assert "Opened the sweep's cell ρ 0.2, β 3" in page.evaluate("() => document.body.innerText")
+    # The notice is drawn by the same rerun as the progress line, but a rerun still in flight can hide the
+    # page's elements for a moment: wait for the notice rather than read the body once.
+    wait_until(
+        lambda: "Opened the sweep's cell ρ 0.2, β 3" in page.evaluate("() => document.body.innerText"),
+        30,
+        "the notice that says which cell was opened",
+    )
     assert not exception_texts(page)

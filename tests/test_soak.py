@@ -4,8 +4,8 @@ Students here are `ws_client.Student`s: each opens Train over the app's websocke
 run with its own 25.6 MB copy of the data and closes its connection a few seconds later, which is what
 the server sees of a closed tab. The server keeps disconnected sessions 2 s instead of 120 s. After
 every round the reaper must have ended the runs' threads and freed their models and data: the server's
-memory after each round stays within less than two runs of what it held after the first round (a run
-kept per session would add three per round), and its thread count is back where it was.
+memory after the last rounds stays within two runs of what it held after the first round (a run kept per
+session would add three per round, one kept per round one), and its thread count is back where it was.
 
 Seen with this test's setting, 8 rounds (2026-12-02): 801 MB before, 816-825 MB after every round,
 985-995 MB while a round trained; 7 threads after every round, 10-11 while training. With real browsers
@@ -25,7 +25,7 @@ from ws_client import Student
 pytestmark = pytest.mark.slow
 
 SESSIONS = 3
-ROUNDS = 4
+ROUNDS = 5
 QUERY = "dataset=bars&n_bars=100000&steps=100000"  # 100,000 8×8 images in float32: 25.6 MB per run
 RUN_MB = 25
 REAPER_S = 6.0  # sae_core.serve.scheduler's reaper runs every 5 s
@@ -98,8 +98,11 @@ def test_threads_end_when_sessions_end(rounds):
 
 
 def test_memory_after_each_round_stays_where_the_first_round_left_it(rounds):
-    # A run kept per session would add SESSIONS * RUN_MB (75 MB) every round, 225 MB by the last; even one
-    # run kept per round adds 75 MB over the three rounds after the first. The bound allows the one-time
-    # steps of the allocator and of Streamlit's own caches (seen: 817, 814, 848, 852 MB in a full CI run).
+    # A run kept per session would add SESSIONS * RUN_MB (75 MB) every round, 300 MB by the last; one run
+    # kept per round adds 25 MB a round, 100 MB by the last. The allocator and Streamlit's own caches make
+    # one-time steps of up to 50 MB that later rounds give back (seen in full CI runs: 817, 814, 848, 852 and
+    # 813, 808, 863, 823 MB), so no round may pass a run per session plus one, and the lower of the last two
+    # rounds must stay within two runs of the first (a run kept per round is at three and four by then).
     after = [round(r["after"][0]) for r in rounds["rounds"]]
-    assert all(mb < after[0] + 2 * RUN_MB for mb in after[1:]), f"MB after each round: {after}"
+    assert all(mb < after[0] + (SESSIONS + 1) * RUN_MB for mb in after[1:]), f"MB after each round: {after}"
+    assert min(after[-2:]) < after[0] + 2 * RUN_MB, f"MB after each round: {after}"
