@@ -76,9 +76,18 @@ class Autoencoder(nn.Module):
         """h: [batch, units] -> x̂: [batch, n_inputs]."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> AEOutput:
+        """noise: the training-time random draws of a variant that has them (`draw_noise`); ignored here."""
         h = self.encode(x)
         return AEOutput(recon=self.decode(h), hidden=h)
+
+    def draw_noise(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor | None:
+        """The random draws one training forward pass on the batch x needs (the denoising variant's
+        corruption, the VAE's ε), from `generator` (on x's device; None: torch's global RNG), or None for a
+        variant without any. The trainer draws them from the run's own generator and hands them to
+        `forward`, so a run's noise does not depend on what other runs draw at the same time, and a sweep
+        gives each cell the draws its own run would make."""
+        return None
 
     def filters(self) -> torch.Tensor:
         """[units, pixels] the first-layer weights in pixel space, one row per tile of `filter_shape`."""

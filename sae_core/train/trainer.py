@@ -15,7 +15,7 @@ from torch import nn
 
 from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.data.datasets import Dataset
-from sae_core.models import AEOutput, build
+from sae_core.models import AEOutput, build_seeded
 from sae_core.penalties.spec import Term
 from sae_core.train import metrics
 from sae_core.train.history import LossHistory
@@ -49,6 +49,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not has_mps:
         raise ValueError("device mps was asked for but Apple MPS is not available; use --device cpu or auto")
     return torch.device(name)
+
+
+def noise_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A run's (or a sweep cell's) generator of training noise, on the device the noise is used on."""
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 class DivergedError(RuntimeError):
@@ -106,15 +111,19 @@ class Trainer:
         self.sparsity_term = sparsity_term
         self.dataset = dataset
         self.device = torch.device(device) if device is not None else resolve_device(config.train.device)
-        torch.manual_seed(config.train.seed)
-        self.model = build(config.model, dataset.n_inputs, dataset.image_shape)
+        seed = config.train.seed
+        self.model = build_seeded(config.model, dataset.n_inputs, dataset.image_shape, seed)
         if initial_state is not None:
             self.model.load_state_dict({k: torch.as_tensor(v) for k, v in initial_state.items()})
         self.model.to(self.device)
         self._set_optimizer(make_optimizer(self.model, config))
         self.x = dataset.train.to(self.device)
         self.n = self.x.shape[0]
-        self.generator = torch.Generator().manual_seed(config.train.seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        """The batch order's: a randperm per epoch."""
+        self.noise_generator = noise_generator(seed, self.device)
+        """The training noise's (`Autoencoder.draw_noise`): the run's own, so runs trained at the same time
+        draw what each would draw alone."""
         self._order = torch.empty(0, dtype=torch.long, device=self.device)
         self._cursor = 0
         if start_step < 0:
@@ -224,8 +233,9 @@ class Trainer:
         self._cursor += b
         return self.x.index_select(0, idx)
 
-    def _objective(self, xb: torch.Tensor) -> dict[str, torch.Tensor]:
-        return loss_terms(self.model, xb, self.model(xb), self.config.model, self.sparsity_term)
+    def _objective(self, xb: torch.Tensor, noise: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        out = self.model(xb, noise=noise)
+        return loss_terms(self.model, xb, out, self.config.model, self.sparsity_term)
 
     def _set_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
@@ -241,9 +251,10 @@ class Trainer:
         if self.model.set_step_(self.step_count, self.total_steps) and self.lbfgs is not None:
             self.lbfgs.forget()  # a scheduled change of the objective (k-sparse's k)
         xb = self._next_batch()
+        noise = self.model.draw_noise(xb, self.noise_generator)  # one draw a step, L-BFGS's too
         if self.lbfgs is not None:
             before = self.lbfgs.evaluations
-            terms = self.lbfgs.step(lambda: self._objective(xb))
+            terms = self.lbfgs.step(lambda: self._objective(xb, noise))
             evaluations = self.lbfgs.evaluations - before
         else:
             if self.config.train.lr_schedule != "constant":
@@ -251,7 +262,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
-            terms = self._objective(xb)
+            terms = self._objective(xb, noise)
             terms["total"].backward()
             self.optimizer.step()
             evaluations = 1
