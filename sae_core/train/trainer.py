@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
-from torch import nn
 
 from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.data.datasets import Dataset
@@ -60,20 +59,30 @@ class DivergedError(RuntimeError):
     """The objective became NaN or infinite; the trainer restored the last good weights."""
 
 
-def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[torch.Tensor], cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The config's optimizer over `params` (a model's, or a sweep block's stacked tensors) on `device`."""
     t = cfg.train
     if t.optimizer == "adam":
         # The fused kernel does Adam's whole update in one op per device instead of a dozen per tensor:
         # about 1.15x the steps/s of the default on the 64→25 classroom model (benchmarks/README.md).
         # It agrees with the default to ~1e-7 and is as deterministic.
-        device = next(model.parameters()).device
-        return torch.optim.Adam(model.parameters(), lr=t.lr, fused=device.type in ("cpu", "cuda"))
+        return torch.optim.Adam(params, lr=t.lr, fused=device.type in ("cpu", "cuda"))
     if t.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum)
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum)
     # One trainer step = one L-BFGS iteration; its curvature history persists across step() calls, and
     # `lbfgs.LBFGSStepper` spares the evaluation each call would otherwise repeat.
     return torch.optim.LBFGS(
-        model.parameters(), lr=t.lr, max_iter=1, max_eval=25, history_size=20, line_search_fn="strong_wolfe"
+        params, lr=t.lr, max_iter=1, max_eval=25, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+
+def divergence_message(step: int, term: str | None, restored: int, lr: float) -> str:
+    """What a run (or a sweep's cell) says when its objective's `term` (None: the weights) turned NaN or
+    infinite at `step` and its weights went back to step `restored`."""
+    what = "the weights" if term is None else f"the {term} term"
+    return (
+        f"Training diverged at step {step}: {what} became NaN or infinite. Weights were restored to "
+        f"step {restored}. Try a smaller learning rate (now {lr:g}) or a smaller β / λ."
     )
 
 
@@ -116,7 +125,7 @@ class Trainer:
         if initial_state is not None:
             self.model.load_state_dict({k: torch.as_tensor(v) for k, v in initial_state.items()})
         self.model.to(self.device)
-        self._set_optimizer(make_optimizer(self.model, config))
+        self._set_optimizer(make_optimizer(list(self.model.parameters()), config, self.device))
         self.x = dataset.train.to(self.device)
         self.n = self.x.shape[0]
         self.generator = torch.Generator().manual_seed(seed)
@@ -324,7 +333,7 @@ class Trainer:
         self._last_good = self._state_copy()
 
     def _diverge(self, step: int, row: np.ndarray | None) -> None:
-        term = "the weights"
+        term = None
         if row is not None:
             bad = [n for n, v in zip(self._terms, row, strict=True) if not np.isfinite(v) and n != "total"]
             term = bad[0] if bad else "total"
@@ -337,12 +346,9 @@ class Trainer:
         self.step_count = good["step"]
         self.losses_log.truncate(self.step_count)  # forget the undone steps' losses
         self.test_log.truncate(self.step_count)
-        self._set_optimizer(make_optimizer(self.model, self.config))  # moments may hold NaN too
-        self.message = (
-            f"Training diverged at step {step}: the {term} term became NaN or infinite. "
-            f"Weights were restored to step {self.step_count}. Try a smaller learning rate "
-            f"(now {self.config.train.lr:g}) or a smaller β / λ."
-        )
+        # A fresh optimizer: its moments may hold NaN too.
+        self._set_optimizer(make_optimizer(list(self.model.parameters()), self.config, self.device))
+        self.message = divergence_message(step, term, self.step_count, self.config.train.lr)
         raise DivergedError(self.message)
 
     def _state_copy(self) -> dict:
