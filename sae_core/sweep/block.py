@@ -39,7 +39,7 @@ from sae_core.models.base import ModelSettings
 from sae_core.train import metrics
 from sae_core.train.history import LossHistory
 from sae_core.train.objective import loss_terms
-from sae_core.train.trainer import divergence_message, make_optimizer, noise_generator
+from sae_core.train.trainer import BatchOrder, divergence_message, make_optimizer, noise_generator
 
 HISTORY_CAP = 512
 """Loss-history points kept per cell (sae_core.train.history): a grid of 36 cells stays small to copy."""
@@ -115,10 +115,8 @@ class BlockTrainer:
         lam = self._column("weight_decay")
         self.lam = lam if bool((lam > 0).any()) else None  # no cell decays: the term is a plain 0
         self.optimizer = make_optimizer(list(self.p.values()), cfg, device)
-        self.orders = [torch.Generator().manual_seed(s) for s in self.seeds]
+        self.orders = [BatchOrder(self.n, batch_size, s, device) for s in self.seeds]
         self.noise = [noise_generator(s, device) for s in self.seeds]
-        self._order = torch.empty(0, 0, dtype=torch.long)
-        self._cursor = 0
         self._vmapped: dict[tuple, Any] = {}
         self.terms = self._term_names()
         self.histories = [LossHistory(HISTORY_CAP) for _ in configs]
@@ -156,16 +154,10 @@ class BlockTrainer:
         b = self.batch_size
         if b == self.n:
             return self.x
-        if self._cursor + b > self._order.shape[1]:
-            self._order = torch.stack([torch.randperm(self.n, generator=g) for g in self.orders]).to(
-                self.device
-            )
-            self._cursor = 0
-        idx = self._order[:, self._cursor : self._cursor + b]
-        self._cursor += b
         if len(self.seeds) == 1:
-            return self.x.index_select(0, idx[0])
-        return self.x.index_select(0, idx.reshape(-1)).view(len(self.seeds), b, -1)
+            return self.x.index_select(0, self.orders[0].next())
+        idx = torch.cat([order.next() for order in self.orders])
+        return self.x.index_select(0, idx).view(len(self.seeds), b, -1)
 
     def _noise(self, xb: torch.Tensor) -> torch.Tensor | None:
         """The training noise of this step for the batch `_batch` gave: shared like the batch with one

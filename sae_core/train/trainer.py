@@ -50,6 +50,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class BatchOrder:
+    """Which samples each step's batch holds: a random permutation of the n samples per epoch from a
+    generator seeded with the run's seed, cut into batches of `size`; the remainder of an epoch is dropped.
+    A run has one; a sweep's block one per distinct seed, so each cell sees its own run's batches."""
+
+    def __init__(self, n: int, size: int, seed: int, device: torch.device) -> None:
+        self.n, self.size, self.device = n, size, device
+        self.generator = torch.Generator().manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.long, device=device)
+        self._cursor = 0
+
+    def next(self) -> torch.Tensor:
+        """[size] the next batch's sample indices, on the device."""
+        if self._cursor + self.size > self._order.numel():
+            self._order = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self._cursor = 0
+        idx = self._order[self._cursor : self._cursor + self.size]
+        self._cursor += self.size
+        return idx
+
+
 def noise_generator(seed: int, device: torch.device) -> torch.Generator:
     """A run's (or a sweep cell's) generator of training noise, on the device the noise is used on."""
     return torch.Generator(device=device).manual_seed(seed)
@@ -128,13 +149,10 @@ class Trainer:
         self._set_optimizer(make_optimizer(list(self.model.parameters()), config, self.device))
         self.x = dataset.train.to(self.device)
         self.n = self.x.shape[0]
-        self.generator = torch.Generator().manual_seed(seed)
-        """The batch order's: a randperm per epoch."""
         self.noise_generator = noise_generator(seed, self.device)
         """The training noise's (`Autoencoder.draw_noise`): the run's own, so runs trained at the same time
         draw what each would draw alone."""
-        self._order = torch.empty(0, dtype=torch.long, device=self.device)
-        self._cursor = 0
+        self._batches: BatchOrder | None = None  # made at the first step: the batch size may change live
         if start_step < 0:
             raise ValueError(f"start_step must be >= 0, got {start_step}")
         self.step_count = start_step
@@ -156,10 +174,10 @@ class Trainer:
         labels = dataset.train_labels
         self.probe_labels = None if labels is None else np.asarray(labels)[probe.numpy()]
         shown = dataset.test if dataset.test is not None and len(dataset.test) >= SHOW_SIZE else dataset.train
-        self.show = shown[:SHOW_SIZE].to(self.device)
+        self.show = shown[:SHOW_SIZE].to(self.device, copy=True)  # no view of the dataset, which runs share
         # Held-out probe: the test split's first samples (it is already in random order).
         test, n_test = dataset.test, min(PROBE_SIZE, max(SHOW_SIZE, TEST_PROBE_PIXELS // dataset.n_inputs))
-        self.test_probe = None if test is None or len(test) == 0 else test[:n_test].to(self.device)
+        self.test_probe = None if test is None or len(test) == 0 else test[:n_test].to(self.device, copy=True)
         self.test_log = LossHistory()
         """The held-out terms at the steps that had a snapshot, bounded like losses_log."""
         self.examples = _numpy(dataset.train[:EXAMPLES_SIZE])
@@ -235,12 +253,9 @@ class Trainer:
         b = self.batch_size
         if b == self.n:
             return self.x
-        if self._cursor + b > self._order.numel():
-            self._order = torch.randperm(self.n, generator=self.generator).to(self.device)
-            self._cursor = 0
-        idx = self._order[self._cursor : self._cursor + b]
-        self._cursor += b
-        return self.x.index_select(0, idx)
+        if self._batches is None:
+            self._batches = BatchOrder(self.n, b, self.config.train.seed, self.device)
+        return self.x.index_select(0, self._batches.next())
 
     def _objective(self, xb: torch.Tensor, noise: torch.Tensor | None) -> dict[str, torch.Tensor]:
         out = self.model(xb, noise=noise)
