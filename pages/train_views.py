@@ -18,7 +18,11 @@ from sae_core.store import export
 from sae_core.train.snapshot import Snapshot
 
 FIRST_PICTURE_WAIT_S = 0.2  # longest a Train click waits for the job's first snapshot
-FILTERS_HEIGHT = 560  # pixels: big enough for a projector even when the montage is small (25 units of 8×8)
+FILTERS_HEIGHT = 372
+"""Pixels of the filter montage in the default mode: what is left of a 1280×720 screen under the title,
+the buttons, the progress line, the numbers and the filter switch (tests/test_browser_first_screen.py)."""
+RIGHT_HEIGHT = FILTERS_HEIGHT + 48
+"""The ρ̂ histogram beside the filters: as tall as the filters and their switch together."""
 BUSY = "busy_message"
 HIGHLIGHT = "highlight_unit"  # the unit picked by a click on a filter tile, marked in the unit views
 DATA_TAB = "Training data"  # the open tab before the first step: what the model will learn from
@@ -141,7 +145,13 @@ def draw_buttons(job: TrainingJob) -> None:
         "reconstructions.png and the loss history as CSV (pause first while training). It is kept "
         "on the Runs page too.",
     )
-    if done and not presentation.is_on():  # on a projector the button's tooltip says it; room for filters
+
+
+def draw_length_reached(job: TrainingJob) -> None:
+    """Under the views (a caption above them would push the filters off a projector's screen): what
+    **Train on** does once the run has reached its length."""
+    length = job.trainer.total_steps
+    if job.trainer.finished and not job.active and not presentation.is_on():
         st.caption(
             f"Training length reached ({length:,} steps). **Train on** adds another {length:,} steps to "
             "this same model; raising *Training length* and pressing **Resume** trains on too, and **Step** "
@@ -190,7 +200,13 @@ def draw_progress(snap, running: bool, queue_place: int | None = None) -> None:
         f"{snap.samples_per_second:,.0f} samples/s{eta}"
     )
     st.progress(snap.progress, text=text)
-    if queued:
+
+
+def draw_run_messages(snap, running: bool, queue_place: int | None = None) -> None:
+    """The run's messages (queued, diverged, paused by itself, dead or saturated units), drawn under the
+    views: above them they would push the filters and the ρ̂ histogram off a projector's screen. The
+    progress line above says the status in a word."""
+    if queue_place and not running:
         st.info(
             "Every training slot of this server is in use. This run starts by itself when its turn "
             "comes; **Pause** leaves the queue.",
@@ -230,22 +246,19 @@ def draw_views(snap) -> None:
             format_func={"encoder": "Encoder W₁ (looks for)", "decoder": "Decoder W₂ (draws)"}.get,
             help="Encoder W₁: the input that excites each unit most. Decoder W₂: the picture each unit "
             "adds to the reconstruction.",
-            label_visibility="collapsed" if present else "visible",
+            label_visibility="collapsed",  # its options name it; the room goes to the filters
         )
         highlight = st.session_state.get(HIGHLIGHT)
         filters = figures.filters_figure(snap, which or "encoder", highlight=highlight)
         unit = figures.unit_of_tile(snap, highlight)  # the same unit in the ρ̂, density and KL views
-        height = presentation.FILTERS_HEIGHT if present else max(filters.layout.height or 0, FILTERS_HEIGHT)
+        height = presentation.FILTERS_HEIGHT if present else FILTERS_HEIGHT
         live_chart(filters, "filters_chart", height, on_select=on_filter_select, selection_mode="points")
     standard = snap.config.model.spec.standard_views  # the views that mean something for this code
-    with right:
-        if not present:
-            draw_objective()
+    with right:  # the pictures first, on the first screen; the formulas under them
         if "rho_hat" in standard:
             histogram = figures.rho_hat_histogram(snap, highlight=unit)
-            live_chart(histogram, "rho_hat_chart", presentation.RIGHT_HEIGHT if present else None)
-        if present:  # the pictures first on a projector, the formulas under them
-            draw_objective()
+            live_chart(histogram, "rho_hat_chart", presentation.RIGHT_HEIGHT if present else RIGHT_HEIGHT)
+        draw_objective()
     # Lazy tabs: only the open tab's chart is built on each refresh (half the work of drawing all five).
     shown = {
         _tab_label(label, snap): chart
