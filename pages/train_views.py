@@ -88,7 +88,7 @@ def draw_buttons(job: TrainingJob) -> None:
     snap = job.latest()
     running, done = job.active, job.trainer.finished
     length = job.trainer.total_steps
-    label = "Train on" if done else "Resume" if job.step_count > 0 and not running else "Train"
+    label = job_control.train_label(job)
     train_help = "Train in the background; the views refresh twice a second."
     if done:
         train_help = f"Add another {length:,} steps to this model and train on (nothing is rebuilt)."
@@ -190,8 +190,18 @@ STATUS_TEXT = {
 }
 
 
+def status_word(snap, running: bool) -> str:
+    """The run's status in a word, as the buttons see it: a model opened at its length's end (a sweep's
+    cell, a kept run) is "finished" (its button reads Train on), one opened part-way "paused" (Resume)."""
+    if running:
+        return "training"
+    if snap.status == "ready" and snap.step > 0:
+        return "finished" if not snap.until_paused and snap.step >= snap.total_steps else "paused"
+    return STATUS_TEXT.get(snap.status, snap.status)
+
+
 def draw_progress(snap, running: bool, queue_place: int | None = None) -> None:
-    status = "training" if running else STATUS_TEXT.get(snap.status, snap.status)
+    status = status_word(snap, running)
     queued = f" · place {queue_place} in the queue" if queue_place and not running else ""
     length = "· until paused" if snap.until_paused else f"/ {snap.total_steps:,}"
     eta = "" if snap.until_paused else f" · ETA {_eta(snap) if running else '–'}"

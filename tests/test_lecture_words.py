@@ -1,0 +1,60 @@
+"""Words that agree with the screen (issue 21), driven through AppTest as a teacher would meet them: after
+opening a sweep's cell on Train the notice names the button the page shows and the status line agrees."""
+
+from __future__ import annotations
+
+import pytest
+from apptest_helpers import APP, pin_navigation_mode, poll, stop_jobs
+from streamlit.testing.v1 import AppTest
+
+TIMEOUT_S = 60
+STEPS = 150
+
+
+@pytest.fixture
+def app(monkeypatch):
+    pin_navigation_mode(monkeypatch)
+    made: list[AppTest] = []
+
+    def make(page: str = "pages/train.py", query: dict[str, str] | None = None) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+        at.query_params.update(query or {})
+        made.append(at)
+        at.run()
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    yield make
+    for at in made:
+        stop_jobs(at)
+        job = at.session_state["sweep_job"] if "sweep_job" in at.session_state else None
+        if job is not None:
+            job.stop()
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_a_cell_opened_from_explore_names_the_button_the_train_page_shows(app):
+    at = app("pages/explore.py")
+    at.text_input(key="sweep_rhos").input("0.05")
+    at.text_input(key="sweep_betas").input("3")
+    at.selectbox(key="sweep_dataset").select("digits")
+    at.number_input(key="sweep_steps").set_value(STEPS)
+    at.number_input(key="sweep_hidden").set_value(9)
+    at.button(key="sweep_train").click().run()
+    job = at.session_state["sweep_job"]
+    poll(at, lambda: not job.active, "the sweep to finish", 120)
+    at.run()
+    at.button(key="sweep_open").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    label = at.button(key="train").label
+    (notice,) = [i for i in texts(at.info) if "Opened the sweep's cell" in i]
+    progress = at.get("progress")[0].proto.text
+    assert label == "Train on"
+    assert f"press **{label}**" in notice, notice
+    assert progress.startswith("**finished**"), progress  # not "ready" beside a full progress bar
+    assert any("Training length reached" in c for c in texts(at.caption))
