@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.penalties.spec import ModelSettings, PenaltySpec
+from sae_core.penalties.spec import ModelSettings, PenaltySpec, smaller
 
 
 def l1_sparsity(hidden: torch.Tensor, beta: float) -> torch.Tensor:
@@ -27,8 +27,8 @@ def term_tex(cfg: ModelSettings, beta: str, units: int, j: str) -> str:
 
 def dead_units_cause(cfg: ModelSettings, lr: float) -> str:
     return (
-        f"the L1 weight β = {cfg.beta:g} is too strong for these units (try 0.01 or less), or the "
-        f"learning rate ({lr:g}) pushes ReLU units below 0 for good (try 0.001-0.003)"
+        f"the L1 weight β = {cfg.beta:g} is too strong for these units (try {smaller(cfg.beta):g}), or the "
+        f"learning rate ({lr:g}) pushes ReLU units below 0 for good (try {smaller(lr):g})"
     )
 
 
