@@ -58,7 +58,7 @@ def on_upload() -> None:
     try:
         x, shape = data.load_upload_bytes(raw, upload.name)
     except data.UploadError as err:
-        settings_state.errors()["upload"] = str(err)
+        settings_state.errors()["upload"] = notices.literal(err)
         return
     settings_state.apply_setting("upload", datasets.session_uploads().put(raw, upload.name, len(x), shape))
     st.session_state[notices.NOTICE] = (
@@ -70,7 +70,7 @@ def on_upload() -> None:
 def error_under(key: str) -> None:
     message = settings_state.errors().get(key)
     if message:
-        st.error(f"Not applied: {notices.literal(message)}", icon=":material/block:")
+        st.error(f"Not applied: {message}", icon=":material/block:")
 
 
 def widget(kind, label: str, key: str, **kwargs) -> None:

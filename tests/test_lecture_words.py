@@ -58,3 +58,27 @@ def test_a_cell_opened_from_explore_names_the_button_the_train_page_shows(app):
     assert f"press **{label}**" in notice, notice
     assert progress.startswith("**finished**"), progress  # not "ready" beside a full progress bar
     assert any("Training length reached" in c for c in texts(at.caption))
+
+
+def test_a_huge_learning_rate_in_a_link_is_refused_with_a_message_under_its_control(app):
+    at = app(query={"lr": "1e9"})
+    errors = texts(at.error)
+    assert any("The learning rate can be at most 100 (you asked for `1e+09`)" in e for e in errors), errors
+    assert at.session_state["job"].config.train.lr == pytest.approx(0.1)  # the preset's rate stands
+
+
+def test_link_refusals_speak_of_the_controls_not_of_field_names(app):
+    at = app(query={"beta": "50", "rho": "2"})
+    errors = texts(at.error)
+    assert any("β can be at most 10 for the KL penalty (you asked for `50`)" in e for e in errors), errors
+    assert any("ρ must be between 0 and 1, both excluded (you asked for `2.0`)" in e for e in errors), errors
+    assert not any("beta must" in e or "rho must" in e for e in errors), errors
+
+
+def test_the_vae_says_once_why_rho_and_beta_are_greyed(app):
+    from sae_core.models import get_spec
+
+    at = app(query={"variant": "vae"})
+    reason = get_spec("vae").penalty_reason
+    assert reason
+    assert [c for c in texts(at.caption) if reason in c] == [reason]
