@@ -248,7 +248,8 @@ def _model_section(spec: VariantSpec) -> None:
     outputs = list(get_args(Output))
     widget(st.selectbox, "Decoder output", "output", options=outputs, format_func=OUTPUT_NAMES.get)
     if spec.fixed_penalty is not None:
-        if _shown("variant", "hidden", *spec.fields):
+        # Said once: beside the greyed ρ and β when they are drawn (the objective's section), else here.
+        if _shown("variant", "hidden", *spec.fields) and not _shown("rho", "beta"):
             st.caption(spec.penalty_reason)
         return
     widget(
