@@ -17,6 +17,7 @@ from browser_helpers import (
     exception_texts,
     filters_signature,
     free_port,
+    open_home,
     open_train,
     progress,
     streamlit_server,
@@ -112,4 +113,21 @@ def test_sliders_filters_and_histogram_stay_on_the_first_screen_before_during_an
 
     assert found == {"before": {}, "during": {}, "after": {}}, f"off the first {name} screen: {found}"
     assert scrolled == [0] * len(scrolled), f"the page or the sidebar had scrolled: {scrolled}"
+    assert errors == []
+
+
+def test_home_shows_the_default_presets_card_on_the_first_screen(browser, app_url):
+    size = {"width": 1280, "height": 720}
+    context = browser.new_context(viewport=size)
+    page = context.new_page()
+    try:
+        open_home(page, app_url, DEADLINE_S)
+        (box,) = page.evaluate(BOXES, [".st-key-preset_bars"])
+        page.screenshot(path=str(ARTIFACTS / "first-screen-home-1280x720.png"))
+        errors = exception_texts(page)
+    finally:
+        context.close()
+    assert box is not None and box[1] >= 0 and box[3] <= size["height"], (
+        f"Open in Train of the bars card: {box}"
+    )
     assert errors == []

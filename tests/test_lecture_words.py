@@ -82,3 +82,20 @@ def test_the_vae_says_once_why_rho_and_beta_are_greyed(app):
     reason = get_spec("vae").penalty_reason
     assert reason
     assert [c for c in texts(at.caption) if reason in c] == [reason]
+
+
+@pytest.mark.parametrize("has_mnist", [False, True])
+def test_the_home_intro_promises_pen_strokes_only_where_mnist_is_installed(app, monkeypatch, has_mnist):
+    from sae_core.data import datasets as data
+
+    real = data.availability
+    monkeypatch.setattr(
+        data,
+        "availability",
+        lambda name, *rest: (has_mnist, "test") if name == "mnist" else real(name, *rest),
+    )
+    at = app("pages/home.py")
+    (intro,) = [m.value for m in at.markdown if "Forced to explain" in m.value]
+    assert ("pen strokes" in intro) == has_mnist, intro
+    assert "single bars" in intro  # the offline default always shows its bars
+    assert at.button(key="preset_bars").label == "Open in Train"
