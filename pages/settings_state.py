@@ -170,8 +170,9 @@ def change_setting(key: str) -> None:
     old_penalty, old_variant = settings().get("penalty"), settings().get("variant")
     cfg = set_setting(key, st.session_state[key])
     if key == "variant" and cfg is not None and cfg.model.variant != old_variant:
-        fit_lr_to_variant(cfg)
+        fit_lr_to_model(cfg)
     if key == "penalty" and cfg is not None and cfg.model.penalty != old_penalty:
+        fit_lr_to_model(cfg)
         beta = get_penalty(cfg.model.penalty).beta_default
         if beta is not None and beta != cfg.model.beta:
             set_setting("beta", beta)
@@ -196,17 +197,26 @@ def set_setting(key: str, value: Any) -> RunConfig | None:
     return cfg
 
 
-def fit_lr_to_variant(cfg: RunConfig) -> None:
-    """A newly picked variant that collapses at the current Adam learning rate (VariantSpec.adam_lr: deep and
-    VAE models lose every unit at the bars preset's 0.1) gets its own, with a notice."""
-    limit = cfg.model.spec.adam_lr
-    if cfg.train.optimizer != "adam" or limit is None or cfg.train.lr <= limit:
+def fit_lr_to_model(cfg: RunConfig) -> None:
+    """A newly picked variant or penalty that collapses at the current Adam learning rate gets the lower of
+    their rates, with a notice (VariantSpec.adam_lr: deep and VAE models lose every unit at the bars
+    preset's 0.1; PenaltySpec.adam_lr: L1's ReLU units die there)."""
+    model = cfg.model
+    limits = [lr for lr in (model.spec.adam_lr, model.penalty_spec.adam_lr) if lr is not None]
+    if model.spec.fixed_penalty is not None:  # the variant's own regulariser: the penalty's limit is moot
+        limits = [lr for lr in (model.spec.adam_lr,) if lr is not None]
+    if cfg.train.optimizer != "adam" or not limits or cfg.train.lr <= min(limits):
         return
+    limit = min(limits)
     if set_setting("lr", limit) is not None:
         st.session_state["lr"] = limit
+        what = (
+            f"a {model.spec.title.lower()} model loses every unit"
+            if model.spec.adam_lr == limit
+            else f"the {model.penalty_spec.short} penalty kills units and finds few features"
+        )
         add_notice(
-            f"Learning rate set to {limit:g}: at {cfg.train.lr:g} a {cfg.model.spec.title.lower()} model "
-            "loses every unit within a few hundred Adam steps."
+            f"Learning rate set to {limit:g}: at {cfg.train.lr:g} {what} within a few hundred Adam steps."
         )
 
 

@@ -20,7 +20,7 @@ from pages.settings_state import (
     current_config,
     errors,
     fit_beta_to_penalty,
-    fit_lr_to_variant,
+    fit_lr_to_model,
     forget_widgets,
     out_of_range,
     settings,
@@ -67,8 +67,8 @@ def read_query_params() -> None:
             apply_setting(key, value)
     # ?penalty=l1 alone must not leave the KL default β = 3 on the L1 control.
     fit_beta_to_penalty(explicit="beta" in known)
-    if "variant" in known and "lr" not in known:  # ?variant=deep alone must not start at a collapsing lr
-        fit_lr_to_variant(current_config())
+    if ("variant" in known or "penalty" in known) and "lr" not in known:  # ?variant=deep, ?penalty=l1 alone
+        fit_lr_to_model(current_config())  # must not start at a collapsing lr
     forget_widgets()
     if unknown:
         add_notice(f"Ignored unknown URL parameter(s): {', '.join(literal(k) for k in unknown)}.")

@@ -99,3 +99,17 @@ def test_the_home_intro_promises_pen_strokes_only_where_mnist_is_installed(app, 
     assert ("pen strokes" in intro) == has_mnist, intro
     assert "single bars" in intro  # the offline default always shows its bars
     assert at.button(key="preset_bars").label == "Open in Train"
+
+
+def test_picking_l1_on_the_bars_preset_lowers_the_learning_rate_and_says_why(app):
+    at = app()
+    assert at.number_input(key="lr").value == pytest.approx(0.1)
+    at.selectbox(key="penalty").set_value("l1").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="lr").value == pytest.approx(0.03)
+    assert at.session_state["job"].config.train.lr == pytest.approx(0.03)
+    assert any("Learning rate set to 0.03" in i.value for i in at.info), texts(at.info)
+    linked = app(query={"penalty": "l1"})
+    assert linked.session_state["job"].config.train.lr == pytest.approx(0.03)
+    own = app(query={"penalty": "l1", "lr": "0.05"})  # a rate the link sets itself stands
+    assert own.session_state["job"].config.train.lr == pytest.approx(0.05)

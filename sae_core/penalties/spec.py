@@ -73,6 +73,9 @@ class PenaltySpec:
     """The only code activation the penalty is defined on (KL compares Bernoulli means: sigmoid)."""
     beta_default: float | None = None
     """A good β to start from; picking the penalty on the page sets it."""
+    adam_lr: float | None = None
+    """The largest Adam learning rate its units train at reliably, when lower than the sparse presets' 0.1
+    (L1's ReLU units die there): picking the penalty on the page lowers a higher lr to it, and says so."""
     beta_max: float = 10.0
     """The top of the β slider (and of what a link may ask for)."""
     beta_stops: tuple[float, ...] = ()
