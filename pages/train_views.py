@@ -11,6 +11,7 @@ import streamlit as st
 
 from pages import job_control, live_charts, presentation, runs_store, session_job, settings_state
 from sae_core.analysis import diagnostics, formulas
+from sae_core.figures import large_filters
 from sae_core.figures import training as figures
 from sae_core.figures import truth as truth_figures
 from sae_core.serve.jobs import BusyError, TrainingJob
@@ -247,22 +248,28 @@ def draw_views(snap) -> None:
     present = presentation.is_on()
     left, right = st.columns([1.15, 1], gap="medium" if present else "large")
     with left:
-        which = st.segmented_control(
+        switch, zoom = st.columns([3.2, 1], vertical_alignment="center", gap="small")
+        which = switch.segmented_control(
             "Filters",
             ["encoder", "decoder"],
             default="encoder",
             required=True,
             key="filters_which",
-            format_func={"encoder": "Encoder W₁ (looks for)", "decoder": "Decoder W₂ (draws)"}.get,
+            format_func={"encoder": "Encoder W₁: looks for", "decoder": "Decoder W₂: draws"}.get,
             help="Encoder W₁: the input that excites each unit most. Decoder W₂: the picture each unit "
             "adds to the reconstruction.",
             label_visibility="collapsed",  # its options name it; the room goes to the filters
         )
+        # No tooltip: its icon does not fit beside the switch at 1280 px; the chart title says what it shows.
+        large = zoom.toggle("Large", key="filters_large")
         highlight = st.session_state.get(HIGHLIGHT)
-        filters = figures.filters_figure(snap, which or "encoder", highlight=highlight)
         unit = figures.unit_of_tile(snap, highlight)  # the same unit in the ρ̂, density and KL views
         height = presentation.FILTERS_HEIGHT if present else FILTERS_HEIGHT
-        live_chart(filters, "filters_chart", height, on_select=on_filter_select, selection_mode="points")
+        if large:  # no tile to click: each is one unit, numbered
+            live_chart(large_filters.large_filters_figure(snap, which or "encoder"), "filters_chart", height)
+        else:
+            filters = figures.filters_figure(snap, which or "encoder", highlight=highlight)
+            live_chart(filters, "filters_chart", height, on_select=on_filter_select, selection_mode="points")
     standard = snap.config.model.spec.standard_views  # the views that mean something for this code
     with right:  # the pictures first, on the first screen; the formulas under them
         if "rho_hat" in standard:

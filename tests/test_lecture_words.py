@@ -113,3 +113,14 @@ def test_picking_l1_on_the_bars_preset_lowers_the_learning_rate_and_says_why(app
     assert linked.session_state["job"].config.train.lr == pytest.approx(0.03)
     own = app(query={"penalty": "l1", "lr": "0.05"})  # a rate the link sets itself stands
     assert own.session_state["job"].config.train.lr == pytest.approx(0.05)
+
+
+def test_the_large_switch_draws_the_most_active_units_in_the_filter_chart(app):
+    at = app(query={"steps": "60"})
+    at.button(key="train").click().run()
+    job = at.session_state["job"]
+    poll(at, lambda: job.trainer.finished, "the run to finish", 60)
+    at.toggle(key="filters_large").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    titles = [c.proto.spec for c in at.get("plotly_chart") if "filters_chart" in (c.proto.id or "")]
+    assert any("most active of 16 units, large" in spec for spec in titles), titles[:1]
