@@ -124,3 +124,32 @@ def test_the_large_switch_draws_the_most_active_units_in_the_filter_chart(app):
     assert not at.exception, [e.value for e in at.exception]
     titles = [c.proto.spec for c in at.get("plotly_chart") if "filters_chart" in (c.proto.id or "")]
     assert any("most active of 16 units, large" in spec for spec in titles), titles[:1]
+
+
+def test_explore_estimates_the_grid_from_the_speed_a_sweep_showed_on_this_server(app):
+    from types import SimpleNamespace
+
+    from pages import explore_estimate
+
+    at = app("pages/explore.py")
+    (before,) = [i for i in texts(at.info) if "Train sweep" in i]
+    assert "takes seconds" not in before and "the first sweep with these settings measures it" in before
+    at.text_input(key="sweep_rhos").input("0.05, 0.2")
+    at.text_input(key="sweep_betas").input("0, 3")
+    at.selectbox(key="sweep_dataset").select("digits")
+    at.number_input(key="sweep_steps").set_value(600)
+    at.number_input(key="sweep_hidden").set_value(9)
+    at.button(key="sweep_train").click().run()
+    job = at.session_state["sweep_job"]
+    poll(at, lambda: not job.active, "the sweep to finish", 120)
+    at.run()
+    snap = job.latest()
+    assert snap.seconds >= explore_estimate.MIN_SECONDS  # long enough to be kept
+    rate = 4 * 600 / snap.seconds  # cell-steps a second, from the sweep's own clock
+
+    # The same grid at three times the length, asked of the estimate as the page asks it.
+    spec = SimpleNamespace(base=snap.spec.base.replace(steps=1800), n_cells=4)
+    sentence = explore_estimate.estimate(spec)
+    assert f"at the {rate:,.0f} cell-steps a second" in sentence, sentence
+    seconds = 4 * 1800 / rate
+    assert f"takes about {explore_estimate.duration_text(seconds)}" in sentence, sentence
