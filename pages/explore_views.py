@@ -262,12 +262,15 @@ def on_open(cell: int) -> None:
         if job.active and not isinstance(job, RemoteSweepJob):
             job.pause()  # the Train page's run needs the slot; the sweep keeps its place
         state, cfg, step = job.cell_state(cell)
-        job_control.open_model(cfg, state, step, source=f"the sweep's cell {cell_label(job.spec, cell)}")
+        opened = job_control.open_model(
+            cfg, state, step, source=f"the sweep's cell {cell_label(job.spec, cell)}"
+        )
     except (RuntimeError, ValueError, data.DataUnavailableError) as err:
         st.session_state[ERROR] = f"Cannot open this cell: {err}"
         return
     st.session_state[notices.NOTICE] = (
-        f"Opened the sweep's cell {cell_label(job.spec, cell)} at step {step:,}: press Train to train it on."
+        f"Opened the sweep's cell {cell_label(job.spec, cell)} at step {step:,}: press "
+        f"**{job_control.train_label(opened)}** to train it on."
     )
     st.session_state["sweep_switch"] = True
 
