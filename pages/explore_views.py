@@ -317,4 +317,9 @@ def draw_probe(job: SweepJob, snap: SweepSnapshot) -> None:
 
 
 def base_summary(cfg: RunConfig) -> str:
-    return f"{cfg.data.dataset} · {cfg.model.variant} · {cfg.model.hidden} hidden · {cfg.train.steps:,} steps"
+    """ "bars · Sparse (one hidden layer) · 16 hidden · 600 steps": the sweep's data, variant, hidden units
+    (when the variant has them: not the conv model, whose size is its kernels) and length."""
+    m = cfg.model
+    size = f"{m.hidden} hidden" if m.spec.hidden_label is not None else None
+    parts = [cfg.data.dataset, m.spec.title, size, f"{cfg.train.steps:,} steps"]
+    return " · ".join(p for p in parts if p)
