@@ -177,6 +177,7 @@ STATUS_TEXT = {
     "stopped": "stopped",
     "diverged": "diverged",
     "queued": "queued",
+    "failed": "failed",
 }
 
 
@@ -196,8 +197,8 @@ def draw_progress(snap, running: bool, queue_place: int | None = None) -> None:
             "comes; **Pause** leaves the queue.",
             icon=":material/hourglass_top:",
         )
-    if snap.status == "diverged":
-        st.error(snap.message or "Training diverged.", icon=":material/error:")
+    if snap.status in ("diverged", "failed"):
+        st.error(snap.message or f"Training {snap.status}.", icon=":material/error:")
     elif snap.message and snap.status == "paused":
         st.info(snap.message)
     for warning in diagnostics.run_warnings(snap):  # dead or saturated units, with the likely cause

@@ -1,0 +1,204 @@
+"""TrainingJob under failure and concurrency: a training thread that raises, and every control at once.
+
+A job whose thread raises must say "failed" with the error, give its slot back at once and start again;
+pause, stop, a slot's grant and a crash racing each other must never leave a job training without a slot,
+a slot held by a job that does not train, or a thread nobody can stop.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from sae_core.config.run import RunConfig
+from sae_core.serve.jobs import BusyError, TrainingJob
+from sae_core.serve.scheduler import TrainingQueue
+from sae_core.train.trainer import Trainer
+
+DEADLINE_S = 20.0
+
+
+def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
+    end = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.002)
+
+
+def job_config(**flat) -> RunConfig:
+    base = {"hidden": 4, "steps": 1_000_000, "batch_size": 16, "device": "cpu"}
+    return RunConfig.from_flat({**base, **flat})
+
+
+class FaultyTrainer(Trainer):
+    """A Trainer whose step raises while `fail` is set, and that records any step taken by a job that
+    holds no training slot (`queue.place(job) != 0`): the invariant the queue exists for."""
+
+    def __init__(self, *args, queue: TrainingQueue | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail = threading.Event()
+        self.queue = queue
+        self.job: TrainingJob | None = None
+        self.unslotted: list[int] = []
+        self.slotted_steps = True  # False while the test calls step_once (a step on the caller's thread)
+
+    def step(self) -> None:
+        if self.queue is not None and self.job is not None and self.slotted_steps:
+            if self.queue.place(self.job) != 0:
+                self.unslotted.append((self.step_count, self.queue.place(self.job), self.job.status))
+        if self.fail.is_set():
+            raise RuntimeError("simulated fault in the training step")
+        super().step()
+
+
+def make_faulty_job(dataset, queue: TrainingQueue | None = None, owner: str = "", **kwargs) -> TrainingJob:
+    trainer = FaultyTrainer(job_config(), dataset, device="cpu", queue=queue)
+    job = TrainingJob(
+        trainer.config,
+        dataset,
+        trainer=trainer,
+        queue=queue,
+        owner=owner,
+        **{"snapshot_interval": 0.005, "first_snapshot_s": 0.002, "idle_timeout": 1e9, **kwargs},
+    )
+    trainer.job = job
+    return job
+
+
+def training_threads() -> int:
+    return sum(t.name == "sae-training" and t.is_alive() for t in threading.enumerate())
+
+
+@pytest.fixture
+def jobs():
+    made: list[TrainingJob] = []
+    yield made
+    for job in made:
+        job.stop()
+        assert job._thread is None or not job._thread.is_alive()
+
+
+def test_a_job_whose_thread_raises_fails_loudly_and_gives_its_slot_back(tiny_digits, jobs):
+    queue = TrainingQueue(1, per_owner=1)
+    crashing = make_faulty_job(tiny_digits, queue, owner="a")
+    waiting = make_faulty_job(tiny_digits, queue, owner="b")
+    jobs += [crashing, waiting]
+    crashing.start()
+    wait_until(lambda: crashing.step_count > 0, "the first job trains")
+    waiting.start()
+    assert waiting.status == "queued" and waiting.queue_place() == 1
+    crashing.trainer.fail.set()
+    # The failure is said at once, with the error, and the slot goes to the next in line.
+    wait_until(lambda: crashing.latest().status == "failed", "the crashed job says it failed")
+    snap = crashing.latest()
+    assert snap.status == "failed" and "simulated fault" in snap.message and "RuntimeError" in snap.message
+    assert not crashing.running and not crashing.active
+    wait_until(lambda: waiting.running, "the waiting job gets the slot")
+    assert queue.place(crashing) is None and queue.counts() == (1, 0)
+    waiting.stop()
+    assert queue.counts() == (0, 0)
+    # Startable again: a new thread trains on from the same model once the fault is gone.
+    held = crashing.step_count
+    crashing.trainer.fail.clear()
+    crashing.start()
+    assert crashing.status == "running" and crashing.latest().message is None
+    wait_until(lambda: crashing.step_count > held + 3, "the failed job trains again")
+    crashing.pause()
+    assert crashing.status == "paused" and queue.counts() == (0, 0)
+    assert crashing.trainer.unslotted == []
+
+
+def test_a_crash_in_step_once_fails_the_job_instead_of_raising(tiny_digits, jobs):
+    job = make_faulty_job(tiny_digits)
+    jobs.append(job)
+    job.trainer.fail.set()
+    snap = job.step_once()
+    assert job.status == snap.status == "failed" and "simulated fault" in snap.message
+    job.trainer.fail.clear()
+    assert job.step_once().step == 1 and job.status == "paused"
+
+
+def test_a_crash_while_publishing_still_fails_the_job(tiny_digits, jobs):
+    queue = TrainingQueue(1)
+    job = make_faulty_job(tiny_digits, queue, owner="a")
+    jobs.append(job)
+    job.start()
+    wait_until(lambda: job.step_count > 0, "training")
+
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the snapshot")
+
+    job.trainer.snapshot = broken
+    wait_until(lambda: job.latest().status == "failed", "the job fails")
+    assert "MemoryError" in job.latest().message and queue.counts() == (0, 0)
+    wait_until(lambda: job._thread is None, "the thread ends")
+
+
+def test_pause_stop_grant_and_crash_from_several_threads_keep_the_queue_consistent(tiny_digits, jobs):
+    """Four jobs of three browsers on two slots; threads press Train, Pause and Stop at random while faults
+    come and go. Throughout, no job steps without a slot; at the end every slot is free and no thread is
+    left. Before every state change was under the job's lock, a queued job paused while it was being
+    granted a slot trained on without one (and kept the thread after its slot was given away)."""
+    queue = TrainingQueue(2, per_owner=2)
+    owners = ["a", "a", "b", "c"]
+    made = [make_faulty_job(tiny_digits, queue, owner=o) for o in owners]
+    jobs += made
+    before = training_threads()
+    stop_at = time.monotonic() + 3.0
+    errors: list[BaseException] = []
+
+    def press(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            while time.monotonic() < stop_at:
+                job = rng.choice(made)
+                action = rng.random()
+                if action < 0.45:
+                    try:
+                        job.start()
+                    except BusyError:
+                        pass
+                elif action < 0.8:
+                    job.pause()
+                elif action < 0.9:
+                    job.stop()
+                else:  # a fault that comes and goes: the job crashes if it steps meanwhile
+                    job.trainer.fail.set()
+                    time.sleep(rng.random() * 0.003)
+                    job.trainer.fail.clear()
+                time.sleep(rng.random() * 0.002)
+        except BaseException as err:  # noqa: BLE001 - reported below, with the thread's failure
+            errors.append(err)
+
+    threads = [threading.Thread(target=press, args=(seed,)) for seed in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    # (step, place in the queue, status) of each step taken without a slot
+    assert [j.trainer.unslotted for j in made] == [[]] * len(made), "a job stepped without a slot"
+    for job in made:
+        assert job.status in ("ready", "running", "paused", "stopped", "queued", "failed", "diverged")
+        # A job that says it trains holds a slot (or waits for one); one that does not, holds nothing.
+        place = queue.place(job)
+        if job.status == "running":
+            assert place == 0 and job.running
+        elif job.status == "queued":
+            assert place and place > 0, (job.status, place)
+        else:
+            assert place is None and not job.running, (job.status, place)
+    for job in made:
+        job.stop()
+    assert queue.counts() == (0, 0)
+    wait_until(lambda: training_threads() == before, "every training thread ends")
+    for job in made:  # and each can train again
+        job.trainer.fail.clear()
+    made[0].start()
+    wait_until(lambda: made[0].running and made[0].step_count > 0, "a job trains again")
+    made[0].stop()
