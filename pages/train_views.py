@@ -162,10 +162,11 @@ def model_zip(job: TrainingJob) -> bytes:
     )
 
 
-def _eta(snap) -> str:
-    if snap.seconds <= 0 or snap.step == 0 or snap.until_paused:
+def _eta(snap, eta_s: float | None) -> str:
+    """The job's estimate (TrainingJob.eta_seconds: wall clock, pauses excluded) as text."""
+    if eta_s is None or snap.until_paused:
         return "–"
-    seconds = (snap.total_steps - snap.step) * snap.seconds / snap.step
+    seconds = eta_s
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
@@ -181,11 +182,11 @@ STATUS_TEXT = {
 }
 
 
-def draw_progress(snap, running: bool, queue_place: int | None = None) -> None:
+def draw_progress(snap, running: bool, queue_place: int | None = None, eta_s: float | None = None) -> None:
     status = "training" if running else STATUS_TEXT.get(snap.status, snap.status)
     queued = f" · place {queue_place} in the queue" if queue_place and not running else ""
     length = "· until paused" if snap.until_paused else f"/ {snap.total_steps:,}"
-    eta = "" if snap.until_paused else f" · ETA {_eta(snap) if running else '–'}"
+    eta = "" if snap.until_paused else f" · ETA {_eta(snap, eta_s) if running else '–'}"
     text = (
         f"**{status}**{queued} · step {snap.step:,} {length} · epoch {snap.epoch:.1f} · "
         f"{snap.samples_per_second:,.0f} samples/s{eta}"

@@ -202,3 +202,86 @@ def test_pause_stop_grant_and_crash_from_several_threads_keep_the_queue_consiste
     made[0].start()
     wait_until(lambda: made[0].running and made[0].step_count > 0, "a job trains again")
     made[0].stop()
+
+
+# ----- wall-clock rate and ETA ------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the (synthetic) work moves it."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.t
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.t += seconds
+
+
+STEP_S = 0.001
+"""Synthetic time of one step inside the trainer's section."""
+STALL_S = 0.25
+"""Synthetic time of each snapshot: the part of a loaded server's running time outside the sections
+(waiting for a core, drawing the snapshot), which the section timer never saw."""
+
+
+class LoadedTrainer(Trainer):
+    def __init__(self, *args, clock: FakeClock, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def step(self) -> None:
+        self.clock.advance(STEP_S)
+        super().step()
+
+    def snapshot(self, *args, **kwargs):
+        self.clock.advance(STALL_S)
+        return super().snapshot(*args, **kwargs)
+
+
+def test_samples_per_second_and_eta_follow_the_wall_clock_of_the_running_job(tiny_digits, jobs):
+    clock = FakeClock()
+    trainer = LoadedTrainer(job_config(steps=100_000), tiny_digits, device="cpu", clock=clock)
+    job = TrainingJob(
+        trainer.config, tiny_digits, trainer=trainer, clock=clock, snapshot_interval=0.005, idle_timeout=1e9
+    )
+    jobs.append(job)
+    start = clock()  # the job's own first snapshot (before any start) is not running time
+    job.start()
+    wait_until(lambda: job.step_count >= 40, "forty steps")
+    job.pause()
+    snap = job.latest()
+    # Running time: from start to the pause, every synthetic second of it (steps and stalls); the paused
+    # snapshot's own stall comes after the clock stopped.
+    running = clock() - STALL_S - start
+    assert snap.seconds == pytest.approx(running)
+    assert snap.seconds > snap.step * STEP_S + STALL_S  # more than the sections alone
+    assert snap.samples_per_second == pytest.approx(trainer.samples / running)
+    eta = job.eta_seconds()
+    assert eta == pytest.approx((100_000 - snap.step) * running / snap.step)
+    # A long pause counts for nothing.
+    clock.advance(1000.0)
+    held, before = snap.step, clock()
+    job.resume()
+    wait_until(lambda: job.step_count >= held + 40, "forty more steps")
+    job.pause()
+    snap = job.latest()
+    running += clock() - STALL_S - before
+    assert snap.seconds == pytest.approx(running) and snap.seconds < 1000.0
+    assert snap.samples_per_second == pytest.approx(trainer.samples / running)
+    assert job.eta_seconds() == pytest.approx((100_000 - snap.step) * running / snap.step)
+
+
+def test_a_run_until_paused_has_no_eta(tiny_digits, jobs):
+    clock = FakeClock()
+    trainer = LoadedTrainer(job_config(steps=0), tiny_digits, device="cpu", clock=clock)
+    job = TrainingJob(trainer.config, tiny_digits, trainer=trainer, clock=clock, idle_timeout=1e9)
+    jobs.append(job)
+    assert job.eta_seconds() is None
+    job.step_once()
+    assert job.eta_seconds() is None

@@ -22,6 +22,7 @@ import torch
 
 from sae_core.config.run import RunConfig
 from sae_core.data.datasets import Dataset
+from sae_core.serve.run_clock import RunClock
 from sae_core.serve.scheduler import BusyError, TrainingQueue, name_os_thread
 from sae_core.train.trainer import Snapshot, Trainer
 
@@ -69,6 +70,7 @@ class TrainingJob:
         initial_state: Mapping[str, torch.Tensor] | None = None,
         start_step: int = 0,
         trainer: Any = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # trainer: something else that steps like a Trainer (sae_core.serve.sweep_job.SweepStepper: a whole
         # sweep); config and dataset are then only what it was built from.
@@ -77,6 +79,7 @@ class TrainingJob:
             if trainer is not None
             else Trainer(config, dataset, device=device, initial_state=initial_state, start_step=start_step)
         )
+        self._clock = RunClock(clock)  # the wall-clock time it has trained: the page's samples/s and ETA
         self.snapshot_interval = snapshot_interval
         self.first_snapshot_s = first_snapshot_s
         self._first_section = False  # set by start(): the next stepping section is a short one
@@ -182,6 +185,7 @@ class TrainingJob:
                 self._latest = dataclasses.replace(self._latest, status="running", message=None)
             self.status = "running"
             self.message = None
+            self._clock.start(*self._work())
             if self._thread is None:  # the thread clears this, under the lock, when it ends
                 self._thread = threading.Thread(target=self._loop, name=TRAINING_THREAD, daemon=True)
                 self._thread.start()
@@ -214,6 +218,7 @@ class TrainingJob:
         self._running.clear()  # the thread's section ends at its next step; the lock waits for that
         with self._lock:
             self._running.clear()  # again: a grant may have started it between the line above and here
+            self._clock.stop(*self._work())
             if self.status == "running":
                 self.status = "paused"
             elif self.status == "queued":  # leaves the queue: back to what it was before
@@ -242,6 +247,7 @@ class TrainingJob:
         with self._lock:
             self._halt.set()  # again: a start() may have run between the lines above and here
             self._running.clear()
+            self._clock.stop(*self._work())
             thread = self._thread  # the thread clears the attribute itself as it ends
             if self.status in ("running", "paused", "ready", "queued"):
                 self.status = "stopped"
@@ -330,6 +336,7 @@ class TrainingJob:
                             else "Paused: no tab of this browser session was open (closed or reloaded)."
                         )
                         self._running.clear()
+                        self._clock.stop(*self._work())
                         self._publish()
                         self._release_slot()
                 continue
@@ -342,6 +349,7 @@ class TrainingJob:
                 ended = outcome == "diverged" or (outcome == "done" and self.status == "running")
                 if ended:
                     self.status = outcome
+                    self._clock.stop(*self._work())
                 self._publish(strict=True)
                 if ended:  # after the final snapshot is out: once a job is not active, latest() is final
                     self._running.clear()
@@ -358,6 +366,7 @@ class TrainingJob:
         traceback in the server's log). The caller gives the slot back."""
         log.error("training job of %r failed", self._owner or "this session", exc_info=err)
         self._running.clear()
+        self._clock.stop(*self._work())
         self.status = "failed"
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         self.message = (
@@ -387,7 +396,7 @@ class TrainingJob:
         with self._lock:
             message = self.trainer.message if self.status == "diverged" else self.message
             try:
-                self._latest = self.trainer.snapshot(self.status, message)
+                self._latest = self._timed(self.trainer.snapshot(self.status, message))
             except Exception:
                 if strict:
                     raise
@@ -395,6 +404,26 @@ class TrainingJob:
                 self._latest = dataclasses.replace(self._latest, status=self.status, message=message)
         with self._published:
             self._published.notify_all()
+
+    def _work(self) -> tuple[int, int]:
+        """(steps, samples) the trainer has done (a sweep's stepper counts no samples)."""
+        return self.trainer.step_count, getattr(self.trainer, "samples", 0)
+
+    def _timed(self, snap: Any) -> Any:
+        """The snapshot with its time and rate from the job's wall clock (RunClock), pauses excluded."""
+        seconds, _, _ = self._clock.totals(*self._work())
+        if hasattr(snap, "samples_per_second"):
+            rate = self._clock.samples_per_second(*self._work())
+            return dataclasses.replace(snap, seconds=seconds, samples_per_second=rate)
+        return dataclasses.replace(snap, seconds=seconds)
+
+    def eta_seconds(self) -> float | None:
+        """Seconds until the run's end at the rate it has trained so far, wall clock, pauses excluded; None
+        for a run until paused or before its first step."""
+        total = self.trainer.total_steps
+        if not total:
+            return None
+        return self._clock.eta(total - self.trainer.step_count, *self._work())
 
     def wait_for_step(self, step: int, timeout: float) -> Snapshot:
         """Block until a snapshot past `step` is published, the job stops running, or `timeout` s pass;
