@@ -11,6 +11,7 @@ from typing import Any
 
 import streamlit as st
 
+from pages import server
 from sae_core.config.run import DataConfig
 from sae_core.data import datasets as data
 from sae_core.serve import upload_store
@@ -25,14 +26,21 @@ def _load_dataset(**fields: Any) -> data.Dataset:
 
 
 def load_dataset(cfg: DataConfig) -> data.Dataset:
-    """data.load through st.cache_data, keyed on the DataConfig's fields; an upload id becomes the path of
-    this session's file (UploadError for an id that is not this session's)."""
+    """data.load through st.cache_data, keyed on the DataConfig's fields. An upload id becomes the path of
+    this session's file (UploadError for an id that is not this session's), and its dataset is kept by the
+    session's store, not by the server's cache: it goes when the session ends."""
     if cfg.dataset == "upload" and cfg.upload:
-        cfg = dataclasses.replace(cfg, upload=str(session_uploads().path(cfg.upload)))
+        uploads = session_uploads()
+        cfg = dataclasses.replace(cfg, upload=str(uploads.path(cfg.upload)))
+        return uploads.dataset(cfg, data.load)
     return _load_dataset(**dataclasses.asdict(cfg))
 
 
 def session_uploads() -> upload_store.SessionUploads:
+    """This session's uploads, in this server's own folder; the server's reaper lets go of them (file and
+    data) once the session has ended."""
     if UPLOADS not in st.session_state:
-        st.session_state[UPLOADS] = upload_store.SessionUploads()
+        store = upload_store.SessionUploads(is_watched=server.session_watcher())
+        server.reaper().watch(store)
+        st.session_state[UPLOADS] = store
     return st.session_state[UPLOADS]
