@@ -194,8 +194,9 @@ def draw_progress(snap, running: bool, queue_place: int | None = None, eta_s: fl
     st.progress(snap.progress, text=text)
     if queued:
         st.info(
-            "Every training slot of this server is in use. This run starts by itself when its turn "
-            "comes; **Pause** leaves the queue.",
+            "Every training slot of this server is in use, or this browser already trains its fair share "
+            "of them (half the slots; a sweep counts by its cells). This run starts by itself when its "
+            "turn comes; **Pause** leaves the queue.",
             icon=":material/hourglass_top:",
         )
     if snap.status in ("diverged", "failed"):

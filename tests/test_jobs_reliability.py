@@ -285,3 +285,41 @@ def test_a_run_until_paused_has_no_eta(tiny_digits, jobs):
     assert job.eta_seconds() is None
     job.step_once()
     assert job.eta_seconds() is None
+
+
+# ----- a browser's fair share of the training slots -------------------------------------------------------
+
+
+def test_one_browser_trains_on_at_most_half_the_slots_and_others_pass_its_waiting_run():
+    queue = TrainingQueue(2, per_owner=2)  # a 2-core server: two slots, a share of one
+    granted: list[str] = []
+    a1, a2, b1 = object(), object(), object()
+    assert queue.acquire(a1, "A", lambda: granted.append("a1")) == 0
+    assert queue.acquire(a2, "A", lambda: granted.append("a2")) == 1  # a slot is free, but A has its share
+    assert queue.training("A") == 1 and queue.counts() == (1, 1)
+    assert queue.acquire(b1, "B", lambda: granted.append("b1")) == 0  # B passes A's waiting run
+    queue.release(b1)  # B's slot frees: A's second run still may not take it
+    assert granted == [] and queue.place(a2) == 1
+    queue.release(a1)  # A's first run pauses: its second takes A's share
+    assert granted == ["a2"] and queue.training("A") == 1 and queue.counts() == (1, 0)
+
+
+def test_a_sweep_counts_by_its_cells_against_its_browsers_share(tiny_digits, jobs):
+    from sae_core.serve.sweep_job import SweepJob
+    from sae_core.sweep.trainer import SweepSpec
+
+    queue = TrainingQueue(4, per_owner=2)  # a share of two slots' worth
+    spec = SweepSpec(job_config(steps=0), (0.05, 0.1), (1.0, 3.0))  # four cells
+    sweep = SweepJob(spec, tiny_digits, queue=queue, owner="A", device="cpu", idle_timeout=1e9)
+    single = make_faulty_job(tiny_digits, queue, owner="A")
+    other = make_faulty_job(tiny_digits, queue, owner="B")
+    jobs += [sweep, single, other]
+    sweep.start()
+    assert sweep.status == "running" and queue.training("A") == 2  # four cells: the whole share of 2
+    single.start()
+    assert single.status == "queued"  # two slots free, but the browser's share is taken by its sweep
+    other.start()
+    assert other.status == "running"
+    sweep.pause()
+    wait_until(lambda: single.running, "the browser's single run takes its share")
+    assert queue.training("A") == 1

@@ -103,6 +103,10 @@ class TrainingJob:
         """Why the job paused itself, if it did (a divergence's message is the trainer's)."""
         self._latest = self.trainer.snapshot("ready")
 
+    queue_cost = 1
+    """How many runs' worth of the server this job is, against its browser's share of the training slots
+    (a sweep: its cells)."""
+
     # ----- what the page reads --------------------------------------------------------------------------
     @property
     def config(self) -> RunConfig:
@@ -162,7 +166,8 @@ class TrainingJob:
                 place = 0
             else:  # a ticket of its own for this place: a grant of a place given up since is stale
                 self._ticket = ticket = object()
-                place = self._queue.acquire(self, self._owner, functools.partial(self._on_grant, ticket))
+                grant = functools.partial(self._on_grant, ticket)
+                place = self._queue.acquire(self, self._owner, grant, cost=self.queue_cost)
             self.message = None
             self._last_read = time.monotonic()
             if place:
