@@ -323,3 +323,43 @@ def test_a_sweep_counts_by_its_cells_against_its_browsers_share(tiny_digits, job
     sweep.pause()
     wait_until(lambda: single.running, "the browser's single run takes its share")
     assert queue.training("A") == 1
+
+
+# ----- shutting down ---------------------------------------------------------------------------------------
+
+SHUTDOWN_SCRIPT = r"""
+import os, signal, sys, time
+from sae_core.config.run import RunConfig
+from sae_core.data import datasets as data
+from sae_core.serve.jobs import TrainingJob
+
+if sys.argv[1] == "sigterm":  # as Streamlit does: its handler stops the server, then the interpreter exits
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+cfg = RunConfig.from_flat({"dataset": "bars", "hidden": 64, "steps": 0, "device": "cpu"})
+jobs = [TrainingJob(cfg, data.load(cfg.data), idle_timeout=1e9) for _ in range(2)]
+for job in jobs:
+    job.start()
+while min(job.step_count for job in jobs) < 20:
+    time.sleep(0.01)
+print("training", flush=True)
+if sys.argv[1] == "sigterm":
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["exit", "sigterm"])
+def test_a_process_that_exits_while_jobs_train_shuts_their_threads_down_cleanly(how):
+    # Before: the interpreter finalized with daemon threads inside torch, and the C++ runtime aborted with
+    # "terminate called without an active exception" (three exits out of three).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", SHUTDOWN_SCRIPT, how], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "training" in done.stdout, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr and done.returncode == 0, (done.returncode, done.stderr)

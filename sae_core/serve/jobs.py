@@ -9,12 +9,14 @@ gone) gives back its model, optimizer and data too.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
 import functools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,6 +36,8 @@ LOCK_HANDOVER_S = 0.001
 """The training thread's pause between two sections, off the job's lock (see TrainingJob._loop)."""
 TRAINING_THREAD = "sae-training"
 """The name of a job's thread, in Python and in the operating system (scheduler.name_os_thread)."""
+SHUTDOWN_JOIN_S = 5.0
+"""At interpreter exit, how long `shutdown_all` waits for each training thread to leave its step."""
 DISCONNECT_GRACE_S = 5.0
 """A running job whose browser session has had no tab connected for this long pauses itself (the tab
 was closed or reloaded: a reload is a new session, so the old run must not keep its slot)."""
@@ -193,6 +197,7 @@ class TrainingJob:
             self._clock.start(*self._work())
             if self._thread is None:  # the thread clears this, under the lock, when it ends
                 self._thread = threading.Thread(target=self._loop, name=TRAINING_THREAD, daemon=True)
+                _TRAINING.add(self)
                 self._thread.start()
 
     def _on_grant(self, ticket: object) -> None:
@@ -451,6 +456,33 @@ class TrainingJob:
         if self._queue is not None:
             self._ticket = None
             self._queue.release(self)
+
+
+_TRAINING: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
+"""Jobs that have had a training thread: what `shutdown_all` stops when the process exits."""
+
+
+def shutdown_all(timeout_s: float = SHUTDOWN_JOIN_S) -> int:
+    """Stop every training thread and wait for each to leave its step; how many were still running.
+
+    Registered with atexit, so it runs when the server exits (Streamlit's SIGTERM handler stops the
+    server, then the interpreter exits): a daemon thread still inside a torch operation when the
+    interpreter finalizes makes the C++ runtime abort with "terminate called without an active
+    exception". Flags only (no snapshot, no slot bookkeeping): the process is going."""
+    threads = []
+    for job in list(_TRAINING):
+        job._halt.set()
+        job._running.clear()
+        thread = job._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            threads.append(thread)
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    return len(threads)
+
+
+atexit.register(shutdown_all)
 
 
 class _ReleasedTrainer:
