@@ -1,5 +1,6 @@
-"""The Train page of a run whose training thread raised: it says "failed" with the error, the run holds no
-training slot, and Train starts it again (AppTest)."""
+"""The pages when things go wrong on a shared server (AppTest): a run whose training thread raised says
+"failed" with the error, holds no training slot, and Train starts it again; a server whose memory budget
+the open sessions' runs fill refuses the next run with a message."""
 
 from __future__ import annotations
 
@@ -47,3 +48,18 @@ def test_a_run_whose_thread_raises_says_failed_and_trains_again(app):
     poll(at, lambda: job.running and job.step_count > 0, "the run to train again", 60)
     assert not any("Training failed" in e.value for e in at.error)
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_a_full_server_refuses_a_new_run_with_a_message(monkeypatch):
+    from pages import server
+
+    pin_navigation_mode(monkeypatch)
+    ledger = server.server_memory()
+    monkeypatch.setattr(ledger, "budget_bytes", ledger.held() + 2**20)  # room for 1 MB more: none for a run
+    at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+    at.query_params.update(TINY)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert any("this server is full" in e and "Try a smaller run" in e for e in errors), errors
