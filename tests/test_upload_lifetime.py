@@ -46,7 +46,8 @@ def _wait_until(condition, what: str, deadline_s: float = 10.0) -> None:
 def test_a_session_that_ends_gives_back_its_upload_file_and_data_at_the_reapers_next_round(tmp_path):
     connected = threading.Event()
     connected.set()
-    store = SessionUploads(tmp_path, is_watched=connected.is_set)
+    released: list[str] = []  # what the web framework kept of the upload (Streamlit's copy) is let go too
+    store = SessionUploads(tmp_path, is_watched=connected.is_set, on_release=lambda: released.append("x"))
     upload_id = store.put(_npy(), "x.npy", 50, (4, 4))
     cfg = DataConfig(dataset="upload", upload=str(store.path(upload_id)))
     dataset = store.dataset(cfg, data.load)
@@ -62,7 +63,7 @@ def test_a_session_that_ends_gives_back_its_upload_file_and_data_at_the_reapers_
     # The store itself is still referenced (here, as Streamlit's session state may be for a while): the
     # reaper's release does not wait for the garbage collector.
     assert reaper.reap() == 1
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [] and released == ["x"]
     gc.collect()
     assert loaded() is None  # the data loaded from the upload is gone with it
     with pytest.raises(UploadError, match="upload it again"):

@@ -60,8 +60,16 @@ class SessionUploads:
     tab connected (as for a TrainingJob); without one the store is never released by the reaper.
     """
 
-    def __init__(self, folder: Path | None = None, is_watched: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        is_watched: Callable[[], bool] | None = None,
+        on_release: Callable[[], None] | None = None,
+    ) -> None:
+        """on_release: called by release(), after the file and data are gone, to let go of what the web
+        framework keeps of the session's upload (pages/datasets.py: Streamlit's copy of the bytes)."""
         self.folder = folder if folder is not None else server_folder()
+        self._on_release = on_release
         self._files: dict[str, tuple[Path, int, tuple[int, int]]] = {}
         self._datasets: dict[Any, Any] = {}  # the loaded upload, by its DataConfig: this session's only
         self._lock = threading.Lock()
@@ -128,6 +136,9 @@ class SessionUploads:
     def release(self) -> None:
         """The session has ended: its upload goes, from the disk and from memory."""
         self.close()
+        on_release, self._on_release = self._on_release, None
+        if on_release is not None:
+            on_release()
 
 
 def _delete_files(files: dict[str, tuple[Path, int, tuple[int, int]]]) -> None:
