@@ -34,7 +34,7 @@ def _load_dataset(**fields: Any) -> data.Dataset:
 
 
 def load_dataset(cfg: DataConfig) -> data.Dataset:
-    """data.load through st.cache_data, keyed on the DataConfig's fields. An upload id becomes the path of
+    """data.load through st.cache_resource, keyed on the DataConfig's fields. An upload id becomes the path of
     this session's file (UploadError for an id that is not this session's), and its dataset is kept by the
     session's store, not by the server's cache: it goes when the session ends."""
     if cfg.dataset == "upload" and cfg.upload:
