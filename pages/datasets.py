@@ -1,6 +1,6 @@
 """The pages' side of the data: datasets loaded once per server, and this session's uploaded file.
 
-Not a page itself. `load_dataset` is sae_core.data.datasets.load through st.cache_resource; an upload is
+Not a page itself. `load_dataset` is sae_core.data.datasets.load through st.cache_data; an upload is
 named in a config by a server-issued id, which only the session that uploaded the file can resolve.
 """
 
@@ -25,16 +25,13 @@ UPLOADS = "uploads"
 """st.session_state: this session's `upload_store.SessionUploads`: its accepted file, by its id."""
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading data…")
+@st.cache_data(max_entries=4, show_spinner="Loading data…")
 def _load_dataset(**fields: Any) -> data.Dataset:
-    """One copy of each dataset for the whole server, shared read-only by every session's runs (no run
-    writes into its data). st.cache_data would give every session a copy of its own, unpickled from the
-    cache's, and keep the pickled bytes besides."""
     return data.load(DataConfig(**fields))
 
 
 def load_dataset(cfg: DataConfig) -> data.Dataset:
-    """data.load through st.cache_resource, keyed on the DataConfig's fields. An upload id becomes the path of
+    """data.load through st.cache_data, keyed on the DataConfig's fields. An upload id becomes the path of
     this session's file (UploadError for an id that is not this session's), and its dataset is kept by the
     session's store, not by the server's cache: it goes when the session ends."""
     if cfg.dataset == "upload" and cfg.upload:
