@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 
+from pages import applications_recipes
 from sae_core.analysis.applications import NotApplicable, bars_probe, denoise, embedding, probe
 from sae_core.analysis.applications.common import COPY_STEPS, copy_steps
 from sae_core.config.run import DataConfig
@@ -100,6 +101,7 @@ def feature_learning(loaded: Any, dataset: data.Dataset) -> None:
         col.metric(
             f"{r.title} ({r.n_features} dims)", f"{r.accuracy:.1%}", help=f"on {r.n_test:,} test samples"
         )
+    applications_recipes.probe_recipe(codes.accuracy, results["pixels"].accuracy)
     left, right = st.columns(2)
     left.plotly_chart(figs.probe_accuracy_figure(results), key="app_probe_bars")
     right.plotly_chart(figs.learning_curve_figure(answer["curves"]), key="app_probe_curve")
@@ -248,6 +250,7 @@ def denoising(loaded: Any, dataset: data.Dataset) -> None:
             "masking and salt-and-pepper noise (0.6–2 dB more than a plain model at level 0.3, measured on "
             "digits and Fashion-MNIST), hardly on Gaussian noise, which any autoencoder partly averages away."
         )
+        applications_recipes.denoising_recipe(loaded.config)
     left, right = st.columns(2)
     kind = left.selectbox(
         "Noise", list(denoise.NOISE_KINDS), format_func=denoise.NOISE_KINDS.get, key="app_noise"

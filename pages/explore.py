@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import explore_settings, explore_views, live_charts, navigation_guard, presentation
+from pages import (
+    explore_estimate,
+    explore_settings,
+    explore_views,
+    live_charts,
+    navigation_guard,
+    presentation,
+)
 from pages.explore_views import current_job
 
 navigation_guard.leave_old_multipage_mode()
@@ -33,6 +40,7 @@ def views_fragment(active: bool):
         if job is None:
             return
         snap = job.latest()
+        explore_estimate.record(snap)
         with live_charts.views():
             explore_views.draw_progress(job, snap)
             explore_views.draw_views(job, snap)
@@ -60,10 +68,11 @@ def main() -> None:
     if error:
         st.error(error, icon=":material/error:")
     if job is None:
-        st.info(
-            "Set the grid above and press **Train sweep**. A 4 × 4 grid of the digits model takes "
-            "seconds; the views fill in while it trains."
-        )
+        try:
+            when = explore_estimate.estimate(explore_settings.spec_from_form())
+        except ValueError:  # the form holds a bad value: its own message says which when Train is pressed
+            when = ""
+        st.info(f"Set the grid above and press **Train sweep**; the views fill in while it trains. {when}")
         return
     st.caption(f"This sweep: {explore_views.base_summary(job.spec.base)}.")
     explore_views.draw_buttons(job)

@@ -12,24 +12,38 @@ from pages import datasets, explore_views, server, settings_state
 from pages.explore_views import ERROR, JOB, PROBE, SELECTED, current_job
 from sae_core.cli.sweep import parse_list
 from sae_core.data import datasets as data
+from sae_core.models.registry import REGISTRY
 from sae_core.penalties.registry import PENALTIES as ALL_PENALTIES
 from sae_core.serve.sweep_job import RemoteSweepJob, SweepJob
 from sae_core.sweep.spec import AXIS_LABELS, MAX_AXIS_VALUES, MAX_VALUES
 from sae_core.sweep.trainer import SweepSpec
 
-VARIANTS = {"sparse": "Sparse (KL or L1 penalty)", "denoising": "Denoising sparse"}
-"""Variants the page sweeps (sae_core.sweep.spec also takes k-sparse, whose β and ρ mean nothing)."""
-PENALTIES = {
-    name: f"{spec.short}: ρ × β" if spec.uses_rho else f"{spec.short}: β (ρ is not used)"
-    for name, spec in ALL_PENALTIES.items()
-    if spec.uses_beta and spec.plain_code
-}
-"""The penalties the page sweeps: those with a β to sweep, whose code the batched sweep computes."""
+VARIANTS = {name: spec.title for name, spec in REGISTRY.items()}
+"""Every registered variant sweeps."""
+
+
+def _penalty_label(spec) -> str:
+    if spec.uses_rho and spec.uses_beta:
+        return f"{spec.short}: ρ × β"
+    if spec.uses_beta:
+        return f"{spec.short}: β (ρ is not used)"
+    return f"{spec.short}: no ρ or β (sweep a third axis)"
+
+
+PENALTIES = {name: _penalty_label(spec) for name, spec in ALL_PENALTIES.items()}
+"""Every registered penalty sweeps; the grid keeps the ρ and β values the objective uses."""
 BACKEND = "sweep_backend"
 BACKENDS = {"local": "this server", "ray": "the Ray cluster ($RAY_ADDRESS)"}
 AXIS_CHOICES = {"none": "none", **AXIS_LABELS}
 DEFAULT_RHOS = "0.01, 0.05, 0.1, 0.2"
-DEFAULT_AXIS_VALUES = {"hidden": "16, 36", "weight_decay": "0, 0.001", "seed": "0, 1"}
+DEFAULT_AXIS_VALUES = {
+    "hidden": "16, 36",
+    "weight_decay": "0, 0.001",
+    "seed": "0, 1",
+    "k": "2, 5",
+    "latent": "2, 8",
+    "kernels": "8, 16",
+}
 
 
 def _form_defaults() -> dict:
@@ -78,7 +92,8 @@ def draw_settings() -> None:
             list(AXIS_CHOICES),
             format_func=AXIS_CHOICES.get,
             key="sweep_axis",
-            help="Optional: repeat the grid for each value of hidden units, λ or the seed.",
+            help="Optional: repeat the grid for each value of hidden units, λ, the seed, or a size of the "
+            "variant's own (k for top-k and k-sparse, the VAE's latent size, the conv model's kernels).",
         )
         v.text_input(
             "Third-axis values",
@@ -143,10 +158,13 @@ def spec_from_form() -> SweepSpec:
         batch_size=int(state["sweep_batch_size"]),
         lr=float(state["sweep_lr"]),
     )
+    # The objective's own penalty (the VAE has none, k-sparse its top-k): where ρ or β does nothing, one
+    # row or column, not copies of the same runs.
+    objective = base.model.penalty_spec
     rhos = parse_list(state["sweep_rhos"], "ρ values")
-    if not ALL_PENALTIES[penalty].uses_rho:  # ρ does nothing (L1): one row, not copies of the same runs
-        rhos = rhos[:1]
+    rhos = rhos if objective.uses_rho else rhos[:1]
     betas = parse_list(state["sweep_betas"], "β values")
+    betas = betas if objective.uses_beta else betas[:1]
     axis = None if state["sweep_axis"] == "none" else state["sweep_axis"]
     values: tuple = ()
     if axis is not None:

@@ -264,12 +264,15 @@ def on_open(cell: int) -> None:
         if job.active and not isinstance(job, RemoteSweepJob):
             job.pause()  # the Train page's run needs the slot; the sweep keeps its place
         state, cfg, step = job.cell_state(cell)
-        job_control.open_model(cfg, state, step, source=f"the sweep's cell {cell_label(job.spec, cell)}")
+        opened = job_control.open_model(
+            cfg, state, step, source=f"the sweep's cell {cell_label(job.spec, cell)}"
+        )
     except (RuntimeError, ValueError, data.DataUnavailableError) as err:
         st.session_state[ERROR] = f"Cannot open this cell: {err}"
         return
     st.session_state[notices.NOTICE] = (
-        f"Opened the sweep's cell {cell_label(job.spec, cell)} at step {step:,}: press Train to train it on."
+        f"Opened the sweep's cell {cell_label(job.spec, cell)} at step {step:,}: press "
+        f"**{job_control.train_label(opened)}** to train it on."
     )
     st.session_state["sweep_switch"] = True
 
@@ -316,4 +319,9 @@ def draw_probe(job: SweepJob, snap: SweepSnapshot) -> None:
 
 
 def base_summary(cfg: RunConfig) -> str:
-    return f"{cfg.data.dataset} · {cfg.model.variant} · {cfg.model.hidden} hidden · {cfg.train.steps:,} steps"
+    """ "bars · Sparse (one hidden layer) · 16 hidden · 600 steps": the sweep's data, variant, hidden units
+    (when the variant has them: not the conv model, whose size is its kernels) and length."""
+    m = cfg.model
+    size = f"{m.hidden} hidden" if m.spec.hidden_label is not None else None
+    parts = [cfg.data.dataset, m.spec.title, size, f"{cfg.train.steps:,} steps"]
+    return " · ".join(p for p in parts if p)

@@ -70,32 +70,54 @@ def _how_to_get(dataset: str) -> str:
     )
 
 
+PARTS = (
+    ("natural-patches", "edge detectors on photographs"),
+    ("mnist", "pen strokes on handwritten digits"),
+    ("digits", "whole-digit templates on tiny 8×8 digits"),
+    ("fashion-mnist", "garment shapes and parts on photos of clothes"),
+)
+"""What the units learn on each dataset, for the intro: it names only what this machine can show."""
+
+
+def learned_parts() -> str:
+    """The intro's last sentence: the reusable parts units learn, on the datasets installed here."""
+    parts = ["the single bars that Földiák's bar pictures are made of"]
+    parts += [text for name, text in PARTS if data.availability(name)[0]]
+    listed = ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0]
+    return (
+        "Forced to explain each input with a few active units, the units learn reusable parts of the data: "
+        f"{listed}."
+    )
+
+
 def main() -> None:
     st.title("Sparse Autoencoder Playground")
-    text, picture = st.columns([1, 1.4], gap="large")
+    every = server.presets()
+    first = every[settings_state.presets_default()]
+    text, start = st.columns([1.4, 1], gap="large")
     with text:
         st.markdown(
             "An **autoencoder** is a small neural network trained to copy its input to its output through a "
             "layer of hidden units, so it must find a compact code for the data.\n\n"
             "A **sparse** autoencoder adds a penalty that keeps each hidden unit silent most of the time: "
             "the KL term pushes every unit's mean activation ρ̂ⱼ towards a small target ρ, weighted by β.\n\n"
-            "Forced to explain each input with a few active units, the units learn reusable parts of the "
-            "data: edge detectors on photographs, pen strokes on handwritten digits."
+            + learned_parts()
         )
-        st.markdown("Pick a preset below, press **Train**, and move ρ and β while it learns.")
-    with picture:
-        if PICTURE.exists():
-            st.image(
-                str(PICTURE),
-                caption="A real run (UFLDL recipe, 400 L-BFGS steps): each tile on the right is the input "
-                "pattern that most excites one hidden unit.",
-            )
-    st.subheader("Presets")
-    presets = list(server.presets().values())
-    for start in range(0, len(presets), 3):
-        for col, preset in zip(st.columns(3), presets[start : start + 3], strict=False):
+        st.markdown("Pick a preset, press **Train**, and move ρ and β while it learns.")
+    with start:  # on the first screen: one click from here to a lecture's first run
+        preset_card(first)
+    st.subheader("More presets")
+    others = [preset for name, preset in every.items() if name != first.name]
+    for begin in range(0, len(others), 3):
+        for col, preset in zip(st.columns(3), others[begin : begin + 3], strict=False):
             with col:
                 preset_card(preset)
+    if PICTURE.exists():
+        st.image(
+            str(PICTURE),
+            caption="A real run (UFLDL recipe, 400 L-BFGS steps): each tile on the right is the input "
+            "pattern that most excites one hidden unit.",
+        )
 
 
 main()

@@ -87,6 +87,14 @@ def open_model(
     return job
 
 
+def train_label(job: TrainingJob) -> str:
+    """The Train page's first button for this job: "Train on" once its length is reached, "Resume" for a
+    model that has trained (an opened one too), else "Train". Notices that name the button use this."""
+    if job.trainer.finished:
+        return "Train on"
+    return "Resume" if job.step_count > 0 and not job.active else "Train"
+
+
 def retire_job(reason: str) -> None:
     """Stop the current job; keep it as the previous run if it has trained at all."""
     job = current_job()

@@ -43,16 +43,23 @@ PAGE_STYLE = f"""
 of their box (a formula's 4.6 % of it: the KL formula, the widest, is about 19 em wide; a metric value
 "59.5 / 196" is about 5.5 em), so seven metrics and the formulas fit at 1280 px."""
 
-PRESENTATION_STYLE = f"""
-[data-testid="stMainBlockContainer"] {{
-    padding-top: 3rem !important; padding-left: 1.5rem !important; padding-right: 1.5rem !important;
-}}
+FIRST_SCREEN_STYLE = f"""
+[data-testid="stMainBlockContainer"] {{ padding-top: 3.5rem !important; padding-bottom: 3rem !important; }}
+[data-testid="stMainBlockContainer"] h1 {{ font-size: 2rem !important; padding: 0 0 0.5rem 0 !important; }}
 [data-testid="stSidebarUserContent"] .st-key-{KEY} {{ order: -3; }}
 [data-testid="stSidebarUserContent"] [data-testid="stElementContainer"]:has(+ .st-key-rho),
 [data-testid="stSidebarUserContent"] .st-key-rho,
 [data-testid="stSidebarUserContent"] .st-key-beta {{ order: -2; }}
 """
-"""Less room around the page; the live controls (the objective's heading, ρ, β) first in the sidebar."""
+"""The Train page in either mode: a compact title and the live controls (the objective's heading, ρ, β)
+first in the sidebar, so that at 1280×720 ρ, β, the filters and the ρ̂ histogram are on the first screen."""
+
+PRESENTATION_STYLE = """
+[data-testid="stMainBlockContainer"] {
+    padding-top: 3rem !important; padding-left: 1.5rem !important; padding-right: 1.5rem !important;
+}
+"""
+"""Less room around the page (the title goes too)."""
 
 
 def is_on() -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from pages import refusals
 from pages.notices import NOTICE, add_notice
 from pages.server import presets
 from pages.session_job import current_job, structural
@@ -51,7 +52,8 @@ VARIANT_WIDGET_KEYS = tuple(
 SETTINGS = "settings"
 """Flat config mapping (only the fields that differ from RunConfig defaults are needed)."""
 ERRORS = "setting_errors"
-"""field -> message for values that were refused; shown next to the control."""
+"""field -> message (Markdown, outside text in code spans) for values that were refused; shown next to
+the control."""
 
 SERVER_ONLY = ("upload", "data_dir")
 """Fields that name files on the server: never taken from a URL (nor written to one) or a widget. The
@@ -103,16 +105,25 @@ def beta_range(penalty: str) -> tuple[float, float]:
     return 0.0, get_penalty(penalty).beta_max
 
 
+LR_MAX = 100.0
+"""The largest learning rate the page takes (a link's ?lr=1e9 is refused): far above any that trains (Adam
+diverges above about 1), high enough to show what a much too large one does. The CLI and the library take
+any finite rate, so that a test or a script can make a run diverge on purpose."""
+
+
 def out_of_range(key: str, cfg: RunConfig) -> str | None:
-    """Why cfg's value of `key` cannot be shown by its control (a valid config, a too-small widget)."""
+    """Why the page refuses cfg's value of `key` though the configuration takes it (β beyond its slider,
+    a learning rate beyond LR_MAX), in the page's words; None when it takes it."""
+    if key == "lr" and cfg.train.lr > LR_MAX:
+        return refusals.too_large("lr", LR_MAX, cfg.train.lr)
     if key != "beta":
         return None
     lo, hi = beta_range(cfg.model.penalty)
     beta = cfg.model.beta
     if lo <= beta <= hi:
         return None
-    penalty = cfg.model.penalty
-    return f"beta must be in [{lo:g}, {hi:g}] for the {penalty} penalty (the slider's range), got {beta:g}"
+    why = f" for the {cfg.model.penalty_spec.short} penalty"
+    return refusals.too_large("beta", hi, beta, why)
 
 
 def apply_setting(key: str, value: Any) -> RunConfig | None:
@@ -121,7 +132,7 @@ def apply_setting(key: str, value: Any) -> RunConfig | None:
     try:
         cfg = RunConfig.from_flat({**settings(), key: value})
     except ValueError as err:
-        errors()[key] = str(err)
+        errors()[key] = refusals.in_words(str(err))
         return None
     problem = out_of_range(key, cfg)
     if problem is not None:
@@ -159,8 +170,9 @@ def change_setting(key: str) -> None:
     old_penalty, old_variant = settings().get("penalty"), settings().get("variant")
     cfg = set_setting(key, st.session_state[key])
     if key == "variant" and cfg is not None and cfg.model.variant != old_variant:
-        fit_lr_to_variant(cfg)
+        fit_lr_to_model(cfg)
     if key == "penalty" and cfg is not None and cfg.model.penalty != old_penalty:
+        fit_lr_to_model(cfg)
         beta = get_penalty(cfg.model.penalty).beta_default
         if beta is not None and beta != cfg.model.beta:
             set_setting("beta", beta)
@@ -185,17 +197,26 @@ def set_setting(key: str, value: Any) -> RunConfig | None:
     return cfg
 
 
-def fit_lr_to_variant(cfg: RunConfig) -> None:
-    """A newly picked variant that collapses at the current Adam learning rate (VariantSpec.adam_lr: deep and
-    VAE models lose every unit at the bars preset's 0.1) gets its own, with a notice."""
-    limit = cfg.model.spec.adam_lr
-    if cfg.train.optimizer != "adam" or limit is None or cfg.train.lr <= limit:
+def fit_lr_to_model(cfg: RunConfig) -> None:
+    """A newly picked variant or penalty that collapses at the current Adam learning rate gets the lower of
+    their rates, with a notice (VariantSpec.adam_lr: deep and VAE models lose every unit at the bars
+    preset's 0.1; PenaltySpec.adam_lr: L1's ReLU units die there)."""
+    model = cfg.model
+    limits = [lr for lr in (model.spec.adam_lr, model.penalty_spec.adam_lr) if lr is not None]
+    if model.spec.fixed_penalty is not None:  # the variant's own regulariser: the penalty's limit is moot
+        limits = [lr for lr in (model.spec.adam_lr,) if lr is not None]
+    if cfg.train.optimizer != "adam" or not limits or cfg.train.lr <= min(limits):
         return
+    limit = min(limits)
     if set_setting("lr", limit) is not None:
         st.session_state["lr"] = limit
+        what = (
+            f"a {model.spec.title.lower()} model loses every unit"
+            if model.spec.adam_lr == limit
+            else f"the {model.penalty_spec.short} penalty kills units and finds few features"
+        )
         add_notice(
-            f"Learning rate set to {limit:g}: at {cfg.train.lr:g} a {cfg.model.spec.title.lower()} model "
-            "loses every unit within a few hundred Adam steps."
+            f"Learning rate set to {limit:g}: at {cfg.train.lr:g} {what} within a few hundred Adam steps."
         )
 
 

@@ -53,6 +53,7 @@ def live_views_fragment(job: TrainingJob):
             train_views.draw_progress(snap, running, job.queue_place(), job.eta_seconds())
             train_views.draw_metrics(snap)
             train_views.draw_views(snap)
+            train_views.draw_run_messages(snap, running, job.queue_place())
             train_views.draw_variant_views(snap)
         if st.session_state.get(WAS_ACTIVE, (False, False)) != _active(job):
             # The run ended on its own, or its turn in the queue came: redraw the buttons (and the timer).
@@ -67,7 +68,7 @@ def _active(job: TrainingJob) -> tuple[bool, bool]:
 
 
 def main() -> None:
-    presentation.inject_style(live_charts.STYLE)
+    presentation.inject_style(live_charts.STYLE, presentation.FIRST_SCREEN_STYLE)
     if not presentation.is_on():  # on a projector the screen's height goes to the pictures
         st.title("Train a sparse autoencoder")
     presentation.draw_toggle()
@@ -75,13 +76,13 @@ def main() -> None:
     train_import.draw()  # the top of the sidebar: a saved model instead of the settings below
     train_controls.draw_controls()
     classroom.draw_share()
-    notice_box = st.empty()  # filled at the end: building the job may add a notice
     try:
         _main_body()
-    finally:
+    finally:  # under the views (above them it would push them off a projector's screen), and a toast
         notice = st.session_state.pop(notices.NOTICE, None)
         if notice:
-            notice_box.info(notice, icon=":material/info:")
+            st.info(notice, icon=":material/info:")
+            st.toast(notice, icon=":material/info:")
 
 
 def _main_body() -> None:
@@ -102,10 +103,13 @@ def _main_body() -> None:
     runs_store.keep_ended_run(job)  # finished or stopped: kept for the Runs page
     train_views.draw_buttons(job)
     busy = st.session_state.pop(train_views.BUSY, None)
-    if busy:
-        st.warning(busy, icon=":material/hourglass_top:")
+    if busy:  # a toast: a message above the views would push them off a projector's screen
+        st.toast(busy, icon=":material/hourglass_top:")
     st.session_state[WAS_ACTIVE] = _active(job)
     live_views_fragment(job)()
+    train_views.draw_length_reached(job)
+    if busy:
+        st.warning(busy, icon=":material/hourglass_top:")
     train_views.draw_previous()
 
 

@@ -58,7 +58,7 @@ def on_upload() -> None:
     try:
         x, shape = data.load_upload_bytes(raw, upload.name)
     except data.UploadError as err:
-        settings_state.errors()["upload"] = str(err)
+        settings_state.errors()["upload"] = notices.literal(err)
         return
     settings_state.apply_setting("upload", datasets.session_uploads().put(raw, upload.name, len(x), shape))
     st.session_state[notices.NOTICE] = (
@@ -70,7 +70,7 @@ def on_upload() -> None:
 def error_under(key: str) -> None:
     message = settings_state.errors().get(key)
     if message:
-        st.error(f"Not applied: {notices.literal(message)}", icon=":material/block:")
+        st.error(f"Not applied: {message}", icon=":material/block:")
 
 
 def widget(kind, label: str, key: str, **kwargs) -> None:
@@ -248,7 +248,8 @@ def _model_section(spec: VariantSpec) -> None:
     outputs = list(get_args(Output))
     widget(st.selectbox, "Decoder output", "output", options=outputs, format_func=OUTPUT_NAMES.get)
     if spec.fixed_penalty is not None:
-        if _shown("variant", "hidden", *spec.fields):
+        # Said once: beside the greyed ρ and β when they are drawn (the objective's section), else here.
+        if _shown("variant", "hidden", *spec.fields) and not _shown("rho", "beta"):
             st.caption(spec.penalty_reason)
         return
     widget(

@@ -11,6 +11,7 @@ import streamlit as st
 
 from pages import job_control, live_charts, presentation, runs_store, session_job, settings_state
 from sae_core.analysis import diagnostics, formulas
+from sae_core.figures import large_filters
 from sae_core.figures import training as figures
 from sae_core.figures import truth as truth_figures
 from sae_core.serve.jobs import BusyError, TrainingJob
@@ -18,7 +19,11 @@ from sae_core.store import export
 from sae_core.train.snapshot import Snapshot
 
 FIRST_PICTURE_WAIT_S = 0.2  # longest a Train click waits for the job's first snapshot
-FILTERS_HEIGHT = 560  # pixels: big enough for a projector even when the montage is small (25 units of 8×8)
+FILTERS_HEIGHT = 372
+"""Pixels of the filter montage in the default mode: what is left of a 1280×720 screen under the title,
+the buttons, the progress line, the numbers and the filter switch (tests/test_browser_first_screen.py)."""
+RIGHT_HEIGHT = FILTERS_HEIGHT + 48
+"""The ρ̂ histogram beside the filters: as tall as the filters and their switch together."""
 BUSY = "busy_message"
 HIGHLIGHT = "highlight_unit"  # the unit picked by a click on a filter tile, marked in the unit views
 DATA_TAB = "Training data"  # the open tab before the first step: what the model will learn from
@@ -84,7 +89,7 @@ def draw_buttons(job: TrainingJob) -> None:
     snap = job.latest()
     running, done = job.active, job.trainer.finished
     length = job.trainer.total_steps
-    label = "Train on" if done else "Resume" if job.step_count > 0 and not running else "Train"
+    label = job_control.train_label(job)
     train_help = "Train in the background; the views refresh twice a second."
     if done:
         train_help = f"Add another {length:,} steps to this model and train on (nothing is rebuilt)."
@@ -141,7 +146,13 @@ def draw_buttons(job: TrainingJob) -> None:
         "reconstructions.png and the loss history as CSV (pause first while training). It is kept "
         "on the Runs page too.",
     )
-    if done and not presentation.is_on():  # on a projector the button's tooltip says it; room for filters
+
+
+def draw_length_reached(job: TrainingJob) -> None:
+    """Under the views (a caption above them would push the filters off a projector's screen): what
+    **Train on** does once the run has reached its length."""
+    length = job.trainer.total_steps
+    if job.trainer.finished and not job.active and not presentation.is_on():
         st.caption(
             f"Training length reached ({length:,} steps). **Train on** adds another {length:,} steps to "
             "this same model; raising *Training length* and pressing **Resume** trains on too, and **Step** "
@@ -182,8 +193,18 @@ STATUS_TEXT = {
 }
 
 
+def status_word(snap, running: bool) -> str:
+    """The run's status in a word, as the buttons see it: a model opened at its length's end (a sweep's
+    cell, a kept run) is "finished" (its button reads Train on), one opened part-way "paused" (Resume)."""
+    if running:
+        return "training"
+    if snap.status == "ready" and snap.step > 0:
+        return "finished" if not snap.until_paused and snap.step >= snap.total_steps else "paused"
+    return STATUS_TEXT.get(snap.status, snap.status)
+
+
 def draw_progress(snap, running: bool, queue_place: int | None = None, eta_s: float | None = None) -> None:
-    status = "training" if running else STATUS_TEXT.get(snap.status, snap.status)
+    status = status_word(snap, running)
     queued = f" · place {queue_place} in the queue" if queue_place and not running else ""
     length = "· until paused" if snap.until_paused else f"/ {snap.total_steps:,}"
     eta = "" if snap.until_paused else f" · ETA {_eta(snap, eta_s) if running else '–'}"
@@ -192,7 +213,13 @@ def draw_progress(snap, running: bool, queue_place: int | None = None, eta_s: fl
         f"{snap.samples_per_second:,.0f} samples/s{eta}"
     )
     st.progress(snap.progress, text=text)
-    if queued:
+
+
+def draw_run_messages(snap, running: bool, queue_place: int | None = None) -> None:
+    """The run's messages (queued, diverged, paused by itself, dead or saturated units), drawn under the
+    views: above them they would push the filters and the ρ̂ histogram off a projector's screen. The
+    progress line above says the status in a word."""
+    if queue_place and not running:
         st.info(
             "Every training slot of this server is in use, or this browser already trains its fair share "
             "of them (half the slots; a sweep counts by its cells). This run starts by itself when its "
@@ -224,31 +251,34 @@ def draw_views(snap) -> None:
     present = presentation.is_on()
     left, right = st.columns([1.15, 1], gap="medium" if present else "large")
     with left:
-        which = st.segmented_control(
+        switch, zoom = st.columns([3.2, 1], vertical_alignment="center", gap="small")
+        which = switch.segmented_control(
             "Filters",
             ["encoder", "decoder"],
             default="encoder",
             required=True,
             key="filters_which",
-            format_func={"encoder": "Encoder W₁ (looks for)", "decoder": "Decoder W₂ (draws)"}.get,
+            format_func={"encoder": "Encoder W₁: looks for", "decoder": "Decoder W₂: draws"}.get,
             help="Encoder W₁: the input that excites each unit most. Decoder W₂: the picture each unit "
             "adds to the reconstruction.",
-            label_visibility="collapsed" if present else "visible",
+            label_visibility="collapsed",  # its options name it; the room goes to the filters
         )
+        # No tooltip: its icon does not fit beside the switch at 1280 px; the chart title says what it shows.
+        large = zoom.toggle("Large", key="filters_large")
         highlight = st.session_state.get(HIGHLIGHT)
-        filters = figures.filters_figure(snap, which or "encoder", highlight=highlight)
         unit = figures.unit_of_tile(snap, highlight)  # the same unit in the ρ̂, density and KL views
-        height = presentation.FILTERS_HEIGHT if present else max(filters.layout.height or 0, FILTERS_HEIGHT)
-        live_chart(filters, "filters_chart", height, on_select=on_filter_select, selection_mode="points")
+        height = presentation.FILTERS_HEIGHT if present else FILTERS_HEIGHT
+        if large:  # no tile to click: each is one unit, numbered
+            live_chart(large_filters.large_filters_figure(snap, which or "encoder"), "filters_chart", height)
+        else:
+            filters = figures.filters_figure(snap, which or "encoder", highlight=highlight)
+            live_chart(filters, "filters_chart", height, on_select=on_filter_select, selection_mode="points")
     standard = snap.config.model.spec.standard_views  # the views that mean something for this code
-    with right:
-        if not present:
-            draw_objective()
+    with right:  # the pictures first, on the first screen; the formulas under them
         if "rho_hat" in standard:
             histogram = figures.rho_hat_histogram(snap, highlight=unit)
-            live_chart(histogram, "rho_hat_chart", presentation.RIGHT_HEIGHT if present else None)
-        if present:  # the pictures first on a projector, the formulas under them
-            draw_objective()
+            live_chart(histogram, "rho_hat_chart", presentation.RIGHT_HEIGHT if present else RIGHT_HEIGHT)
+        draw_objective()
     # Lazy tabs: only the open tab's chart is built on each refresh (half the work of drawing all five).
     shown = {
         _tab_label(label, snap): chart

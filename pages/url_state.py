@@ -20,8 +20,9 @@ from pages.settings_state import (
     current_config,
     errors,
     fit_beta_to_penalty,
-    fit_lr_to_variant,
+    fit_lr_to_model,
     forget_widgets,
+    out_of_range,
     settings,
     url_query,
 )
@@ -51,14 +52,23 @@ def read_query_params() -> None:
     known = {k: v for k, v in params.items() if k in FIELD_SECTION and k not in SERVER_ONLY}
     try:  # all at once first: ?penalty=topk&k=2 is valid together but not in the order k comes last
         cfg = RunConfig.from_flat({**settings(), **known})
+        before = dict(settings())
         settings().update({k: cfg.flat()[k] for k in known})
+        for key in known:  # what the configuration takes but the page does not (?lr=1e9); β: just below
+            problem = out_of_range(key, cfg) if key != "beta" else None
+            if problem is not None:
+                if key in before:
+                    settings()[key] = before[key]
+                else:  # the settings held no value of it: the configuration's default stands
+                    settings().pop(key)
+                errors()[key] = problem
     except ValueError:  # then one by one, so each refused value gets its own message
         for key, value in known.items():
             apply_setting(key, value)
     # ?penalty=l1 alone must not leave the KL default β = 3 on the L1 control.
     fit_beta_to_penalty(explicit="beta" in known)
-    if "variant" in known and "lr" not in known:  # ?variant=deep alone must not start at a collapsing lr
-        fit_lr_to_variant(current_config())
+    if ("variant" in known or "penalty" in known) and "lr" not in known:  # ?variant=deep, ?penalty=l1 alone
+        fit_lr_to_model(current_config())  # must not start at a collapsing lr
     forget_widgets()
     if unknown:
         add_notice(f"Ignored unknown URL parameter(s): {', '.join(literal(k) for k in unknown)}.")
@@ -68,7 +78,7 @@ def read_query_params() -> None:
     drawn = {k for k in set(WIDGET_KEYS) | set(current_config().model.spec.fields) if classroom.allows(k)}
     for key in known:
         if key in errors() and key not in drawn:
-            add_notice(f"Not applied from the link: {literal(errors().pop(key))}.")
+            add_notice(f"Not applied from the link: {errors().pop(key)}")
 
 
 def write_query_params(cfg: RunConfig) -> None:

@@ -200,7 +200,7 @@ def test_reset_gives_a_fresh_model_and_keeps_the_old_one_as_previous(apps):
 def test_bad_url_value_is_refused_with_a_message_next_to_the_control(apps):
     at = apps({**TINY, "rho": "2"})
     _no_exceptions(at)
-    assert any("rho must be in (0, 1)" in e.value for e in at.error)
+    assert any("ρ must be between 0 and 1, both excluded (you asked for `2.0`)" in e.value for e in at.error)
     assert at.session_state["job"].config.model.rho == pytest.approx(DEFAULT_RHO)
 
 
@@ -209,7 +209,7 @@ def test_bad_number_is_refused_and_the_job_is_kept(apps):
     job = at.session_state["job"]
     at.number_input(key="weight_decay").set_value(-1.0).run()
     _no_exceptions(at)
-    assert any("weight_decay must be >= 0" in e.value for e in at.error)
+    assert any("The weight decay λ must be at least 0" in e.value for e in at.error)
     assert at.session_state["job"] is job
     assert job.config.model.weight_decay == pytest.approx(1e-4)
 

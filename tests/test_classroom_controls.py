@@ -103,9 +103,9 @@ def _errors(at: AppTest) -> list[str]:
 @pytest.mark.parametrize(
     "query, message",
     [
-        ({"beta": "50"}, "beta must be in [0, 10] for the kl penalty"),
-        ({"penalty": "l1", "beta": "5"}, "beta must be in [0, 1] for the l1 penalty"),
-        ({"beta": "5", "penalty": "l1"}, "beta must be in [0, 1] for the l1 penalty"),
+        ({"beta": "50"}, "β can be at most 10 for the KL penalty (you asked for `50`)"),
+        ({"penalty": "l1", "beta": "5"}, "β can be at most 1 for the L1 penalty (you asked for `5`)"),
+        ({"beta": "5", "penalty": "l1"}, "β can be at most 1 for the L1 penalty (you asked for `5`)"),
     ],
 )
 def test_a_link_with_beta_out_of_its_controls_range_is_refused_next_to_it(apps, query, message):

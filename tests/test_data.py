@@ -394,3 +394,12 @@ def test_upload_dataset_loads_a_file_path(tmp_path):
         load(DataConfig(dataset="upload", upload=str(tmp_path / "missing.npy")))
     with pytest.raises(UploadError, match="needs a file"):
         load(DataConfig(dataset="upload"))
+
+
+def test_digits_read_from_scikit_learns_file_equal_its_load_digits():
+    from sklearn.datasets import load_digits
+
+    pixels, labels = data.digits_arrays()
+    bunch = load_digits()
+    np.testing.assert_array_equal(pixels, bunch.data)
+    np.testing.assert_array_equal(labels, bunch.target)

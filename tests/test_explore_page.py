@@ -117,6 +117,38 @@ def test_opening_a_cell_makes_it_the_train_pages_run_with_its_weights_and_step(e
     assert any("Opened the sweep's cell" in i.value for i in explore.info)
 
 
+@pytest.mark.parametrize(
+    ("variant", "penalty", "axis", "values", "cells"),
+    [
+        ("vae", "kl", "latent", "2, 3", 2),  # no ρ or β: the grid is one cell per latent size
+        ("conv", "jumprelu", "kernels", "2, 3", 4),  # β × kernels, with JumpReLU's learned thresholds
+    ],
+)
+def test_every_variant_sweeps_from_the_page_and_a_cell_opens_on_train(
+    explore, variant, penalty, axis, values, cells
+):
+    set_grid(explore, "0.05, 0.2", "0.01, 0.1", steps=40, hidden=6)
+    explore.selectbox(key="sweep_variant").select(variant)
+    explore.selectbox(key="sweep_penalty").select(penalty)
+    explore.selectbox(key="sweep_axis").select(axis)
+    explore.text_input(key="sweep_axis_values").input(values)
+    job = train_to_the_end(explore)
+    snap = job.latest()
+    assert snap.status == "done" and len(snap.cells) == cells, snap.status
+    assert {c.config.model.variant for c in snap.cells} == {variant}
+    assert sorted({getattr(c.config.model, axis) for c in snap.cells}) == [int(v) for v in values.split(",")]
+    assert all(math.isfinite(c.metrics["recon_error"]) for c in snap.cells)
+    last = len(snap.cells) - 1
+    explore.selectbox(key="sweep_cell_pick").select(last).run()
+    explore.button(key="sweep_open").click().run()
+    assert not explore.exception, [e.value for e in explore.exception]
+    run = explore.session_state["job"]
+    state, cfg, _ = job.cell_state(last)
+    assert run.config.model.variant == variant and getattr(run.config.model, axis) == getattr(cfg.model, axis)
+    for name, value in run.trainer.model.state_dict().items():
+        torch.testing.assert_close(value.cpu(), state[name])
+
+
 def test_without_a_ray_cluster_the_page_says_how_to_get_one(explore):
     captions = " ".join(c.value for c in explore.caption)
     assert "Ray cluster: not in use" in captions and ("RAY_ADDRESS" in captions or "pip install" in captions)

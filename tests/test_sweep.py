@@ -12,10 +12,10 @@ import torch
 from sae_core.cli.main import main
 from sae_core.config.run import RunConfig
 from sae_core.data import datasets as data
+from sae_core.models.registry import VARIANTS
 from sae_core.penalties.registry import PENALTY_NAMES
 from sae_core.store import export
 from sae_core.sweep.block import model_from_state
-from sae_core.sweep.spec import SWEEPABLE_PENALTIES
 from sae_core.sweep.trainer import SweepSpec, SweepTrainer
 from sae_core.train import budget
 from sae_core.train.trainer import PROBE_SIZE, Trainer
@@ -57,7 +57,47 @@ CASES = [
         "weight_decay",
         (0, 0.01),
     ),
+    ("ksparse-k-axis", {"variant": "ksparse", "k": 2}, (0.05,), (3.0,), "k", (2, 4)),
+    ("jumprelu-sgd", {"penalty": "jumprelu", "optimizer": "sgd", "lr": 0.1}, (0.05,), (0.01, 0.1), None, ()),
+    (
+        "jumprelu-denoising-seeds",
+        {"penalty": "jumprelu", "variant": "denoising"},
+        (0.05,),
+        (0.05,),
+        "seed",
+        (0, 1),
+    ),
+    ("deep-kl", {"variant": "deep", "layers": (10,), "lr": 0.01}, (0.05, 0.2), (0.0, 3.0), None, ()),
+    (
+        "deep-topk-hidden",
+        {"variant": "deep", "penalty": "topk", "layers": (10,), "k": 2, "lr": 0.01},
+        (0.05,),
+        (3.0,),
+        "hidden",
+        (4, 6),
+    ),
+    (
+        "conv-l1-kernels",
+        {"variant": "conv", "penalty": "l1", "kernels": 3},
+        (0.05,),
+        (0.0, 0.01),
+        "kernels",
+        (2, 3),
+    ),
+    ("vae-latent-seeds", {"variant": "vae", "lr": 0.01}, (0.05,), (3.0,), "latent", (2, 3)),
+    (
+        "vae-seeds-full-batch",
+        {"variant": "vae", "lr": 0.01, "batch_size": 0},
+        (0.05,),
+        (3.0,),
+        "seed",
+        (0, 1),
+    ),
+    ("contractive-kl", {"variant": "contractive", "contraction": 0.5}, (0.05, 0.2), (0.0, 3.0), None, ()),
 ]
+TOLERANCE = {"deep-kl": 5e-5, "deep-topk-hidden": 5e-5}
+"""Weights agree to 1e-5 (float rounding of a batched matmul against one matmul); the deep model's four
+layers compound it a little more."""
 
 
 def spec_of(changes, rhos, betas, axis=None, values=()) -> SweepSpec:
@@ -81,12 +121,13 @@ def test_every_cell_ends_with_the_weights_and_numbers_of_its_own_trainer(
         got = sweeper.cell_state(i)
         assert set(got) == set(expected)
         for key, value in expected.items():
-            torch.testing.assert_close(got[key], value, atol=1e-5, rtol=0, msg=f"cell {i} {key}")
+            atol = TOLERANCE.get(name, 1e-5)
+            torch.testing.assert_close(got[key], value, atol=atol, rtol=0, msg=f"cell {i} {key}")
         reference = trainer.snapshot()
         cell = snap.cells[i]
-        assert cell.losses == pytest.approx(reference.losses, abs=1e-5)
+        assert cell.losses == pytest.approx(reference.losses, abs=1e-5, rel=1e-5)
         for key, value in reference.metrics.items():
-            assert cell.metrics[key] == pytest.approx(value, abs=1e-5), (i, key)
+            assert cell.metrics[key] == pytest.approx(value, abs=atol, rel=1e-5), (i, key)
         np.testing.assert_array_equal(cell.history_steps, reference.history_steps)
         for term, values_ in reference.history.items():
             np.testing.assert_allclose(cell.history[term], values_, atol=1e-5)
@@ -187,13 +228,26 @@ def test_advance_stops_at_max_steps_and_leaves_the_global_rng_alone(tiny_digits)
         ({}, {"axis": "lr", "axis_values": (1,)}, "axis must be one of hidden, weight_decay, seed"),
         ({}, {"axis_values": (4,)}, "axis_values needs an axis"),
         ({"optimizer": "lbfgs"}, {}, "the sweep supports the optimizers adam, sgd"),
-        ({"variant": "conv"}, {}, "the sweep supports the variants sparse, denoising, ksparse"),
+        (
+            {"variant": "conv"},
+            {"axis": "hidden", "axis_values": (4, 6)},
+            "axis: hidden does not apply to the conv",
+        ),
+        ({}, {"axis": "latent", "axis_values": (2, 3)}, "axis: latent does not apply to the sparse variant"),
+        (
+            {"variant": "vae"},
+            {"axis": "k", "axis_values": (2, 3)},
+            "its axes are hidden, weight_decay, seed, latent",
+        ),
+        ({"variant": "vae"}, {"betas": (1.0, 3.0)}, "betas: the vae variant does not use β"),
         ({"penalty": "l1"}, {"rhos": (0.05, 0.1)}, "rhos: the l1 penalty does not use ρ"),
-        ({"variant": "ksparse", "k": 2}, {"rhos": (0.05,), "betas": (1.0, 3.0)}, "betas: the topk penalty"),
+        (
+            {"variant": "ksparse", "k": 2},
+            {"rhos": (0.05,), "betas": (1.0, 3.0)},
+            "betas: the ksparse variant",
+        ),
         ({"penalty": "none"}, {"rhos": (0.05, 0.1)}, "rhos: the none penalty does not use ρ"),
         ({"penalty": "none"}, {"betas": (1.0, 3.0)}, "betas: the none penalty does not use β"),
-        ({"penalty": "jumprelu"}, {}, "penalty 'jumprelu' cannot be swept"),
-        ({"penalty": "jumprelu", "variant": "denoising"}, {}, "penalty 'jumprelu' cannot be swept"),
         ({"penalty": "topk", "k": 5}, {"axis": "hidden", "axis_values": (4, 8)}, "axis_values: cell"),
     ],
 )
@@ -204,17 +258,10 @@ def test_bad_specs_raise_a_value_error_naming_the_field(changes, kwargs, message
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_the_sweep_takes_every_penalty_but_jumprelu_and_each_is_checked_against_the_trainer():
-    # JumpReLU's learned thresholds need the model's own code layer, which the batched maths does not run.
-    assert set(SWEEPABLE_PENALTIES) == set(PENALTY_NAMES) - {"jumprelu"}
-    covered = {RunConfig().replace(**{**TINY, **changes}).model.effective_penalty for _, changes, *_ in CASES}
-    assert covered == set(SWEEPABLE_PENALTIES)
-
-
-def test_the_refusal_of_jumprelu_names_the_penalties_a_sweep_takes():
-    with pytest.raises(ValueError) as err:
-        SweepSpec(RunConfig().replace(**{**TINY, "penalty": "jumprelu"}), (0.05,), (0.05,))
-    assert str(err.value).endswith(f"the sweep supports the penalties {', '.join(SWEEPABLE_PENALTIES)}")
+def test_every_registered_variant_and_penalty_is_checked_against_the_trainer():
+    configs = [RunConfig().replace(**{**TINY, **changes}).model for _, changes, *_ in CASES]
+    assert {m.variant for m in configs} == set(VARIANTS)
+    assert {m.effective_penalty for m in configs} == set(PENALTY_NAMES)
 
 
 def test_a_sweep_over_the_memory_budget_says_how_many_cells_fit():
@@ -277,7 +324,10 @@ def test_the_cli_refuses_to_overwrite_a_sweep_without_force(sweep_dir, capsys):
         (["--rho", "0.05", "--beta", "3", "--axis", "hidden"], "--axis and --values go together"),
         (["--rho", "0.05", "--beta", "3", "--axis", "hidden", "--values", "4,x"], "--values must be"),
         (["--rho", "0.05", "--beta", "3", "--optimizer", "lbfgs"], "supports the optimizers adam, sgd"),
-        (["--rho", "0.05", "--beta", "3", "--variant", "vae"], "supports the variants sparse"),
+        (
+            ["--rho", "0.05", "--beta", "3", "--variant", "vae", "--axis", "k", "--values", "2,3"],
+            "axis: k does",
+        ),
         (["--rho", "0.05", "--beta", "3", "--steps", "0"], "--steps 0 means 'until paused'"),
         (["--rho", "0.05", "--beta", "3", "--backend", "nope"], "backend must be one of local"),
         (["--beta", "3"], "the following arguments are required: --rho"),

@@ -76,6 +76,22 @@ def test_ray_backend_writes_the_local_backends_table_and_weights(local_ray, tiny
 
 
 @pytest.mark.slow
+def test_a_vae_and_a_jumprelu_conv_sweep_on_ray_match_the_local_backend(local_ray, tiny_digits, tmp_path):
+    """Every variant sweeps on Ray too: the tasks run the models' own code, as the local backend does."""
+    for name, changes, axis, values in (
+        ("vae", {"variant": "vae", "lr": 0.01}, "latent", (2, 3)),
+        ("conv", {"variant": "conv", "penalty": "jumprelu", "kernels": 3}, "kernels", (2, 3)),
+    ):
+        base = RunConfig().replace(
+            **{"hidden": 6, "batch_size": 64, "steps": STEPS, "device": "cpu", **changes}
+        )
+        spec = SweepSpec(base, (0.05,), (0.05,), axis, values)
+        run_sweep(spec, tiny_digits, tmp_path / f"{name}-ray", backend="ray")
+        run_sweep(spec, tiny_digits, tmp_path / f"{name}-local", backend="local")
+        assert_same_sweep(tmp_path / f"{name}-ray", tmp_path / f"{name}-local")
+
+
+@pytest.mark.slow
 def test_the_explore_pages_ray_job_gives_the_local_sweeps_cells(local_ray, tiny_digits):
     """RemoteSweepJob (the Explore page's job when Ray is chosen): every cell's weights equal a sweep
     trained here, and the grid is whole once every block is back."""

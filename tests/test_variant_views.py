@@ -301,14 +301,14 @@ def test_variant_select_shows_human_names_and_sparse_has_no_variant_views(apps):
 def test_a_bad_variant_value_is_refused_next_to_its_control(apps):
     at = apps({"variant": "conv", "kernels": "4", "kernel_size": "4"})
     _no_exceptions(at)
-    assert any("kernel_size must be odd" in e.value for e in at.error)
+    assert any("The kernel size must be odd" in e.value for e in at.error)
     assert at.session_state["job"].config.model.kernel_size == 5
 
     at = apps({"variant": "deep", "layers": "8", "hidden": "4"})
     job = at.session_state["job"]
     at.text_input(key="layers").set_value("8,zero").run()
     _no_exceptions(at)
-    assert any("layers must be" in e.value for e in at.error)
+    assert any("The layer sizes must be" in e.value for e in at.error)
     assert at.session_state["job"] is job and job.config.model.layers == (8,)
 
 

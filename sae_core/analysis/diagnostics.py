@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sae_core.penalties.spec import smaller
 from sae_core.train.metrics import features_found
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ def run_warnings(snap: Snapshot) -> list[str]:
     if saturated >= SATURATED_FRACTION:
         return [
             f"Saturated: {saturated:.0%} of the hidden activations are stuck at 0 or 1, so almost no "
-            f"gradient flows. The learning rate ({lr:g}) is most likely far too high; try 0.01 (Adam)."
+            f"gradient flows. The learning rate ({lr:g}) is most likely far too high; try "
+            f"{min(0.01, smaller(lr)):g}."
         ]
     density = np.asarray(snap.density)
     dead = int((density == 0).sum())

@@ -64,12 +64,30 @@ def _tv_class(name: str) -> type:
     return getattr(datasets, classes[name])
 
 
+_MNIST_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
+TV_FILES: dict[str, tuple[str, list[str]]] = {
+    "mnist": ("MNIST/raw", _MNIST_FILES),
+    "fashion-mnist": ("FashionMNIST/raw", _MNIST_FILES),
+    "kmnist": ("KMNIST/raw", _MNIST_FILES),
+    "cifar10": (
+        "cifar-10-batches-py",
+        [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"],
+    ),
+}
+"""The folder torchvision reads each dataset from (under the data root) and the files it needs there, as
+torchvision's classes declare them (tests/test_data.py checks they agree). Written out because importing
+torchvision.datasets to ask costs seconds, and the Train page's dataset menu asks on its first drawing."""
+
+
 def _tv_folder(name: str, root: Path) -> tuple[Path, list[str]]:
     """The folder torchvision reads under `root` and the file names it needs there."""
-    cls = _tv_class(name)
-    if name == "cifar10":
-        return root / cls.base_folder, [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    return root / cls.__name__ / "raw", [f.removesuffix(".gz") for f, _ in cls.resources]
+    folder, files = TV_FILES[name]
+    return root / folder, list(files)
 
 
 @functools.lru_cache(maxsize=8)

@@ -325,16 +325,30 @@ def held_out_metric(snap: Snapshot) -> tuple[str, str, str]:
     return label, "–" if not np.isfinite(value) else f"{value:.4g}", help_text
 
 
+def _truth_counts(snap: Snapshot) -> tuple[int, int, float | None] | None:
+    """(features found, true features, MMCS or None) from the snapshot's match, or for a kept run (whose
+    snapshot has no match) from its metrics.json numbers; None when no features are known."""
+    if snap.truth_match is not None:
+        match = np.asarray(snap.truth_match)
+        cosine = snap.truth_similarity == "cosine"
+        return features_found(match), int(match.size), mmcs(match) if cosine else None
+    numbers = snap.metrics or {}
+    if "features_found" not in numbers or "features_total" not in numbers:
+        return None
+    return int(numbers["features_found"]), int(numbers["features_total"]), numbers.get("mmcs")
+
+
 def truth_metric(snap: Snapshot) -> list[tuple[str, str, str]]:
     """[(label, value, help)] how many of the known true features the units found, and for features
-    matched by cosine (superposition) the MMCS; [] when none are known."""
-    if snap.truth_match is None:
+    matched by cosine (superposition) the MMCS; [] when none are known. A kept run's come from its
+    metrics.json, so the Runs page's comparison has the same row as the Train page."""
+    counts = _truth_counts(snap)
+    if counts is None:
         return []
-    match = np.asarray(snap.truth_match)
-    found = features_found(match)
-    if snap.truth_similarity == "cosine":
+    found, total, mmcs_value = counts
+    if mmcs_value is not None:
         found_help = (
-            f"The data are sparse sums of {match.size} known directions, more than the "
+            f"The data are sparse sums of {total} known directions, more than the "
             f"{snap.image_shape[0] * snap.image_shape[1]} dimensions they live in. One counts as found when "
             f"some unit's decoder column (the direction it draws) has cosine similarity above "
             f"{FOUND_THRESHOLD:g} with it."
@@ -345,13 +359,13 @@ def truth_metric(snap: Snapshot) -> list[tuple[str, str, str]]:
             "dictionary; 128 random directions in 32 dimensions score about 0.44."
         )
         return [
-            ("Features found", f"{found} / {match.size}", found_help),
-            ("MMCS", f"{mmcs(match):.3f}", mmcs_help),
+            ("Features found", f"{found} / {total}", found_help),
+            ("MMCS", f"{mmcs_value:.3f}", mmcs_help),
         ]
     what = "Bars" if snap.config.data.dataset == "bars" else "True features"
     help_text = (
-        f"The data are made of {match.size} known {what.lower()}. One counts as found when some unit's "
+        f"The data are made of {total} known {what.lower()}. One counts as found when some unit's "
         f"feature (its decoder column W₂, or its encoder filter without a linear decoder) correlates above "
         f"{FOUND_THRESHOLD:g} with it, pixel by pixel; one unit can find at most one."
     )
-    return [(f"{what} found", f"{found} / {match.size}", help_text)]
+    return [(f"{what} found", f"{found} / {total}", help_text)]

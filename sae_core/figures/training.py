@@ -206,7 +206,7 @@ IMAGE_Y = {**IMAGE_X, "autorange": "reversed", "scaleanchor": "x", "scaleratio":
 """Axes of a picture: square pixels, first row at the top, no ticks or grid."""
 
 
-def _filter_source(snap: Snapshot, which: str) -> tuple[np.ndarray, tuple[int, int], str]:
+def filter_source(snap: Snapshot, which: str) -> tuple[np.ndarray, tuple[int, int], str]:
     """(weights [units, pixels], tile shape, title) of the filters to draw."""
     if which not in ("encoder", "decoder"):
         raise ValueError(f"which must be 'encoder' or 'decoder', got {which!r}")
@@ -230,7 +230,7 @@ def filters_figure(snap: Snapshot, which: str = "encoder", highlight: int | None
     takes the clicks: Streamlit's on_select reports one, `selected_unit` reads its unit. `highlight`: a
     unit to outline.
     """
-    weights, shape, title = _filter_source(snap, which)
+    weights, shape, title = filter_source(snap, which)
     n = weights.shape[0]
     z = filter_montage(weights, shape)
     units = _unit_map(n, shape)

@@ -11,6 +11,7 @@ import math
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sae_core.penalties.code import ACTIVE_THRESHOLD, CodeLayer
@@ -21,8 +22,12 @@ sits above this package), so the models read its fields without importing it."""
 
 
 def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """½ · mean over samples of Σᵢ (x̂ᵢ − xᵢ)². recon, x: [batch, n_inputs] -> scalar."""
-    return 0.5 * (recon - x).pow(2).sum(dim=1).mean()
+    """½ · mean over samples of Σᵢ (x̂ᵢ − xᵢ)². recon, x: [batch, n_inputs] -> scalar.
+
+    Written as one fused squared-error sum (forward and backward one kernel each) rather than a
+    difference, a square and two reductions: a sweep step of 16 cells of 784 → 196 took 0.85 of the time
+    (interleaved A/B in one process, 2026-12-07)."""
+    return F.mse_loss(recon, x, reduction="sum") * (0.5 / recon.shape[0])
 
 
 def is_active(codes: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -76,9 +81,18 @@ class Autoencoder(nn.Module):
         """h: [batch, units] -> x̂: [batch, n_inputs]."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> AEOutput:
+        """noise: the training-time random draws of a variant that has them (`draw_noise`); ignored here."""
         h = self.encode(x)
         return AEOutput(recon=self.decode(h), hidden=h)
+
+    def draw_noise(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor | None:
+        """The random draws one training forward pass on the batch x needs (the denoising variant's
+        corruption, the VAE's ε), from `generator` (on x's device; None: torch's global RNG), or None for a
+        variant without any. The trainer draws them from the run's own generator and hands them to
+        `forward`, so a run's noise does not depend on what other runs draw at the same time, and a sweep
+        gives each cell the draws its own run would make."""
+        return None
 
     def filters(self) -> torch.Tensor:
         """[units, pixels] the first-layer weights in pixel space, one row per tile of `filter_shape`."""

@@ -28,25 +28,34 @@ SHOW_SEED = 0
 """Seed of the corruption in the snapshot's noisy pictures, so they do not change between snapshots."""
 
 
+def corruption_draws(x: torch.Tensor, kind: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The random numbers one corruption of x [batch, n_inputs] takes, from `generator` (None: torch's
+    global RNG), drawn on x's device: gaussian: ε ~ N(0, 1) [batch, n_inputs]; mask: u ~ U(0, 1)
+    [batch, n_inputs]; salt_pepper: [2, batch, n_inputs], which pixels and which of 0 or 1."""
+    if kind not in ("gaussian", "mask", "salt_pepper"):
+        raise ValueError(f"corruption must be one of gaussian, mask, salt_pepper, got {kind!r}")
+    shape = (2, *x.shape) if kind == "salt_pepper" else x.shape
+    draw = torch.randn if kind == "gaussian" else torch.rand
+    if generator is not None and generator.device != x.device:  # a CPU generator: the same noise anywhere
+        return draw(shape, generator=generator, dtype=x.dtype).to(x.device)
+    return draw(shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def apply_corruption(x: torch.Tensor, kind: str, level: float, draws: torch.Tensor) -> torch.Tensor:
+    """x corrupted with the given draws (`corruption_draws`): a pure function of its arguments."""
+    if kind == "gaussian":
+        return x + level * draws
+    if kind == "mask":
+        return x.masked_fill(draws < level, 0.0)
+    salt = (draws[1] < 0.5).to(x.dtype)
+    return torch.where(draws[0] < level, salt, x)
+
+
 def corrupt(
     x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """A corrupted copy of x [batch, n_inputs], drawn from `generator` (on the CPU) or torch's global RNG."""
-
-    def draw(fn):  # draw on the CPU when a generator is given, so a seed means the same noise on any device
-        if generator is None:
-            return fn(x.shape, device=x.device, dtype=x.dtype)
-        return fn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-
-    if kind == "gaussian":
-        return x + level * draw(torch.randn)
-    hit = draw(torch.rand) < level
-    if kind == "mask":
-        return x.masked_fill(hit, 0.0)
-    if kind == "salt_pepper":
-        salt = (draw(torch.rand) < 0.5).to(x.dtype)
-        return torch.where(hit, salt, x)
-    raise ValueError(f"corruption must be one of gaussian, mask, salt_pepper, got {kind!r}")
+    """A corrupted copy of x [batch, n_inputs], drawn from `generator` or torch's global RNG."""
+    return apply_corruption(x, kind, level, corruption_draws(x, kind, generator))
 
 
 class DenoisingAutoencoder(SparseAutoencoder):
@@ -66,10 +75,16 @@ class DenoisingAutoencoder(SparseAutoencoder):
         super().__init__(n_inputs, hidden, activation, output, k, code)
         self.corruption, self.noise_level = corruption, noise_level
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def draw_noise(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return corruption_draws(x, self.corruption, generator)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> AEOutput:
+        """In training mode the encoder sees x corrupted with `noise` (`draw_noise`; drawn from the global
+        RNG when not given); in eval mode it sees x itself."""
         if not self.training:
             return super().forward(x)
-        noisy = corrupt(x, self.corruption, self.noise_level)
+        draws = self.draw_noise(x, None) if noise is None else noise
+        noisy = apply_corruption(x, self.corruption, self.noise_level, draws)
         h = self.encode(noisy)
         return AEOutput(recon=self.decode(h), hidden=h, corrupted=noisy)
 

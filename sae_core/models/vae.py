@@ -65,9 +65,22 @@ class VariationalAutoencoder(Autoencoder):
         out = self.decoder(torch.relu(self.decoder_hidden(z)))
         return torch.sigmoid(out) if self.output == "sigmoid" else out
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def draw_noise(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """ε ~ N(0, I) [batch, latent] for the reparameterisation."""
+        dtype, device = self.decoder.weight.dtype, x.device
+        if generator is not None and generator.device != device:
+            return torch.randn(x.shape[0], self.latent, generator=generator, dtype=dtype).to(device)
+        return torch.randn(x.shape[0], self.latent, generator=generator, dtype=dtype, device=device)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> AEOutput:
+        """In training mode z = μ + σ·ε with ε = `noise` (`draw_noise`; from the global RNG when not
+        given); in eval mode z = μ."""
         mu, logvar = self.posterior(x)
-        z = reparameterize(mu, logvar) if self.training else mu
+        if self.training:
+            eps = self.draw_noise(x, None) if noise is None else noise
+            z = reparameterize(mu, logvar, eps)
+        else:
+            z = mu
         return AEOutput(recon=self.decode(z), hidden=mu, mu=mu, logvar=logvar)
 
     def extra_terms(self, x: torch.Tensor, out: AEOutput, cfg: ModelSettings) -> dict[str, torch.Tensor]:
@@ -124,9 +137,10 @@ class VariationalAutoencoder(Autoencoder):
         return extras
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = μ + σ·ε, ε ~ N(0, I) from torch's global RNG: a draw from N(μ, σ²), differentiable in μ and σ."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """z = μ + σ·ε with ε ~ N(0, I) (given, or drawn from torch's global RNG): a draw from N(μ, σ²),
+    differentiable in μ and σ."""
+    return mu + torch.exp(0.5 * logvar) * (torch.randn_like(mu) if eps is None else eps)
 
 
 def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -42,13 +42,20 @@ def _sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 
 class JumpFunction(torch.autograd.Function):
-    """z·H(z − θ) forward; the straight-through θ-derivative above backward."""
+    """z·H(z − θ) forward; the straight-through θ-derivative above backward. Written with `setup_context`
+    so that torch.func can vmap it (a sweep trains its cells' code layers as one)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
+    def forward(z: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
+        return z * (z > theta).to(z.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        z, theta, eps = inputs
         ctx.save_for_backward(z, theta)
         ctx.eps = eps
-        return z * (z > theta).to(z.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -61,11 +68,17 @@ class JumpFunction(torch.autograd.Function):
 class StepFunction(torch.autograd.Function):
     """H(z − θ) forward; −(1/ε)·K((z − θ)/ε) towards θ and nothing towards z backward."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, z: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
+    def forward(z: torch.Tensor, theta: torch.Tensor, eps: float) -> torch.Tensor:
+        return (z > theta).to(z.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        z, theta, eps = inputs
         ctx.save_for_backward(z, theta)
         ctx.eps = eps
-        return (z > theta).to(z.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae_core.penalties.spec import ModelSettings, PenaltySpec
+from sae_core.penalties.spec import ModelSettings, PenaltySpec, smaller
 from sae_core.tex import aligned, tex_number
 
 EPS = 1e-6
@@ -65,7 +65,8 @@ def kl_latex(rho: float) -> str:
 def dead_units_cause(cfg: ModelSettings, lr: float) -> str:
     return (
         f"β = {cfg.beta:g} with a target ρ = {cfg.rho:g} switches units off faster than the "
-        f"reconstruction can use them; try a larger ρ, a smaller β or a smaller learning rate ({lr:g})"
+        f"reconstruction can use them; try a larger ρ, a smaller β or a learning rate below the current "
+        f"{lr:g} (say {smaller(lr):g})"
     )
 
 

@@ -33,6 +33,16 @@ def _no_lines(cfg: ModelSettings) -> list[str]:
     return []
 
 
+LADDER = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4, 3e-5, 1e-5)
+"""Values advice picks from (learning rates, L1 weights): about a factor 3 apart."""
+
+
+def smaller(value: float) -> float:
+    """A value to suggest instead of `value` (a learning rate, a weight): the largest of LADDER at most
+    half of it, so advice never repeats the value in use, or a tenth of it below the ladder."""
+    return next((step for step in LADDER if step <= value / 2), value / 10)
+
+
 @dataclass(frozen=True)
 class PenaltySpec:
     """A sparsity penalty: its maths, its settings, and how the app presents it."""
@@ -63,6 +73,9 @@ class PenaltySpec:
     """The only code activation the penalty is defined on (KL compares Bernoulli means: sigmoid)."""
     beta_default: float | None = None
     """A good β to start from; picking the penalty on the page sets it."""
+    adam_lr: float | None = None
+    """The largest Adam learning rate its units train at reliably, when lower than the sparse presets' 0.1
+    (L1's ReLU units die there): picking the penalty on the page lowers a higher lr to it, and says so."""
     beta_max: float = 10.0
     """The top of the β slider (and of what a link may ask for)."""
     beta_stops: tuple[float, ...] = ()
@@ -79,7 +92,7 @@ class PenaltySpec:
     describe: Callable[[ModelSettings], list[str]] = _no_lines
     """What sets a run under it apart, for run titles and listings: ["ρ 0.05", "β 3"], ["top-5"]."""
     dead_units_cause: Callable[[ModelSettings, float], str] = lambda cfg, lr: (
-        f"the learning rate ({lr:g}) may be too high; try a smaller one"
+        f"the learning rate ({lr:g}) may be too high; try {smaller(lr):g}"
     )
     """(config, learning rate) -> the likely cause of many dead units under it, with what to try."""
     unit_curve: Callable[[float, torch.Tensor], torch.Tensor] | None = None

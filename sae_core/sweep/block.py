@@ -1,65 +1,84 @@
-"""`BlockTrainer`: the cells of a sweep that share one shape, trained as one stack
-(sae_core.sweep.batched_math).
+"""`BlockTrainer`: the cells of a sweep that share everything but ρ, β, λ and the seed, trained as one.
 
-It reproduces what sae_core.train.trainer.Trainer does for each cell on its own:
-- initial weights: `torch.manual_seed(seed)` then `models.build` (cells with the same seed share them);
+There is no second copy of the models here. A block holds one model of its variant (built by
+`models.build`, as a run builds it) and its cells' parameters stacked along a leading cell axis; one
+step runs the model's own forward pass and the run's own objective (`train.objective.loss_terms`) for
+every cell at once with torch.func (`functional_call` under `vmap`), and ordinary autograd gives each
+cell the gradient of its own objective (the cells are independent, so the gradient of their sum is each
+one's own). Whatever a variant or a penalty does, its sweep does the same.
+
+It reproduces what `sae_core.train.trainer.Trainer` does for each cell on its own:
+- initial weights: `models.build_seeded(..., seed)` (cells with the same seed share them);
 - batch order: a `torch.Generator` seeded with the cell's seed, a `randperm` per epoch, the remainder of
-  an epoch dropped; cells that share a seed share their batches (one broadcast matmul for them all);
-- denoising noise: drawn as the model draws it from the global RNG right after the build, here from a
-  generator per seed that starts in that state;
+  an epoch dropped; cells that share a seed share their batches (the batch is then not copied per cell);
+- training noise (denoising, VAE): drawn by the model's `draw_noise` from the run's noise generator
+  (`trainer.noise_generator(seed)`), one per distinct seed;
 - the optimizer: torch's own Adam (fused where the Trainer fuses it) or SGD over the stacked tensors; both
   are elementwise, so the stack steps exactly as each cell's tensors would;
 - divergence: a cell whose loss turns NaN or infinite is restored to its last good weights (as the
   Trainer restores them) and frozen there; the other cells go on.
+tests/test_sweep.py checks every registered variant's cells against their own Trainers.
 """
 
 from __future__ import annotations
 
+import copy
 import time
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call, vmap
 
 from sae_core import images
 from sae_core.config.run import RunConfig
 from sae_core.data.datasets import Dataset
-from sae_core.models import build
-from sae_core.models.base import ACTIVE_THRESHOLD, is_active
-from sae_core.models.ksparse import scheduled_k
-from sae_core.sweep.batched_math import (
-    Arch,
-    BlockParams,
-    Hyper,
-    draw_corruption,
-    forward,
-    objective_and_grads,
-)
+from sae_core.models import build, build_seeded
+from sae_core.models.base import ModelSettings
 from sae_core.train import metrics
 from sae_core.train.history import LossHistory
+from sae_core.train.objective import loss_terms
+from sae_core.train.trainer import BatchOrder, divergence_message, make_optimizer, noise_generator
 
 HISTORY_CAP = 512
 """Loss-history points kept per cell (sae_core.train.history): a grid of 36 cells stays small to copy."""
 THUMB_UNITS = 16
 """Filters in a cell's thumbnail (the first units, a 4 × 4 montage)."""
-EVAL_FLOATS = 1 << 24
-"""Largest [cells, probe, inputs] reconstruction evaluated at once (64 MB of float32)."""
-STATE_NAMES = {"W1": "encoder.weight", "b1": "encoder.bias", "W2": "decoder.weight", "b2": "decoder.bias"}
-KSPARSE_NAMES = {**STATE_NAMES, "b2": "decoder_bias"}
+PER_CELL = ("rho", "beta", "weight_decay", "seed")
+"""The fields a block's cells may differ in: the objective's weights (tensors under vmap) and the seed.
+Every other field is the block's (`SweepSpec.blocks` groups the cells by them)."""
 
 
-def arch_of(cfg: RunConfig) -> Arch:
-    """What the block's cells share; the penalty is the objective's (k-sparse's own top-k)."""
-    m = cfg.model
-    penalty = m.effective_penalty
-    if m.variant == "ksparse":
-        return Arch("linear", m.output, penalty, topk=True, tied=m.tied, model=m)
-    corruption = m.corruption if m.variant == "denoising" else None
-    return Arch(m.hidden_activation, m.output, penalty, m.uses_topk, False, corruption, m.noise_level, m)
+class CellSettings:
+    """One cell's model settings as the objective reads them: ρ, β and λ the cell's own (0-dim tensors under
+    vmap; λ a plain 0 when no cell of the block decays its weights), every other field the block's."""
+
+    def __init__(self, model: ModelSettings, rho: Any, beta: Any, weight_decay: Any) -> None:
+        self._model, self.rho, self.beta, self.weight_decay = model, rho, beta, weight_decay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+class CellObjective(nn.Module):
+    """One cell's objective terms as a module, so that functional_call puts the cell's tensors in place for
+    the whole objective (the weight decay and the variants' own terms read the weights too), not only
+    for the forward pass. Its parameters are the model's, under "model."."""
+
+    def __init__(self, model: nn.Module, settings: ModelSettings) -> None:
+        super().__init__()
+        self.model, self.settings = model, settings
+
+    def forward(self, x, noise, rho, beta, lam) -> torch.Tensor:
+        """[T] the terms of `loss_terms`, in its order (the last is the total)."""
+        out = self.model(x, noise=noise)
+        terms = loss_terms(self.model, x, out, CellSettings(self.settings, rho, beta, lam))
+        return torch.stack(list(terms.values()))
 
 
 class BlockTrainer:
-    """G cells of one shape. x: the training data on the device (shared by every block of a sweep)."""
+    """G cells of one kind. x: the training data on the device (shared by every block of a sweep)."""
 
     def __init__(
         self,
@@ -72,23 +91,34 @@ class BlockTrainer:
         self.configs, self.dataset, self.x, self.device = configs, dataset, x, device
         self.batch_size, self.n = batch_size, x.shape[0]
         cfg = configs[0]
-        self.arch = arch_of(cfg)
+        self.settings = cfg.model
         self.lr = cfg.train.lr
         self.seeds = list(dict.fromkeys(c.train.seed for c in configs))
         self.seed_index = torch.tensor([self.seeds.index(c.train.seed) for c in configs], device=device)
-        names = KSPARSE_NAMES if cfg.model.variant == "ksparse" else STATE_NAMES
-        states, self.noise = self._init(cfg, names)
-        self.names = {k: v for k, v in names.items() if v in states[0]}
+        shape = tuple(dataset.image_shape)
+        built = [build_seeded(cfg.model, dataset.n_inputs, shape, seed) for seed in self.seeds]
+        self.model = built[0].to(device)
+        """The block's model: its code runs every cell (functional_call); its own tensors are not trained."""
+        self.viewer = copy.deepcopy(self.model)
+        """A model each cell's weights are loaded into to evaluate it, as its run's snapshot evaluates."""
         pick = self.seed_index.tolist()
-        self.p: BlockParams = {
-            k: torch.stack([states[s][v] for s in pick]).to(device).contiguous()
-            for k, v in self.names.items()
+        states = [dict(m.named_parameters()) for m in built]
+        self.p: dict[str, torch.Tensor] = {
+            name: torch.stack([states[s][name].detach() for s in pick]).to(device).requires_grad_()
+            for name, _ in self.model.named_parameters()
         }
-        self.hyper = Hyper(*(self._column(f) for f in ("rho", "beta", "weight_decay")))
-        self.optimizer = self._optimizer(cfg)
-        self.orders = [torch.Generator().manual_seed(s) for s in self.seeds]
-        self._order = torch.empty(0, 0, dtype=torch.long)
-        self._cursor = 0
+        self.buffers = {
+            name: torch.stack([dict(m.named_buffers())[name] for m in (built[s] for s in pick)]).to(device)
+            for name, _ in self.model.named_buffers()
+        }
+        self.rho, self.beta = self._column("rho"), self._column("beta")
+        lam = self._column("weight_decay")
+        self.lam = lam if bool((lam > 0).any()) else None  # no cell decays: the term is a plain 0
+        self.optimizer = make_optimizer(list(self.p.values()), cfg, device)
+        self.orders = [BatchOrder(self.n, batch_size, s, device) for s in self.seeds]
+        self.noise = [noise_generator(s, device) for s in self.seeds]
+        self._vmapped: dict[tuple, Any] = {}
+        self.terms = self._term_names()
         self.histories = [LossHistory(HISTORY_CAP) for _ in configs]
         self._pending: list[torch.Tensor] = []
         self._good = self._previous = (0, self._copy())
@@ -97,32 +127,18 @@ class BlockTrainer:
         self.messages: dict[int, str] = {}
         self.seconds = 0.0
 
-    def _init(self, cfg: RunConfig, names: dict[str, str]) -> tuple[list[dict], list[torch.Generator]]:
-        """Per distinct seed: the Trainer's initial state dict and the generator its denoising noise uses."""
-        states, noise = [], []
-        shape = self.dataset.image_shape
-        for seed in self.seeds:
-            with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG as it was
-                torch.manual_seed(seed)
-                model = build(cfg.model, self.dataset.n_inputs, shape)
-                state = torch.get_rng_state()
-            states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-            if self.device.type == "cpu":
-                noise.append(torch.Generator().set_state(state))
-            else:  # on a GPU the Trainer draws from the device's RNG, seeded and not yet used
-                noise.append(torch.Generator(self.device).manual_seed(seed))
-        self.threshold = ACTIVE_THRESHOLD[model.activation]
-        return states, noise
-
     def _column(self, name: str) -> torch.Tensor:
         values = [c.flat()[name] for c in self.configs]
         return torch.tensor(values, dtype=torch.float32, device=self.device)
 
-    def _optimizer(self, cfg: RunConfig) -> torch.optim.Optimizer:
-        params = list(self.p.values())
-        if cfg.train.optimizer == "adam":  # as training.make_optimizer
-            return torch.optim.Adam(params, lr=self.lr, fused=self.device.type in ("cpu", "cuda"))
-        return torch.optim.SGD(params, lr=self.lr, momentum=cfg.train.momentum)
+    def _term_names(self) -> tuple[str, ...]:
+        """The objective's terms, in the order a run records them (one evaluation of the first cell)."""
+        xb = self.x[: min(2, self.n)]
+        with torch.no_grad():
+            out = self.model(xb, noise=self.model.draw_noise(xb, torch.Generator(device=self.device)))
+            lam = 0.0 if self.lam is None else self.lam[0]
+            settings = CellSettings(self.settings, self.rho[0], self.beta[0], lam)
+            return tuple(loss_terms(self.model, xb, out, settings))
 
     @property
     def size(self) -> int:
@@ -133,61 +149,71 @@ class BlockTrainer:
         return len(self.frozen) == self.size
 
     # ----- stepping -------------------------------------------------------------------------------------
-    def k_at(self, step: int, total_steps: int, training: bool = True) -> int | None:
-        """The top-k of the cells' codes after `step` steps (None: no top-k), as the models keep it."""
-        m = self.configs[0].model
-        if m.variant != "ksparse":
-            return m.k if m.uses_topk else None
-        k = m.k if step == 0 else scheduled_k(step - 1, total_steps, m.k, m.k_start, m.k_anneal)
-        return k if training else min(m.hidden, round(m.alpha * k))
-
     def _batch(self) -> torch.Tensor:
-        """[B, D] when the cells share one seed, else [G, B, D]: each cell's Trainer batch."""
+        """[B, D] when the cells share one seed, else [S, B, D]: each seed's Trainer batch."""
         b = self.batch_size
         if b == self.n:
             return self.x
-        if self._cursor + b > self._order.shape[1]:
-            self._order = torch.stack([torch.randperm(self.n, generator=g) for g in self.orders]).to(
-                self.device
-            )
-            self._cursor = 0
-        idx = self._order[:, self._cursor : self._cursor + b]
-        self._cursor += b
         if len(self.seeds) == 1:
-            return self.x.index_select(0, idx[0])
-        return self.x.index_select(0, idx.reshape(-1)).view(len(self.seeds), b, -1)
+            return self.x.index_select(0, self.orders[0].next())
+        idx = torch.cat([order.next() for order in self.orders])
+        return self.x.index_select(0, idx).view(len(self.seeds), b, -1)
 
-    def _per_cell(self, t: torch.Tensor) -> torch.Tensor:
-        """A per-seed [S, B, D] tensor as [G, B, D]; a shared [B, D] stays shared."""
-        return t if t.ndim == 2 else t.index_select(0, self.seed_index)
+    def _noise(self, xb: torch.Tensor) -> torch.Tensor | None:
+        """The training noise of this step for the batch `_batch` gave: shared like the batch with one
+        seed, else [G, ...] (one draw per seed, cells that share a seed share it)."""
+        if len(self.seeds) == 1 and xb.ndim == 2:
+            return self.model.draw_noise(xb, self.noise[0])
+        rows = [xb] * len(self.seeds) if xb.ndim == 2 else list(xb)
+        draws = [self.model.draw_noise(r, g) for r, g in zip(rows, self.noise, strict=True)]
+        return None if draws[0] is None else torch.stack(draws).index_select(0, self.seed_index)
+
+    def _per_cell(self, xb: torch.Tensor) -> torch.Tensor:
+        """A per-seed [S, B, D] batch as [G, B, D]; a shared [B, D] stays shared."""
+        return xb if xb.ndim == 2 else xb.index_select(0, self.seed_index)
+
+    def _objective(self, x_dim: int | None, noise_dim: int | None):
+        """The cells' objective terms [G, T] as one vmapped call (cached per batching of its inputs)."""
+        key = (x_dim, noise_dim)
+        if key not in self._vmapped:
+            objective = CellObjective(self.model, self.settings)
+
+            def cell(params, buffers, x, noise, rho, beta, lam):
+                return functional_call(objective, (params, buffers), (x, noise, rho, beta, lam))
+
+            lam_dim = None if self.lam is None else 0
+            dims = (0, 0, x_dim, noise_dim, 0, 0, lam_dim)
+            self._vmapped[key] = vmap(cell, in_dims=dims, randomness="error")
+        return self._vmapped[key]
 
     def step(self, step: int, total_steps: int) -> None:
         """One optimisation step of every cell (step: steps done so far)."""
         t0 = time.perf_counter()
-        xb = self._batch()
-        x_in = xb
-        if self.arch.corruption is not None:
-            rows = [xb] if xb.ndim == 2 else list(xb)
-            noisy = [draw_corruption(r, self.arch, g) for r, g in zip(rows, self.noise, strict=True)]
-            x_in = noisy[0] if xb.ndim == 2 else torch.stack(noisy)
-        k = self.k_at(step + 1, total_steps)
-        terms, grads = objective_and_grads(
-            self.p, self._per_cell(x_in), self._per_cell(xb), self.arch, self.hyper, k
-        )
-        for name, p in self.p.items():
-            p.grad = grads[name]
+        self.model.set_step_(step, total_steps)  # a schedule the cells share (k-sparse's k)
+        batch = self._batch()
+        noise = self._noise(batch)
+        xb = self._per_cell(batch)
+        x_dim = None if xb.ndim == 2 else 0
+        noise_dim = None if noise is None or (x_dim is None and len(self.seeds) == 1) else 0
+        lam = 0.0 if self.lam is None else self.lam
+        objective = self._objective(x_dim, noise_dim)
+        params = {f"model.{name}": p for name, p in self.p.items()}
+        buffers = {f"model.{name}": b for name, b in self.buffers.items()}
+        terms = objective(params, buffers, xb, noise, self.rho, self.beta, lam)  # [G, T]
+        self.optimizer.zero_grad(set_to_none=True)
+        terms[:, -1].sum().backward()  # each cell's gradient is its own total's
         self.optimizer.step()
-        for g, saved in self.frozen.items():
-            for name, p in self.p.items():
-                p.data[g] = saved[name]
-        self._pending.append(terms)
+        with torch.no_grad():
+            for g, saved in self.frozen.items():
+                for name, p in self.p.items():
+                    p[g] = saved[name]
+        self._pending.append(terms.detach().T)
         self.seconds += time.perf_counter() - t0
 
     def sync(self, step: int) -> None:
         """Move pending losses into each cell's history (step: steps done); restore and freeze a cell whose
         loss or weights became NaN or infinite."""
         t0 = time.perf_counter()
-        terms = self.arch.terms
         if self._pending:
             values = torch.stack(self._pending).cpu().numpy()  # [S, T, G]
             self._pending = []
@@ -200,9 +226,10 @@ class BlockTrainer:
                     self._diverge(g, first + int(bad[0]), values[bad[0], :, g])
                     continue
                 self.histories[g].extend(
-                    range(first, step + 1), dict(zip(terms, values[:, :, g].T, strict=True))
+                    range(first, step + 1), dict(zip(self.terms, values[:, :, g].T, strict=True))
                 )
-        finite = torch.stack([p.isfinite().flatten(1).all(dim=1) for p in self.p.values()]).all(dim=0)
+        with torch.no_grad():
+            finite = torch.stack([p.isfinite().flatten(1).all(dim=1) for p in self.p.values()]).all(dim=0)
         for g in np.flatnonzero(~finite.cpu().numpy()).tolist():
             if g not in self.frozen:
                 self._diverge(g, step, None)
@@ -212,24 +239,20 @@ class BlockTrainer:
         self.seconds += time.perf_counter() - t0
 
     def _diverge(self, g: int, step: int, row: np.ndarray | None) -> None:
-        term = "the weights"
+        term = None
         if row is not None:
-            bad = [
-                n for n, v in zip(self.arch.terms, row, strict=True) if not np.isfinite(v) and n != "total"
-            ]
-            term = f"the {bad[0] if bad else 'total'} term"
+            bad = [n for n, v in zip(self.terms, row, strict=True) if not np.isfinite(v) and n != "total"]
+            term = bad[0] if bad else "total"
         good = self._good
         if row is not None and step == good[0] + 1:  # as Trainer._diverge: that copy itself blew up
             good = self._previous
         saved = {name: t[g].clone() for name, t in good[1].items()}
-        for name, p in self.p.items():
-            p.data[g] = saved[name]
+        with torch.no_grad():
+            for name, p in self.p.items():
+                p[g] = saved[name]
         self.frozen[g] = saved
         self.histories[g].truncate(good[0])
-        self.messages[g] = (
-            f"Training diverged at step {step}: {term} became NaN or infinite. Weights were restored to "
-            f"step {good[0]}. Try a smaller learning rate (now {self.lr:g}) or a smaller β / λ."
-        )
+        self.messages[g] = divergence_message(step, term, good[0], self.lr)
 
     def _copy(self) -> dict[str, torch.Tensor]:
         return {name: p.detach().clone() for name, p in self.p.items()}
@@ -237,42 +260,48 @@ class BlockTrainer:
     # ----- reading the cells ----------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, probe: torch.Tensor, step: int, total_steps: int) -> list[dict]:
-        """Per cell: probe metrics (metrics.summary, plus dead_units), rho_hat [H] and a filter thumbnail."""
-        k = self.k_at(step, total_steps, training=False)
-        chunk = max(1, EVAL_FLOATS // max(1, probe.numel()))
+        """Per cell: probe metrics (metrics.summary, plus dead_units), rho_hat [units] and a filter thumbnail,
+        each computed on the cell's model as its run's snapshot computes them."""
+        model = self.viewer
+        if step > 0:
+            model.set_step_(step - 1, total_steps)
         out = []
-        for start in range(0, self.size, chunk):
-            part = {name: p[start : start + chunk] for name, p in self.p.items()}
-            recon, codes = forward(part, probe, self.arch, k)
-            active = is_active(codes, self.threshold)
-            for g in range(recon.shape[0]):
-                values = metrics.summary(probe, recon[g], codes[g], active[g])
-                values["dead_units"] = int((~active[g].any(dim=0)).sum())
-                out.append({"metrics": values, "rho_hat": codes[g].mean(dim=0).cpu().numpy()})
-        self._truth_metrics(out)
-        filters = self.p["W1"][:, :THUMB_UNITS].cpu().numpy()
-        for g, cell in enumerate(out):
-            cell["thumbnail"] = images.filter_montage(filters[g], self.dataset.image_shape)
+        shape = model.filter_shape(self.dataset.image_shape)
+        for g in range(self.size):
+            model.load_state_dict(self.state_dict(g, device=self.device), strict=True)
+            recon, codes = metrics.forward_all(model, probe)
+            active = model.active(codes)
+            values = metrics.summary(probe, recon, codes, active)
+            values["dead_units"] = int((~active.any(dim=0)).sum())
+            values.update(self._truth_metrics(model))
+            filters = model.filters()[:THUMB_UNITS].detach().cpu().numpy()
+            out.append(
+                {
+                    "metrics": values,
+                    "rho_hat": codes.mean(dim=0).cpu().numpy(),
+                    "thumbnail": images.filter_montage(filters, shape),
+                }
+            )
         return out
 
-    def _truth_metrics(self, out: list[dict]) -> None:
-        """With ground truth, each cell's features_found and features_total (and mmcs for cosine) from its
-        decoder columns, matched as the Trainer matches them (metrics.feature_match, by the dataset's
-        similarity)."""
+    def _truth_metrics(self, model: nn.Module) -> dict:
+        """With ground truth: features_found and features_total (and mmcs for cosine), matched as the
+        Trainer matches them (its decoder columns, else its filters; metrics.feature_match)."""
         truth = self.dataset.ground_truth
-        if truth is None or "W2" not in self.p:
-            return
-        truth = truth.to(self.device)
-        for g, cell in enumerate(out):
-            features = self.p["W2"][g].T  # [H, D]: what each unit draws
-            if features.shape[1] != truth.shape[1]:
-                return
-            match = metrics.feature_match(features, truth, self.dataset.truth_similarity)
-            cell["metrics"].update(metrics.truth_summary(match.cpu(), self.dataset.truth_similarity))
+        if truth is None:
+            return {}
+        decoder = model.dictionary()
+        features = model.filters() if decoder is None else decoder.T
+        if features.shape[1] != truth.shape[1]:
+            return {}
+        match = metrics.feature_match(features, truth.to(self.device), self.dataset.truth_similarity)
+        return metrics.truth_summary(match.cpu(), self.dataset.truth_similarity)
 
-    def state_dict(self, g: int) -> dict[str, torch.Tensor]:
-        """Cell g's weights as its model's state dict (CPU copies)."""
-        return {self.names[name]: p[g].detach().to("cpu", copy=True) for name, p in self.p.items()}
+    def state_dict(self, g: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """Cell g's weights as its model's state dict (copies, on the CPU unless told)."""
+        state = {name: p[g].detach().to(device, copy=True) for name, p in self.p.items()}
+        state.update({name: b[g].to(device, copy=True) for name, b in self.buffers.items()})
+        return state
 
 
 def model_from_state(

@@ -133,8 +133,8 @@ def write_cell(folder: Path, snap: SweepSnapshot, i: int, state: dict[str, np.nd
     if cell.message:
         summary["message"] = cell.message
     export.save(model, cell.config, folder, summary, image_shape=snap.image_shape)
-    filters = np.asarray(state["encoder.weight"], dtype=np.float32)
-    grid = images.filter_montage(filters, snap.image_shape)
+    filters = model.filters().detach().numpy().astype(np.float32)  # conv: its kernels, not the image size
+    grid = images.filter_montage(filters, model.filter_shape(snap.image_shape))
     images.save_png(grid, folder / export.FILTERS_PNG, lo=-1, hi=1)
     export.write_history_csv(folder / export.LOSS_CSV, cell.history_steps, cell.history)
 

@@ -5,9 +5,10 @@ cell i = (axis index a, ρ index r, β index b) with i = (a·len(rhos) + r)·len
 Without a third axis a is always 0. Every cell is a full `RunConfig`: the base config with ρ, β and the
 axis field replaced (validated like any config).
 
-The sweep trains cells of one shape together (`blocks()`: cells grouped by hidden size), so only what
-sae_core.sweep.batched_math writes out is supported: SUPPORTED_VARIANTS with Adam or SGD, under a penalty
-whose code layer it can do (`sweepable`).
+Every registered variant and penalty sweeps: the cells run the models' own code (sae_core.sweep.block).
+Cells that differ only in PER_CELL fields train together as one block (`blocks()`); a third axis over a
+size (hidden units, k, the latent size, the kernels) makes one block per value. Only what a stack of
+runs cannot share is refused: L-BFGS (its line search is per run) and a learning-rate schedule.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from sae_core.config.run import RunConfig
-from sae_core.penalties.registry import PENALTIES
-from sae_core.penalties.spec import PenaltySpec
+from sae_core.models.registry import get_spec
 from sae_core.train import budget
 
-Axis = Literal["hidden", "weight_decay", "seed"]
+Axis = Literal["hidden", "weight_decay", "seed", "k", "latent", "kernels"]
 AXES: tuple[str, ...] = get_args(Axis)
-SUPPORTED_VARIANTS = ("sparse", "denoising", "ksparse")
 SUPPORTED_OPTIMIZERS = ("adam", "sgd")
+PER_CELL = ("rho", "beta", "weight_decay", "seed")
+"""The fields the cells of one block may differ in (the objective's weights, and the seed)."""
 MAX_VALUES = 12
 """Most values on the ρ axis and on the β axis."""
 MAX_AXIS_VALUES = 8
@@ -33,18 +34,28 @@ MAX_CELLS = 256
 SWEEP_MEMORY_FACTOR = 4
 """A whole sweep may take this many times the per-run memory budget (sae_core.train.budget): it is many runs,
 but one job on the machine."""
-AXIS_LABELS = {"hidden": "hidden units", "weight_decay": "λ (weight decay)", "seed": "seed"}
+AXIS_LABELS = {
+    "hidden": "hidden units",
+    "weight_decay": "λ (weight decay)",
+    "seed": "seed",
+    "k": "k (units kept)",
+    "latent": "latent size",
+    "kernels": "kernels",
+}
 
 
-def sweepable(penalty: PenaltySpec) -> bool:
-    """Whether the batched maths can make the penalty's code: a fixed elementwise activation, or top-k
-    (the penalty that declares k). A learned code layer (JumpReLU's thresholds) needs the models' own
-    forward pass, which the sweep does not run."""
-    return penalty.plain_code or "k" in penalty.fields
-
-
-SWEEPABLE_PENALTIES: tuple[str, ...] = tuple(name for name, spec in PENALTIES.items() if sweepable(spec))
-"""The penalties a sweep takes, in menu order."""
+def axes_for(base: RunConfig) -> tuple[str, ...]:
+    """The third axes that change something for this config's variant and penalty: λ and the seed always,
+    hidden units where the variant has them, and a size its variant or penalty declares (k, latent,
+    kernels)."""
+    m = base.model
+    spec = get_spec(m.variant)
+    own = {*spec.fields, *m.penalty_spec.fields}
+    return tuple(
+        a
+        for a in AXES
+        if a in ("weight_decay", "seed") or (a == "hidden" and spec.hidden_label is not None) or a in own
+    )
 
 
 def _values(name: str, values: Any, kind: type, limit: int) -> tuple:
@@ -98,6 +109,12 @@ class SweepSpec:
             set_(self, "axis_values", ())
         elif self.axis not in AXES:
             raise ValueError(f"axis must be one of {', '.join(AXES)} or None, got {self.axis!r}")
+        elif self.axis not in axes_for(self.base):
+            m = self.base.model
+            raise ValueError(
+                f"axis: {self.axis} does not apply to the {m.variant} variant with the "
+                f"{m.effective_penalty} penalty; its axes are {', '.join(axes_for(self.base))}"
+            )
         else:
             kind = float if self.axis == "weight_decay" else int
             set_(self, "axis_values", _values("axis_values", self.axis_values, kind, MAX_AXIS_VALUES))
@@ -109,34 +126,25 @@ class SweepSpec:
             self.check_memory()
 
     def _check_supported(self) -> None:
-        m, t = self.base.model, self.base.train
-        if m.variant not in SUPPORTED_VARIANTS:
-            raise ValueError(
-                f"variant {m.variant!r} cannot be swept; the sweep supports the variants "
-                f"{', '.join(SUPPORTED_VARIANTS)} (penalties {', '.join(SWEEPABLE_PENALTIES)})"
-            )
-        penalty = m.penalty_spec
-        if not sweepable(penalty):
-            raise ValueError(
-                f"penalty {penalty.name!r} cannot be swept: the sweep's batched maths makes codes with a "
-                "fixed activation or top-k only, not its code layer; the sweep supports the penalties "
-                f"{', '.join(SWEEPABLE_PENALTIES)}"
-            )
+        t = self.base.train
         if t.lr_schedule != "constant":
             raise ValueError(f"lr_schedule {t.lr_schedule!r} cannot be swept; sweeps keep the lr constant")
         if t.optimizer not in SUPPORTED_OPTIMIZERS:
             raise ValueError(
-                f"optimizer {t.optimizer!r} cannot be swept; the sweep supports the optimizers "
-                f"{', '.join(SUPPORTED_OPTIMIZERS)}"
+                f"optimizer {t.optimizer!r} cannot be swept (its line search is per run); the sweep "
+                f"supports the optimizers {', '.join(SUPPORTED_OPTIMIZERS)}"
             )
 
     def _check_used(self) -> None:
         """A grid axis the objective ignores would train identical models: refuse it."""
-        penalty = self.base.model.penalty_spec
+        m = self.base.model
+        penalty = m.penalty_spec
+        # A variant with a regulariser of its own (the VAE's prior, k-sparse's top-k) is named for it.
+        who = f"the {penalty.name} penalty" if m.spec.fixed_penalty is None else f"the {m.variant} variant"
         if not penalty.uses_rho and len(self.rhos) > 1:
-            raise ValueError(f"rhos: the {penalty.name} penalty does not use ρ; give one value")
+            raise ValueError(f"rhos: {who} does not use ρ; give one value")
         if not penalty.uses_beta and len(self.betas) > 1:
-            raise ValueError(f"betas: the {penalty.name} penalty does not use β; give one value")
+            raise ValueError(f"betas: {who} does not use β; give one value")
 
     def _cell(self, i: int) -> RunConfig:
         a, r, b = self.coords(i)
@@ -185,10 +193,12 @@ class SweepSpec:
         return name if self.axis is None else f"{name}-{self.axis}{self.axis_values[a]:g}"
 
     def blocks(self) -> tuple[tuple[int, ...], ...]:
-        """Cell indices grouped by shape (hidden size): each group trains as one batched computation."""
-        groups: dict[int, list[int]] = {}
+        """Cell indices grouped by everything but the PER_CELL fields (so by hidden size, k, ...): each
+        group trains as one batched computation."""
+        groups: dict[str, list[int]] = {}
         for i, cfg in enumerate(self._cells):
-            groups.setdefault(cfg.model.hidden, []).append(i)
+            shared = {k: v for k, v in cfg.flat().items() if k not in PER_CELL}
+            groups.setdefault(repr(sorted(shared.items())), []).append(i)
         return tuple(tuple(g) for g in groups.values())
 
     # ----- memory ---------------------------------------------------------------------------------------

@@ -15,11 +15,11 @@ API (the Explore page, `sae sweep` and the Ray backend build on these; nothing h
                                  ordinary model (models.build) of cell i's config
 
 Equality: every cell ends with the weights sae_core.train.trainer.Trainer gives its config on its own (same
-seed,
-same batch order, same optimizer numerics, within float rounding); tests/test_sweep.py checks it for each
-supported variant, penalty and optimizer. Metrics are computed on the Trainer's fixed probe (PROBE_SIZE
-training samples picked by a generator seeded 1234), so a cell's numbers match that run's Train page.
-Supported: the variants and optimizers in sweep_spec.SUPPORTED_*; anything else is a ValueError that says so.
+seed, same batch order, same noise, same optimizer numerics, within float rounding); tests/test_sweep.py
+checks it for every registered variant and penalty and both optimizers. Metrics are computed on the
+Trainer's fixed probe (PROBE_SIZE training samples picked by a generator seeded 1234) by the same code as a
+run's snapshot, so a cell's numbers match that run's Train page. Refused: L-BFGS and lr schedules (a
+ValueError that says so).
 Running a spec into a folder (the CLI, backends): sae_core.sweep.run.
 """
 
@@ -36,7 +36,7 @@ import torch
 from sae_core.config.run import RunConfig
 from sae_core.data.datasets import Dataset
 from sae_core.sweep.block import BlockTrainer
-from sae_core.sweep.spec import AXES, SUPPORTED_OPTIMIZERS, SUPPORTED_VARIANTS, SweepSpec
+from sae_core.sweep.spec import AXES, SUPPORTED_OPTIMIZERS, SweepSpec
 from sae_core.train.trainer import PROBE_SIZE, resolve_device
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "CellSnapshot",
     "METRICS",
     "SUPPORTED_OPTIMIZERS",
-    "SUPPORTED_VARIANTS",
     "SweepSnapshot",
     "SweepSpec",
     "SweepTrainer",

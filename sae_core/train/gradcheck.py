@@ -101,10 +101,10 @@ def penalties_of(variant: str) -> tuple[str, ...]:
 
 
 def seeded_forward(model: nn.Module, x: torch.Tensor, seed: int) -> AEOutput:
-    """model(x) with torch's global RNG seeded (the noise of denoising and VAE fixed), outside RNG kept."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return model(x)
+    """model(x) with its training noise (denoising's corruption, the VAE's ε) drawn from a generator seeded
+    with `seed`: the same draws at every call, so finite differences compare one function."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    return model(x, noise=model.draw_noise(x, generator))
 
 
 def kink_margin(model: nn.Module, x: torch.Tensor, cfg: ModelConfig, seed: int = 0) -> float:

@@ -23,7 +23,7 @@ def add_all(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
     return functools.reduce(operator.add, tensors)
 
 
-def weight_decay(weights: list[torch.Tensor], lam: float) -> torch.Tensor:
+def weight_decay(weights: list[torch.Tensor], lam: float | torch.Tensor) -> torch.Tensor:
     """(λ/2) · Σ ‖W‖²_F over the given matrices."""
     return 0.5 * lam * add_all(w.pow(2).sum() for w in weights)
 
@@ -61,8 +61,9 @@ def loss_terms(
     terms.update(model.extra_terms(x, out, cfg))
     # Always present (a constant 0 when λ = 0) so the set of terms, and so the loss history's columns,
     # stays the same when λ is moved to or from 0 during a run.
-    if cfg.weight_decay > 0:
-        terms["weight_decay"] = weight_decay(model.decayed_weights(), cfg.weight_decay)
+    lam = cfg.weight_decay  # a tensor when a sweep gives each of its cells its own λ
+    if isinstance(lam, torch.Tensor) or lam > 0:
+        terms["weight_decay"] = weight_decay(model.decayed_weights(), lam)
     else:
         terms["weight_decay"] = out.recon.new_zeros(())
     terms["total"] = add_all(terms.values())

@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
-from torch import nn
 
 from sae_core.config.run import LIVE_FIELDS, RunConfig
 from sae_core.data.datasets import Dataset
-from sae_core.models import AEOutput, build
+from sae_core.models import AEOutput, build_seeded
 from sae_core.penalties.spec import Term
 from sae_core.train import metrics
 from sae_core.train.history import LossHistory
@@ -51,24 +50,60 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class BatchOrder:
+    """Which samples each step's batch holds: a random permutation of the n samples per epoch from a
+    generator seeded with the run's seed, cut into batches of `size`; the remainder of an epoch is dropped.
+    A run has one; a sweep's block one per distinct seed, so each cell sees its own run's batches."""
+
+    def __init__(self, n: int, size: int, seed: int, device: torch.device) -> None:
+        self.n, self.size, self.device = n, size, device
+        self.generator = torch.Generator().manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.long, device=device)
+        self._cursor = 0
+
+    def next(self) -> torch.Tensor:
+        """[size] the next batch's sample indices, on the device."""
+        if self._cursor + self.size > self._order.numel():
+            self._order = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self._cursor = 0
+        idx = self._order[self._cursor : self._cursor + self.size]
+        self._cursor += self.size
+        return idx
+
+
+def noise_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A run's (or a sweep cell's) generator of training noise, on the device the noise is used on."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 class DivergedError(RuntimeError):
     """The objective became NaN or infinite; the trainer restored the last good weights."""
 
 
-def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[torch.Tensor], cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The config's optimizer over `params` (a model's, or a sweep block's stacked tensors) on `device`."""
     t = cfg.train
     if t.optimizer == "adam":
         # The fused kernel does Adam's whole update in one op per device instead of a dozen per tensor:
         # about 1.15x the steps/s of the default on the 64→25 classroom model (benchmarks/README.md).
         # It agrees with the default to ~1e-7 and is as deterministic.
-        device = next(model.parameters()).device
-        return torch.optim.Adam(model.parameters(), lr=t.lr, fused=device.type in ("cpu", "cuda"))
+        return torch.optim.Adam(params, lr=t.lr, fused=device.type in ("cpu", "cuda"))
     if t.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum)
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum)
     # One trainer step = one L-BFGS iteration; its curvature history persists across step() calls, and
     # `lbfgs.LBFGSStepper` spares the evaluation each call would otherwise repeat.
     return torch.optim.LBFGS(
-        model.parameters(), lr=t.lr, max_iter=1, max_eval=25, history_size=20, line_search_fn="strong_wolfe"
+        params, lr=t.lr, max_iter=1, max_eval=25, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+
+def divergence_message(step: int, term: str | None, restored: int, lr: float) -> str:
+    """What a run (or a sweep's cell) says when its objective's `term` (None: the weights) turned NaN or
+    infinite at `step` and its weights went back to step `restored`."""
+    what = "the weights" if term is None else f"the {term} term"
+    return (
+        f"Training diverged at step {step}: {what} became NaN or infinite. Weights were restored to "
+        f"step {restored}. Try a smaller learning rate (now {lr:g}) or a smaller β / λ."
     )
 
 
@@ -106,17 +141,18 @@ class Trainer:
         self.sparsity_term = sparsity_term
         self.dataset = dataset
         self.device = torch.device(device) if device is not None else resolve_device(config.train.device)
-        torch.manual_seed(config.train.seed)
-        self.model = build(config.model, dataset.n_inputs, dataset.image_shape)
+        seed = config.train.seed
+        self.model = build_seeded(config.model, dataset.n_inputs, dataset.image_shape, seed)
         if initial_state is not None:
             self.model.load_state_dict({k: torch.as_tensor(v) for k, v in initial_state.items()})
         self.model.to(self.device)
-        self._set_optimizer(make_optimizer(self.model, config))
+        self._set_optimizer(make_optimizer(list(self.model.parameters()), config, self.device))
         self.x = dataset.train.to(self.device)
         self.n = self.x.shape[0]
-        self.generator = torch.Generator().manual_seed(config.train.seed)
-        self._order = torch.empty(0, dtype=torch.long, device=self.device)
-        self._cursor = 0
+        self.noise_generator = noise_generator(seed, self.device)
+        """The training noise's (`Autoencoder.draw_noise`): the run's own, so runs trained at the same time
+        draw what each would draw alone."""
+        self._batches: BatchOrder | None = None  # made at the first step: the batch size may change live
         if start_step < 0:
             raise ValueError(f"start_step must be >= 0, got {start_step}")
         self.step_count = start_step
@@ -138,10 +174,10 @@ class Trainer:
         labels = dataset.train_labels
         self.probe_labels = None if labels is None else np.asarray(labels)[probe.numpy()]
         shown = dataset.test if dataset.test is not None and len(dataset.test) >= SHOW_SIZE else dataset.train
-        self.show = shown[:SHOW_SIZE].to(self.device)
+        self.show = shown[:SHOW_SIZE].to(self.device, copy=True)  # no view of the dataset, which runs share
         # Held-out probe: the test split's first samples (it is already in random order).
         test, n_test = dataset.test, min(PROBE_SIZE, max(SHOW_SIZE, TEST_PROBE_PIXELS // dataset.n_inputs))
-        self.test_probe = None if test is None or len(test) == 0 else test[:n_test].to(self.device)
+        self.test_probe = None if test is None or len(test) == 0 else test[:n_test].to(self.device, copy=True)
         self.test_log = LossHistory()
         """The held-out terms at the steps that had a snapshot, bounded like losses_log."""
         self.examples = _numpy(dataset.train[:EXAMPLES_SIZE])
@@ -217,15 +253,13 @@ class Trainer:
         b = self.batch_size
         if b == self.n:
             return self.x
-        if self._cursor + b > self._order.numel():
-            self._order = torch.randperm(self.n, generator=self.generator).to(self.device)
-            self._cursor = 0
-        idx = self._order[self._cursor : self._cursor + b]
-        self._cursor += b
-        return self.x.index_select(0, idx)
+        if self._batches is None:
+            self._batches = BatchOrder(self.n, b, self.config.train.seed, self.device)
+        return self.x.index_select(0, self._batches.next())
 
-    def _objective(self, xb: torch.Tensor) -> dict[str, torch.Tensor]:
-        return loss_terms(self.model, xb, self.model(xb), self.config.model, self.sparsity_term)
+    def _objective(self, xb: torch.Tensor, noise: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        out = self.model(xb, noise=noise)
+        return loss_terms(self.model, xb, out, self.config.model, self.sparsity_term)
 
     def _set_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
@@ -241,9 +275,10 @@ class Trainer:
         if self.model.set_step_(self.step_count, self.total_steps) and self.lbfgs is not None:
             self.lbfgs.forget()  # a scheduled change of the objective (k-sparse's k)
         xb = self._next_batch()
+        noise = self.model.draw_noise(xb, self.noise_generator)  # one draw a step, L-BFGS's too
         if self.lbfgs is not None:
             before = self.lbfgs.evaluations
-            terms = self.lbfgs.step(lambda: self._objective(xb))
+            terms = self.lbfgs.step(lambda: self._objective(xb, noise))
             evaluations = self.lbfgs.evaluations - before
         else:
             if self.config.train.lr_schedule != "constant":
@@ -251,7 +286,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
-            terms = self._objective(xb)
+            terms = self._objective(xb, noise)
             terms["total"].backward()
             self.optimizer.step()
             evaluations = 1
@@ -313,7 +348,7 @@ class Trainer:
         self._last_good = self._state_copy()
 
     def _diverge(self, step: int, row: np.ndarray | None) -> None:
-        term = "the weights"
+        term = None
         if row is not None:
             bad = [n for n, v in zip(self._terms, row, strict=True) if not np.isfinite(v) and n != "total"]
             term = bad[0] if bad else "total"
@@ -326,12 +361,9 @@ class Trainer:
         self.step_count = good["step"]
         self.losses_log.truncate(self.step_count)  # forget the undone steps' losses
         self.test_log.truncate(self.step_count)
-        self._set_optimizer(make_optimizer(self.model, self.config))  # moments may hold NaN too
-        self.message = (
-            f"Training diverged at step {step}: the {term} term became NaN or infinite. "
-            f"Weights were restored to step {self.step_count}. Try a smaller learning rate "
-            f"(now {self.config.train.lr:g}) or a smaller β / λ."
-        )
+        # A fresh optimizer: its moments may hold NaN too.
+        self._set_optimizer(make_optimizer(list(self.model.parameters()), self.config, self.device))
+        self.message = divergence_message(step, term, self.step_count, self.config.train.lr)
         raise DivergedError(self.message)
 
     def _state_copy(self) -> dict:

@@ -1,0 +1,152 @@
+"""`sae sweep` end to end, as a user waits for it, against the same runs trained one after another.
+
+The sweep arm runs the command in a fresh interpreter (`python -m sae_core sweep ... --out DIR`: imports,
+data, training, the table and every cell's folder) and times it from outside; one interpreter start-up
+(`python -c pass`, measured in the same round) is taken off, since the sequential arm is timed inside a
+process that has already started. The sequential arm trains each cell's config with its own `Trainer`
+in this process, one after another, to the end, with a snapshot every --snapshot-every steps as a run
+does (its imports and data are already loaded: the comparison favours it).
+
+Two problems, Adam, batch 128, ρ ∈ {0.01, 0.05, 0.1, 0.2} × β ∈ {0, 1, 3, 10}:
+  digits  64 → 25 on scikit-learn's digits, 2,000 steps. Target: the command ≤ 0.15 × sequential.
+  mnist   784 → 196 on Fashion-MNIST (random images when it is not on disk), 200 steps, λ = 3e-3.
+          Target: ≤ 0.5 × sequential.
+The arms alternate round by round (benchmarks.common.interleaved); we publish the ratio of the medians,
+and the command's own breakdown (training seconds from sweep.json, the rest: imports, data, files).
+
+    PYTHONPATH=. python benchmarks/sweep_cli.py [--rounds 3] [--cases digits,mnist] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import machine_info, median
+from benchmarks.sweep import BETAS, RHOS, dataset_of
+from sae_core.config.run import RunConfig
+from sae_core.sweep.trainer import SweepSpec
+from sae_core.train.trainer import Trainer
+
+CASES = {
+    "digits": {"flags": ["--hidden", "25"], "steps": 2000, "target": 0.15, "settings": {"hidden": 25}},
+    "mnist": {
+        "flags": ["--dataset", "fashion-mnist", "--hidden", "196", "--weight-decay", "3e-3"],
+        "steps": 200,
+        "target": 0.5,
+        "settings": {"dataset": "fashion-mnist", "hidden": 196, "weight_decay": 3e-3},
+    },
+}
+SNAPSHOT_EVERY = 200
+
+
+def command(case: str, steps: int, out: Path, threads: int) -> list[str]:
+    grid = ["--rho", ",".join(map(str, RHOS)), "--beta", ",".join(map(str, BETAS))]
+    train = ["--steps", str(steps), "--batch-size", "128", "--device", "cpu"]
+    return [
+        sys.executable,
+        "-m",
+        "sae_core",
+        "sweep",
+        *grid,
+        *CASES[case]["flags"],
+        *train,
+        "--quiet",
+        "--out",
+        str(out),
+    ]
+
+
+def run_command(args: list[str], threads: int = 1) -> float:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "SAE_TORCH_THREADS": str(threads),
+    }
+    t0 = time.perf_counter()
+    subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def sequential(case: str, steps: int, dataset) -> float:
+    base = RunConfig().replace(
+        **CASES[case]["settings"], batch_size=128, steps=steps, device="cpu", snapshot_every=SNAPSHOT_EVERY
+    )
+    if case == "mnist" and dataset.name != "fashion-mnist":
+        base = base.replace(dataset="digits")  # only the config's dataset name; the data is the random set
+    t0 = time.perf_counter()
+    for cfg in SweepSpec(base, RHOS, BETAS).cells():
+        trainer = Trainer(cfg, dataset, device="cpu")
+        for _ in trainer.run():
+            pass
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads, both arms ($SAE_TORCH_THREADS)"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", default="digits,mnist")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every case's step count")
+    parser.add_argument("--json", metavar="OUT")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    report = {"machine": machine_info(torch.device("cpu")), "args": vars(args), "cases": {}}
+    print(json.dumps(report["machine"]))
+    for case in args.cases.split(","):
+        dataset, source = dataset_of(case)
+        if case == "mnist" and source != "fashion-mnist":
+            print("mnist: Fashion-MNIST is not on disk; the command needs it, skipping", file=sys.stderr)
+            continue
+        steps = max(1, round(CASES[case]["steps"] * args.scale))
+        times: dict[str, list[float]] = {"sweep": [], "startup": [], "sequential": [], "training": []}
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(args.rounds + 1):  # round 0 warms the caches (files, the interpreter's imports)
+                out = Path(tmp) / f"round{r}"
+                order = ["sweep", "sequential"] if r % 2 else ["sequential", "sweep"]
+                startup = run_command([sys.executable, "-c", "pass"])
+                for arm in order:
+                    if arm == "sweep":
+                        took = run_command(command(case, steps, out, args.threads), args.threads)
+                        training = json.loads((out / "sweep.json").read_text())["seconds"]
+                    else:
+                        seq = sequential(case, steps, dataset)
+                if r == 0:
+                    continue
+                times["sweep"].append(took - startup)
+                times["startup"].append(startup)
+                times["sequential"].append(seq)
+                times["training"].append(training)
+        ratio = median(times["sweep"]) / median(times["sequential"])
+        target = CASES[case]["target"]
+        verdict = "meets" if ratio <= target else "misses"
+        print(
+            f"{case} ({source}): 16 cells × {steps} steps; sequential {median(times['sequential']):.2f} s, "
+            f"sae sweep {median(times['sweep']):.2f} s less start-up (of which training "
+            f"{median(times['training']):.2f} s), ratio {ratio:.3f} ({verdict} the target ≤ {target}); per "
+            f"round {', '.join(f'{s / q:.3f}' for s, q in zip(times['sweep'], times['sequential'], strict=True))}"  # noqa: E501
+        )
+        report["cases"][case] = {
+            "data": source,
+            "steps": steps,
+            "times": times,
+            "ratio": ratio,
+            "target": target,
+        }
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
