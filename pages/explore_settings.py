@@ -208,6 +208,8 @@ def build_job(spec: SweepSpec) -> SweepJob | RemoteSweepJob:
     dataset = datasets.load_dataset(spec.base.data)
     if st.session_state.get(BACKEND, "local") == "ray":
         return RemoteSweepJob(spec, dataset, backend="ray")
+    need = spec.check_memory(samples=len(dataset.train), image_shape=dataset.image_shape).total
+    server.server_memory().check(need)  # ServerFullError (a ValueError) when the server is full
     job = SweepJob(
         spec,
         dataset,
@@ -217,6 +219,7 @@ def build_job(spec: SweepSpec) -> SweepJob | RemoteSweepJob:
         is_watched=server.session_watcher(),
     )
     server.reaper().watch(job)
+    server.server_memory().add(job, need)
     return job
 
 

@@ -132,7 +132,9 @@ def draw_progress(job: SweepJob, snap: SweepSnapshot) -> None:
         + (f" · {diverged} diverged" if diverged else "")
     )
     st.progress(snap.progress, text=text)
-    if snap.message and status in ("paused", "stopped"):
+    if snap.message and status == "failed":
+        st.error(snap.message, icon=":material/error:")
+    elif snap.message and status in ("paused", "stopped"):
         st.info(snap.message)
 
 

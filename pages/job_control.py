@@ -15,7 +15,14 @@ import torch
 from pages import runs_store
 from pages.datasets import load_dataset, session_uploads
 from pages.notices import add_notice
-from pages.server import browser_owner, idle_timeout_s, reaper, session_watcher, training_queue
+from pages.server import (
+    browser_owner,
+    idle_timeout_s,
+    reaper,
+    server_memory,
+    session_watcher,
+    training_queue,
+)
 from pages.session_job import JOB, PREVIOUS, current_job, structural
 from pages.settings_state import SERVER_ONLY, base_settings, current_config, replace_settings
 from sae_core.config.run import RunConfig
@@ -23,13 +30,17 @@ from sae_core.serve.jobs import TrainingJob
 from sae_core.train import budget
 
 
-def check_memory(cfg: RunConfig) -> None:
-    """budget.check before anything is built: BudgetError (a ValueError) says what would fit."""
+def check_memory(cfg: RunConfig) -> int:
+    """budget.check before anything is built: BudgetError (a ValueError) says what would fit; then the
+    server's budget: ServerFullError (a ValueError) when the sessions open now hold too much. The
+    run's estimate in bytes."""
     if cfg.data.dataset == "upload":
         samples, shape = session_uploads().shape(cfg.data.upload)
-        budget.check(cfg, samples=samples, image_shape=shape)
+        need = budget.check(cfg, samples=samples, image_shape=shape).total
     else:
-        budget.check(cfg)
+        need = budget.check(cfg).total
+    server_memory().check(need)
+    return need
 
 
 def build_job(
@@ -38,7 +49,7 @@ def build_job(
     """A fresh job on the (cached) dataset, once the run's memory estimate fits the per-run budget;
     raises DataUnavailableError / UploadError / ValueError (budget.BudgetError among them). With
     initial_state it starts from those weights at start_step (see open_model)."""
-    check_memory(cfg)
+    need = check_memory(cfg)
     dataset = load_dataset(cfg.data)
     job = TrainingJob(
         cfg,
@@ -51,6 +62,7 @@ def build_job(
         start_step=start_step,
     )
     reaper().watch(job)
+    server_memory().add(job, need)
     return job
 
 

@@ -15,6 +15,7 @@ import streamlit as st
 
 from sae_core.presets import load_presets
 from sae_core.serve import scheduler
+from sae_core.serve.memory import ServerMemory
 from sae_core.serve.scheduler import TrainingQueue
 from sae_core.train.threads import configure_threads
 
@@ -51,6 +52,12 @@ def training_queue() -> TrainingQueue:
 def reaper() -> scheduler.Reaper:
     """Releases the runs of browser sessions the server has dropped (after server.disconnectedSessionTTL)."""
     return scheduler.Reaper(ttl_s=float(st.get_option("server.disconnectedSessionTTL")))
+
+
+@st.cache_resource
+def server_memory() -> ServerMemory:
+    """The live sessions' runs against the server's memory budget ($SAE_SERVER_MEMORY_MB)."""
+    return ServerMemory()
 
 
 @st.cache_resource

@@ -50,7 +50,7 @@ def live_views_fragment(job: TrainingJob):
         snap = job.latest()
         running = job.running
         with live_charts.views():  # charts redrawn without blank or faded frames
-            train_views.draw_progress(snap, running, job.queue_place())
+            train_views.draw_progress(snap, running, job.queue_place(), job.eta_seconds())
             train_views.draw_metrics(snap)
             train_views.draw_views(snap)
             train_views.draw_run_messages(snap, running, job.queue_place())

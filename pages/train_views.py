@@ -173,10 +173,11 @@ def model_zip(job: TrainingJob) -> bytes:
     )
 
 
-def _eta(snap) -> str:
-    if snap.seconds <= 0 or snap.step == 0 or snap.until_paused:
+def _eta(snap, eta_s: float | None) -> str:
+    """The job's estimate (TrainingJob.eta_seconds: wall clock, pauses excluded) as text."""
+    if eta_s is None or snap.until_paused:
         return "–"
-    seconds = (snap.total_steps - snap.step) * snap.seconds / snap.step
+    seconds = eta_s
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
@@ -188,6 +189,7 @@ STATUS_TEXT = {
     "stopped": "stopped",
     "diverged": "diverged",
     "queued": "queued",
+    "failed": "failed",
 }
 
 
@@ -201,11 +203,11 @@ def status_word(snap, running: bool) -> str:
     return STATUS_TEXT.get(snap.status, snap.status)
 
 
-def draw_progress(snap, running: bool, queue_place: int | None = None) -> None:
+def draw_progress(snap, running: bool, queue_place: int | None = None, eta_s: float | None = None) -> None:
     status = status_word(snap, running)
     queued = f" · place {queue_place} in the queue" if queue_place and not running else ""
     length = "· until paused" if snap.until_paused else f"/ {snap.total_steps:,}"
-    eta = "" if snap.until_paused else f" · ETA {_eta(snap) if running else '–'}"
+    eta = "" if snap.until_paused else f" · ETA {_eta(snap, eta_s) if running else '–'}"
     text = (
         f"**{status}**{queued} · step {snap.step:,} {length} · epoch {snap.epoch:.1f} · "
         f"{snap.samples_per_second:,.0f} samples/s{eta}"
@@ -219,12 +221,13 @@ def draw_run_messages(snap, running: bool, queue_place: int | None = None) -> No
     progress line above says the status in a word."""
     if queue_place and not running:
         st.info(
-            "Every training slot of this server is in use. This run starts by itself when its turn "
-            "comes; **Pause** leaves the queue.",
+            "Every training slot of this server is in use, or this browser already trains its fair share "
+            "of them (half the slots; a sweep counts by its cells). This run starts by itself when its "
+            "turn comes; **Pause** leaves the queue.",
             icon=":material/hourglass_top:",
         )
-    if snap.status == "diverged":
-        st.error(snap.message or "Training diverged.", icon=":material/error:")
+    if snap.status in ("diverged", "failed"):
+        st.error(snap.message or f"Training {snap.status}.", icon=":material/error:")
     elif snap.message and snap.status == "paused":
         st.info(snap.message)
     for warning in diagnostics.run_warnings(snap):  # dead or saturated units, with the likely cause

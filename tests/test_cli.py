@@ -134,6 +134,21 @@ def test_diverged_run_saves_restored_weights_and_exits_3(tmp_path, capsys):
     assert torch.equal(model.encoder.weight, initial.encoder.weight)
 
 
+@pytest.mark.parametrize("dataset, lr", [("bars", "1e30"), ("digits", "1e38")])
+def test_an_lbfgs_step_past_floats_range_is_a_divergence_not_a_traceback(tmp_path, capsys, dataset, lr):
+    # L-BFGS's line search steps t·lr past float32's range: torch raises "value cannot be converted to
+    # type float without overflow" from inside the optimizer. The run must end as any divergence does.
+    out = tmp_path / "lbfgs"
+    flags = ["--hidden", "16", "--optimizer", "lbfgs", "--lr", lr, "--batch-size", "0", "--steps", "50"]
+    code = main(["train", "--dataset", dataset, *flags, "--device", "cpu", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "Training diverged at step 1" in err and "smaller learning rate" in err
+    assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
+    model, _, _ = export.load(out)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_train_help_has_a_flag_for_every_config_field(capsys):
     assert main(["train", "--help"]) == 0
     text = capsys.readouterr().out

@@ -84,17 +84,43 @@ def test_each_owner_lists_only_its_own_runs_newest_first_and_only_a_hash_is_writ
     assert not a1.path.exists() and [r.id for r in store.list_runs("browser:secret-a")] == [a2.id]
 
 
-def test_pruning_deletes_the_oldest_runs_first_of_every_owner_and_reports_them(tmp_path, trained):
+def test_pruning_deletes_the_keepers_own_oldest_runs_first_and_reports_them(tmp_path, trained):
     model, snap = trained()
     store = runs.RunStore(tmp_path, max_runs=3)
     saved = [store.save_run(model, snap, owner=f"browser:{i % 2}", status="finished") for i in range(3)]
     assert all(r.pruned == [] for r in saved)
     fourth = store.save_run(model, snap, owner="browser:1", status="finished")
-    assert [p.id for p in fourth.pruned] == [saved[0].run.id]  # the oldest, though another owner's
+    assert [p.id for p in fourth.pruned] == [saved[1].run.id]  # its own, though browser:0's is older
     fifth = store.save_run(model, snap, owner="browser:0", status="finished")
-    assert [p.id for p in fifth.pruned] == [saved[1].run.id]
+    assert [p.id for p in fifth.pruned] == [saved[0].run.id]  # its own oldest
     left = {r.id for r in store.list_runs(None)}
     assert left == {saved[2].run.id, fourth.run.id, fifth.run.id}
+
+
+def test_one_browser_keeping_big_runs_cannot_wipe_another_browsers_runs(tmp_path, trained):
+    """The issue's case: with room for about three runs, B keeps (imports) big models again and again;
+    A's only run stays, B's older ones go, and the folder stays within its bound."""
+    model, snap = trained()
+    big, _ = trained(hidden=64)
+    size = runs.RunStore(tmp_path / "probe").save_run(big, snap, owner="o", status="imported").run.size_bytes
+    store = runs.RunStore(tmp_path / "runs", max_mb=2.2 * size / runs.MB)
+    mine = store.save_run(model, snap, owner="browser:A", status="finished").run
+    for _ in range(4):
+        result = store.save_run(big, snap, owner="browser:B", status="imported")
+        assert all(p.owner == runs.owner_key("browser:B") for p in result.pruned)
+        assert sum(r.size_bytes for r in store.list_runs(None)) <= store.max_bytes
+    assert [r.id for r in store.list_runs("browser:A")] == [mine.id]
+
+
+def test_when_the_keeper_has_nothing_to_give_up_owners_over_their_share_go_first(tmp_path, trained):
+    model, snap = trained()
+    store = runs.RunStore(tmp_path, max_runs=4)  # three owners: a share of 4/3 runs each
+    a = store.save_run(model, snap, owner="browser:A", status="finished").run
+    b = [store.save_run(model, snap, owner="browser:B", status="finished").run for _ in range(3)]
+    c = store.save_run(model, snap, owner="browser:C", status="finished")
+    # C's first run: the folder is over by one. A's run is the oldest, but B holds three, over its share.
+    assert [p.id for p in c.pruned] == [b[0].id]
+    assert {r.id for r in store.list_runs(None)} == {a.id, b[1].id, b[2].id, c.run.id}
 
 
 def test_pruning_by_size_keeps_the_folder_under_its_bound_and_never_the_run_just_kept(tmp_path, trained):

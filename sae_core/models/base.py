@@ -118,6 +118,10 @@ class Autoencoder(nn.Module):
             return self.code_layer.active_threshold
         return ACTIVE_THRESHOLD[self.activation]
 
+    active_by_row = True
+    """Whether `active` decides each row on its own (then a dataset can be evaluated in chunks of rows);
+    the VAE's decides from the variance over all the rows it is given."""
+
     def active(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: [N, units] -> [N, units] bool, which units are active on which samples (L0, dead
         units, density): |code| > active_threshold unless the code is not a unit activation (the VAE)."""

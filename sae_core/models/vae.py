@@ -97,6 +97,8 @@ class VariationalAutoencoder(Autoencoder):
         """No sparsity penalty for the VAE (None tells losses.loss_terms to skip it)."""
         return None
 
+    active_by_row = False  # the variance over the rows: metrics.evaluate keeps μ of every row (latent wide)
+
     def active(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: μ [N, latent] -> [N, latent] bool: dimension j is in use, Var over the rows of μⱼ >
         ACTIVE_VARIANCE (Burda et al. 2016), the same for every row (fewer than 2 rows: none in use)."""

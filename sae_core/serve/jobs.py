@@ -9,10 +9,14 @@ gone) gives back its model, optimizer and data too.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
+import functools
+import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,15 +24,20 @@ import torch
 
 from sae_core.config.run import RunConfig
 from sae_core.data.datasets import Dataset
+from sae_core.serve.run_clock import RunClock
 from sae_core.serve.scheduler import BusyError, TrainingQueue, name_os_thread
 from sae_core.train.trainer import Snapshot, Trainer
 
 __all__ = ["BusyError", "TrainingJob"]
 
+log = logging.getLogger(__name__)
+
 LOCK_HANDOVER_S = 0.001
 """The training thread's pause between two sections, off the job's lock (see TrainingJob._loop)."""
 TRAINING_THREAD = "sae-training"
 """The name of a job's thread, in Python and in the operating system (scheduler.name_os_thread)."""
+SHUTDOWN_JOIN_S = 5.0
+"""At interpreter exit, how long `shutdown_all` waits for each training thread to leave its step."""
 DISCONNECT_GRACE_S = 5.0
 """A running job whose browser session has had no tab connected for this long pauses itself (the tab
 was closed or reloaded: a reload is a new session, so the old run must not keep its slot)."""
@@ -65,6 +74,7 @@ class TrainingJob:
         initial_state: Mapping[str, torch.Tensor] | None = None,
         start_step: int = 0,
         trainer: Any = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # trainer: something else that steps like a Trainer (sae_core.serve.sweep_job.SweepStepper: a whole
         # sweep); config and dataset are then only what it was built from.
@@ -73,6 +83,7 @@ class TrainingJob:
             if trainer is not None
             else Trainer(config, dataset, device=device, initial_state=initial_state, start_step=start_step)
         )
+        self._clock = RunClock(clock)  # the wall-clock time it has trained: the page's samples/s and ETA
         self.snapshot_interval = snapshot_interval
         self.first_snapshot_s = first_snapshot_s
         self._first_section = False  # set by start(): the next stepping section is a short one
@@ -84,6 +95,7 @@ class TrainingJob:
         self._last_seen = time.monotonic()  # the session last seen connected (or the page last read)
         self._queue = queue
         self._owner = owner
+        self._ticket: object | None = None  # this job's current place in the queue (see _on_grant)
         self._released = False
         self._lock = threading.RLock()  # guards the trainer and _latest
         self._running = threading.Event()
@@ -94,6 +106,10 @@ class TrainingJob:
         self.message: str | None = None
         """Why the job paused itself, if it did (a divergence's message is the trainer's)."""
         self._latest = self.trainer.snapshot("ready")
+
+    queue_cost = 1
+    """How many runs' worth of the server this job is, against its browser's share of the training slots
+    (a sweep: its cells)."""
 
     # ----- what the page reads --------------------------------------------------------------------------
     @property
@@ -138,37 +154,61 @@ class TrainingJob:
     # ----- controls -------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start or resume training in the background; with every slot taken, join the queue (status
-        "queued") and start when its turn comes. BusyError when its browser holds all it may."""
-        if self.active or self._released:
+        "queued") and start when its turn comes. BusyError when its browser holds all it may. A job that
+        failed (its thread raised) starts again like a paused one."""
+        if self.active or self._released:  # a quick answer without waiting for a training section
             return
-        if self.trainer.finished:
-            self.status = "done"
-            return
-        place = 0 if self._queue is None else self._queue.acquire(self, self._owner, self._on_grant)
-        self.message = None
-        self._last_read = time.monotonic()
-        if place:
-            self._resume_status = self.status
-            self.status = "queued"
-            self._publish()
-            return
-        self._begin()
+        with self._lock:
+            if self.active or self._released:
+                return
+            if self.trainer.finished:
+                self.status = "done"
+                return
+            self._halt.clear()  # a stop before this start is over; a stop after it takes the lock too
+            # The queue's lock is taken inside a job's, never the other way round (see _release_slot).
+            if self._queue is None:
+                place = 0
+            else:  # a ticket of its own for this place: a grant of a place given up since is stale
+                self._ticket = ticket = object()
+                grant = functools.partial(self._on_grant, ticket)
+                place = self._queue.acquire(self, self._owner, grant, cost=self.queue_cost)
+            self.message = None
+            self._last_read = time.monotonic()
+            if place:
+                if self.status != "queued":
+                    self._resume_status = self.status
+                self.status = "queued"
+                self._publish()
+                return
+            self._begin()
 
     resume = start
 
     def _begin(self) -> None:
+        """Train from now on (under the lock, with a slot or without a queue)."""
         with self._lock:
             self._first_section = True
             self._halt.clear()
             self._running.set()
+            if self.status == "failed":  # the error is no longer the news (the first section republishes)
+                self._latest = dataclasses.replace(self._latest, status="running", message=None)
             self.status = "running"
+            self.message = None
+            self._clock.start(*self._work())
             if self._thread is None:  # the thread clears this, under the lock, when it ends
                 self._thread = threading.Thread(target=self._loop, name=TRAINING_THREAD, daemon=True)
+                _TRAINING.add(self)
                 self._thread.start()
 
-    def _on_grant(self) -> None:
-        """The queue gave this job a slot (called from the thread that freed it)."""
+    def _on_grant(self, ticket: object) -> None:
+        """The queue gave this job a slot (called from the thread that freed it, after the queue's lock).
+
+        The grant is stale when the job gave its place up after the queue moved it into a slot and before
+        this call (Pause, then Train again): that place is back already, and the job may be waiting under
+        a new ticket, which must not start on the old one's grant."""
         with self._lock:
+            if ticket is not self._ticket:
+                return
             if self.status == "queued" and not self._halt.is_set():
                 if self._is_watched is not None and not self._is_watched():
                     # Its tab was closed or reloaded while it waited: it would train unseen until the
@@ -182,38 +222,58 @@ class TrainingJob:
                     self._last_read = time.monotonic()
                     self._begin()
                     return
-        self._release_slot()  # it left the queue meanwhile (or its tab did): pass the slot on
+            self._release_slot()  # it left the queue meanwhile (or its tab did): pass the slot on
 
     def pause(self) -> None:
-        self._running.clear()
-        if self.status == "running":
-            self.status = "paused"
-        elif self.status == "queued":  # leaves the queue: back to what it was before
-            self.status = getattr(self, "_resume_status", "paused")
-        self._wait_idle()
-        self._publish()
-        self._release_slot()
+        self._running.clear()  # the thread's section ends at its next step; the lock waits for that
+        with self._lock:
+            self._running.clear()  # again: a grant may have started it between the line above and here
+            self._clock.stop(*self._work())
+            if self.status == "running":
+                self.status = "paused"
+            elif self.status == "queued":  # leaves the queue: back to what it was before
+                self.status = getattr(self, "_resume_status", "paused")
+            self._publish()
+            self._release_slot()
 
     def step_once(self) -> Snapshot:
-        """Pause if needed and take exactly one step."""
+        """Pause if needed and take exactly one step (a failure in it fails the job, as in the thread)."""
         self.pause()
         with self._lock:
-            if self.trainer.advance(max_steps=1, end=self.trainer.step_count + 1) == "diverged":
-                self.status = "diverged"
-            self._publish()
+            try:
+                if self.trainer.advance(max_steps=1, end=self.trainer.step_count + 1) == "diverged":
+                    self.status = "diverged"
+                elif self.status == "failed":
+                    self.status = "paused"
+                self._publish()
+            except Exception as err:  # noqa: BLE001 - said on the page, logged in full for the server
+                self._fail(err)
         return self._latest
 
     def stop(self) -> None:
         """End the thread; the model is kept and can still be stepped or saved."""
-        self._halt.set()
+        self._halt.set()  # the thread's section ends at its next step; the lock waits for that
         self._running.clear()
-        thread = self._thread  # the thread clears the attribute itself as it ends
-        if thread is not None:
-            thread.join(timeout=10)
-        if self.status in ("running", "paused", "ready", "queued"):
-            self.status = "stopped"
-        self._publish()
-        self._release_slot()
+        with self._lock:
+            self._halt.set()  # again: a start() may have run between the lines above and here
+            self._running.clear()
+            self._clock.stop(*self._work())
+            thread = self._thread  # the thread clears the attribute itself as it ends
+            if self.status in ("running", "paused", "ready", "queued"):
+                self.status = "stopped"
+            self._publish()
+            self._release_slot()
+        # The thread is between two sections; it ends at its next look at the flags. Not waited for
+        # once the job trains again (a start() from another thread right after this one).
+        deadline = time.monotonic() + 10
+        while (
+            thread is not None
+            and thread is not threading.current_thread()
+            and thread.is_alive()
+            and not self._running.is_set()
+            and time.monotonic() < deadline
+        ):
+            thread.join(timeout=0.05)
 
     def release(self) -> None:
         """Stop, and let go of the trainer (model, optimizer, data): for a run whose browser session has
@@ -248,14 +308,28 @@ class TrainingJob:
     def _apply_now(self) -> None:
         """Apply a pending live change of a job that is not training, and republish. A finished run
         whose length was raised is paused, not done: start() continues it (same model)."""
-        self.trainer.apply_live()
-        if self.status == "done" and not self.trainer.finished:
-            self.status = "paused"
-        self._publish()
+        with self._lock:
+            self.trainer.apply_live()
+            if self.status == "done" and not self.trainer.finished:
+                self.status = "paused"
+            self._publish()
 
     # ----- the thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
+        """The training thread. Whatever it raises (a bug, an out-of-memory error, a model that cannot
+        take a step) fails the job: it says so with the error, gives its slot back at once and can be
+        started again; the thread never ends with the job still "running"."""
         name_os_thread(TRAINING_THREAD)
+        try:
+            self._train()
+        except BaseException as err:  # noqa: BLE001 - said on the page, logged in full for the server
+            with self._lock:
+                if self._thread is threading.current_thread():  # start() makes a new thread
+                    self._thread = None
+                self._fail(err)
+                self._release_slot()
+
+    def _train(self) -> None:
         trainer = self.trainer
         while True:
             with self._lock:  # ends here, so that start() sees no thread and makes a new one
@@ -263,15 +337,18 @@ class TrainingJob:
                     self._thread = None
                     return
             if self._unwatched():
-                self.status = "paused"
-                self.message = (
-                    "Paused: nobody has looked at this run for a while (tab closed?)."
-                    if self._is_watched is None
-                    else "Paused: no tab of this browser session was open (closed or reloaded)."
-                )
-                self._running.clear()
-                self._publish()
-                self._release_slot()
+                with self._lock:
+                    if self._running.is_set() and self.status == "running":
+                        self.status = "paused"
+                        self.message = (
+                            "Paused: nobody has looked at this run for a while (tab closed?)."
+                            if self._is_watched is None
+                            else "Paused: no tab of this browser session was open (closed or reloaded)."
+                        )
+                        self._running.clear()
+                        self._clock.stop(*self._work())
+                        self._publish()
+                        self._release_slot()
                 continue
             section = self.first_snapshot_s if self._first_section else self.snapshot_interval
             self._first_section = False
@@ -282,16 +359,31 @@ class TrainingJob:
                 ended = outcome == "diverged" or (outcome == "done" and self.status == "running")
                 if ended:
                     self.status = outcome
-                self._publish()
+                    self._clock.stop(*self._work())
+                self._publish(strict=True)
                 if ended:  # after the final snapshot is out: once a job is not active, latest() is final
                     self._running.clear()
-            if not self._running.is_set():
-                self._release_slot()
+                if not self._running.is_set():
+                    self._release_slot()
             # Locks are not fair: released and taken again at once, this thread could keep a page that
             # waits for the lock (a live change, Pause, Step) out for as long as it trains. Seen: an
             # AppTest's set_config waited 30 s, until the idle timeout paused the run. A moment off the
             # lock and the GIL lets the waiter in.
             time.sleep(LOCK_HANDOVER_S)
+
+    def _fail(self, err: BaseException) -> None:
+        """Under the lock: the job failed with `err` (status "failed", the error on the page, the
+        traceback in the server's log). The caller gives the slot back."""
+        log.error("training job of %r failed", self._owner or "this session", exc_info=err)
+        self._running.clear()
+        self._clock.stop(*self._work())
+        self.status = "failed"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        self.message = (
+            f"Training failed: {type(err).__name__}{': ' + first if first else ''}. The model is kept "
+            "at its last step; press Train to try again, or Reset for a fresh model."
+        )
+        self._publish()
 
     def _unwatched(self) -> bool:
         """No tab of its browser session for disconnect_grace_s (with is_watched), or no page read for
@@ -307,12 +399,41 @@ class TrainingJob:
             self._unwatched_since = now
         return now - self._unwatched_since > self.disconnect_grace_s
 
-    def _publish(self) -> None:
+    def _publish(self, strict: bool = False) -> None:
+        """A new snapshot for the page. When the snapshot itself fails (out of memory, a model that cannot
+        evaluate), the last one is republished with the new status and message; with strict (the training
+        thread), the error is raised instead, and fails the job."""
         with self._lock:
             message = self.trainer.message if self.status == "diverged" else self.message
-            self._latest = self.trainer.snapshot(self.status, message)
+            try:
+                self._latest = self._timed(self.trainer.snapshot(self.status, message))
+            except Exception:
+                if strict:
+                    raise
+                log.exception("snapshot of a %s training job failed", self.status)
+                self._latest = dataclasses.replace(self._latest, status=self.status, message=message)
         with self._published:
             self._published.notify_all()
+
+    def _work(self) -> tuple[int, int]:
+        """(steps, samples) the trainer has done (a sweep's stepper counts no samples)."""
+        return self.trainer.step_count, getattr(self.trainer, "samples", 0)
+
+    def _timed(self, snap: Any) -> Any:
+        """The snapshot with its time and rate from the job's wall clock (RunClock), pauses excluded."""
+        seconds, _, _ = self._clock.totals(*self._work())
+        if hasattr(snap, "samples_per_second"):
+            rate = self._clock.samples_per_second(*self._work())
+            return dataclasses.replace(snap, seconds=seconds, samples_per_second=rate)
+        return dataclasses.replace(snap, seconds=seconds)
+
+    def eta_seconds(self) -> float | None:
+        """Seconds until the run's end at the rate it has trained so far, wall clock, pauses excluded; None
+        for a run until paused or before its first step."""
+        total = self.trainer.total_steps
+        if not total:
+            return None
+        return self._clock.eta(total - self.trainer.step_count, *self._work())
 
     def wait_for_step(self, step: int, timeout: float) -> Snapshot:
         """Block until a snapshot past `step` is published, the job stops running, or `timeout` s pass;
@@ -323,16 +444,45 @@ class TrainingJob:
                 self._published.wait(left)
         return self.latest()
 
-    def _wait_idle(self) -> None:
-        """Block until the thread has left its stepping section (it holds the lock there)."""
-        with self._lock:
-            pass
-
     def _release_slot(self) -> None:
-        # Idempotent (the queue forgets a job it does not hold), and called without this job's lock:
-        # giving the slot back may start the next job in the queue, which takes its own lock.
+        """Give the slot back or leave the queue (idempotent: the queue forgets a job it does not hold).
+
+        Called under this job's lock, like every change of its state, so that no other thread can start
+        the job between its decision to let go and the slot's return (the job would train without a
+        slot). Giving the slot back may grant it to the next job, whose _on_grant takes that job's lock
+        from here. That cannot deadlock: the queue's lock is never held while a job's lock is taken, and a
+        grant goes only to a job that was waiting when the queue was last changed, which a job that is
+        giving its own place back (under its lock, so it cannot queue again meanwhile) never is."""
         if self._queue is not None:
+            self._ticket = None
             self._queue.release(self)
+
+
+_TRAINING: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
+"""Jobs that have had a training thread: what `shutdown_all` stops when the process exits."""
+
+
+def shutdown_all(timeout_s: float = SHUTDOWN_JOIN_S) -> int:
+    """Stop every training thread and wait for each to leave its step; how many were still running.
+
+    Registered with atexit, so it runs when the server exits (Streamlit's SIGTERM handler stops the
+    server, then the interpreter exits): a daemon thread still inside a torch operation when the
+    interpreter finalizes makes the C++ runtime abort with "terminate called without an active
+    exception". Flags only (no snapshot, no slot bookkeeping): the process is going."""
+    threads = []
+    for job in list(_TRAINING):
+        job._halt.set()
+        job._running.clear()
+        thread = job._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            threads.append(thread)
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    return len(threads)
+
+
+atexit.register(shutdown_all)
 
 
 class _ReleasedTrainer:

@@ -1,9 +1,12 @@
 """Training slots for a shared server: a first-come queue, a per-owner limit, and a reaper (no Streamlit).
 
 A class of students shares one server. `TrainingQueue` lets at most `slots` jobs train at once and
-queues the rest in arrival order; when a slot frees, the first waiting job is told (its `on_grant`) and
-starts. An owner (a browser, or a browser session) may hold at most `per_owner` places, training or
-queued, so one student cannot fill every slot by opening tabs or reloading.
+queues the rest in arrival order; when a slot frees, the first waiting job that may take it is told (its
+`on_grant`) and starts. An owner (a browser, or a browser session) may hold at most `per_owner` places,
+training or queued, and may train on at most its fair share of the slots (`share`: half of them, at least
+one), a job counted by its cost (a sweep of many cells counts as many runs, up to the share), so one
+student cannot fill every slot by opening tabs, reloading or starting sweeps: their job waits, and other
+students' jobs behind it in the queue may pass it.
 
 `Reaper` gives back what abandoned runs hold: a job whose browser session has been gone for longer
 than the server keeps a disconnected session (Streamlit's `server.disconnectedSessionTTL`) is stopped and
@@ -47,58 +50,76 @@ def default_slots() -> int:
 
 
 class TrainingQueue:
-    """`slots` places that train, a FIFO of jobs waiting for one, at most `per_owner` places per owner."""
+    """`slots` places that train, a FIFO of jobs waiting for one, at most `per_owner` places per owner and
+    at most `share` slots' worth of training per owner (jobs weighed by their cost)."""
 
-    def __init__(self, slots: int, per_owner: int = 1) -> None:
+    def __init__(self, slots: int, per_owner: int = 1, share: int | None = None) -> None:
         if slots < 1 or per_owner < 1:
             raise ValueError(f"slots and per_owner must be >= 1, got {slots} and {per_owner}")
         self.slots = slots
         self.per_owner = per_owner
+        self.share = max(1, slots // 2) if share is None else max(1, min(share, slots))
+        """The most one owner may train at once, in runs (a job of cost c counts min(c, share))."""
         self._lock = threading.Lock()
-        self._holders: dict[object, str] = {}  # job -> owner, the jobs training now
-        self._waiting: deque[tuple[object, str, Callable[[], None]]] = deque()  # (job, owner, on_grant)
+        self._holders: dict[object, tuple[str, int]] = {}  # job -> (owner, weight), the jobs training now
+        # (job, owner, on_grant, weight), in arrival order
+        self._waiting: deque[tuple[object, str, Callable[[], None], int]] = deque()
 
-    def acquire(self, job: object, owner: str, on_grant: Callable[[], None]) -> int:
+    def acquire(self, job: object, owner: str, on_grant: Callable[[], None], cost: int = 1) -> int:
         """0 when `job` may train now; else its place in the queue (1 = next), and `on_grant()` is
-        called, from the thread that frees a slot, when its turn comes. BusyError past the owner's limit."""
+        called, from the thread that frees a slot, when its turn comes. BusyError past the owner's limit.
+        cost: how many runs' worth of the machine the job is (a sweep: its cells), counted up to `share`
+        against its owner's share. Never grants another job (so a caller may hold its own job's lock)."""
+        weight = max(1, min(int(cost), self.share))
         with self._lock:
             if job in self._holders:
                 return 0
-            for place, (waiting, _, _) in enumerate(self._waiting, start=1):
-                if waiting is job:
+            for place, waiting in enumerate(self._waiting, start=1):
+                if waiting[0] is job:
                     return place
             if self._owned(owner) >= self.per_owner:
                 raise BusyError(
                     f"This browser already has {self._owned(owner)} run(s) training or queued on this "
                     f"server (at most {self.per_owner}). Pause it before starting another."
                 )
-            if len(self._holders) < self.slots and not self._waiting:
-                self._holders[job] = owner
+            # A waiting job that could take a free slot would have been granted it when the slot freed:
+            # the ones still waiting are over their owner's share, and a newcomer may pass them.
+            if self._fits(owner, weight):
+                self._holders[job] = (owner, weight)
                 return 0
-            self._waiting.append((job, owner, on_grant))
+            self._waiting.append((job, owner, on_grant, weight))
             return len(self._waiting)
 
     def release(self, job: object) -> None:
         """`job` gives its slot back or leaves the queue (either is a no-op when it holds neither); the
-        jobs that move into free slots are granted, outside the lock."""
+        first waiting jobs that fit move into the free slots and are granted, outside the lock."""
         with self._lock:
             self._holders.pop(job, None)
             self._waiting = deque(w for w in self._waiting if w[0] is not job)
             granted = []
-            while self._waiting and len(self._holders) < self.slots:
-                waiting, owner, on_grant = self._waiting.popleft()
-                self._holders[waiting] = owner
-                granted.append(on_grant)
+            for waiting in list(self._waiting):
+                if len(self._holders) >= self.slots:
+                    break
+                other, owner, on_grant, weight = waiting
+                if self._fits(owner, weight):
+                    self._waiting.remove(waiting)
+                    self._holders[other] = (owner, weight)
+                    granted.append(on_grant)
         for on_grant in granted:
             on_grant()
+
+    def _fits(self, owner: str, weight: int) -> bool:
+        """A free slot, and the owner's training within its share with this job too (under the lock)."""
+        training = sum(w for o, w in self._holders.values() if o == owner)
+        return len(self._holders) < self.slots and training + weight <= self.share
 
     def place(self, job: object) -> int | None:
         """0 while `job` trains, its place in the queue while it waits, None otherwise."""
         with self._lock:
             if job in self._holders:
                 return 0
-            for place, (waiting, _, _) in enumerate(self._waiting, start=1):
-                if waiting is job:
+            for place, waiting in enumerate(self._waiting, start=1):
+                if waiting[0] is job:
                     return place
             return None
 
@@ -108,7 +129,12 @@ class TrainingQueue:
             return len(self._holders), len(self._waiting)
 
     def _owned(self, owner: str) -> int:
-        return sum(o == owner for o in self._holders.values()) + sum(w[1] == owner for w in self._waiting)
+        return sum(o == owner for o, _ in self._holders.values()) + sum(w[1] == owner for w in self._waiting)
+
+    def training(self, owner: str) -> int:
+        """How many runs' worth `owner` trains now (its jobs' weights)."""
+        with self._lock:
+            return sum(w for o, w in self._holders.values() if o == owner)
 
 
 def give_back_memory() -> None:

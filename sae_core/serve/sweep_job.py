@@ -88,6 +88,7 @@ class SweepJob(TrainingJob):
             spec.base, dataset, snapshot_interval=snapshot_interval, trainer=stepper, **job_options
         )
         self.spec = spec
+        self.queue_cost = spec.n_cells  # one thread, but every cell's work: counted so in its browser's share
 
     def latest(self) -> SweepSnapshot:  # the same as TrainingJob's; the type differs
         return super().latest()

@@ -8,8 +8,11 @@ density at that step, for the histograms) and `run.json` (who kept it, when, why
 Where the folder is: the `root` argument, else `--runs-dir DIR` on the app's command line
 (`streamlit run app.py -- --runs-dir DIR`), else $SAE_RUNS_DIR, else `<data dir>/runs` (data dir:
 $SAE_DATA_DIR or ~/.cache/sae-playground). The folder is bounded: $SAE_RUNS_MAX_MB (default 200) and
-$SAE_RUNS_MAX_COUNT (default 200); keeping a run prunes the oldest ones, of every owner, until the folder
-is back under both, and says which went. The run just kept is never pruned, even when it alone is over.
+$SAE_RUNS_MAX_COUNT (default 200); keeping a run prunes runs until the folder is back under both, and says
+which went. Each owner has a fair share of the folder (its bounds divided by the owners with runs in it):
+keeping a run prunes the keeper's own oldest runs first, then those of owners over their share, and only
+then, oldest first, anyone's, so one browser importing big models cannot wipe another's runs while it has
+runs of its own to give up. The run just kept is never pruned, even when it alone is over.
 
 A run belongs to an owner (the app passes the browser's key); only a hash of it is written, so the folder
 never holds a browser's cookie. Writes go to a hidden temporary folder that is renamed into place, under
@@ -103,7 +106,7 @@ def run_title(snap: Snapshot) -> str:
 class SaveResult:
     run: RunInfo
     pruned: list[RunInfo]
-    """Runs deleted to bring the folder back under its bounds, oldest first (of any owner)."""
+    """Runs deleted to bring the folder back under its bounds, in the order they went (see `_prune`)."""
 
 
 class RunStore:
@@ -171,7 +174,7 @@ class RunStore:
                 info = _info(run_id, owner_key(owner), status, created, now, snap, self.root / run_id)
                 (tmp / INFO_FILE).write_text(info.to_json())
                 self._move_into_place(tmp, run_id)
-                pruned = self._prune(keep=run_id)
+                pruned = self._prune(keep=run_id, keeper=owner_key(owner))
                 kept = _read_info(self.root / run_id) or info
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -230,13 +233,29 @@ class RunStore:
         else:
             os.rename(tmp, target)
 
-    def _prune(self, keep: str | None) -> list[RunInfo]:
+    def _prune(self, keep: str | None, keeper: str | None = None) -> list[RunInfo]:
+        """Delete runs until the folder is under its bounds: the keeper's own first, then those of owners
+        over their fair share (the bounds over the number of owners), then anyone's; oldest first within
+        each; never `keep`."""
         self._remove_stale()
-        oldest_first = sorted(self._all(), key=lambda r: (r.saved, r.id))
-        total = sum(r.size_bytes for r in oldest_first)
-        count = len(oldest_first)
+        every = self._all()
+        owners = {r.owner for r in every}
+        share_bytes = self.max_bytes / max(1, len(owners))
+        share_runs = self.max_runs / max(1, len(owners))
+        held: dict[str, tuple[int, int]] = {}
+        for r in every:
+            size, n = held.get(r.owner, (0, 0))
+            held[r.owner] = (size + r.size_bytes, n + 1)
+        over = {o for o, (size, n) in held.items() if size > share_bytes or n > share_runs}
+
+        def order(r: RunInfo) -> tuple[int, float, str]:
+            rank = 0 if r.owner == keeper else 1 if r.owner in over else 2
+            return rank, r.saved, r.id
+
+        total = sum(r.size_bytes for r in every)
+        count = len(every)
         pruned = []
-        for info in oldest_first:
+        for info in sorted(every, key=order):
             if total <= self.max_bytes and count <= self.max_runs:
                 break
             if info.id == keep:

@@ -41,7 +41,11 @@ history (history_size 20 pairs) and its work vectors."""
 WEIGHT_COPIES = 4
 """Weights, gradients, and the trainer's last two good copies (it restores them after a divergence)."""
 PROBE_SAMPLES = 1000
-"""training.PROBE_SIZE: the samples every snapshot runs through the model."""
+"""training.PROBE_SIZE: the samples every snapshot runs through the model (and metrics.EVAL_CHUNK: the rows
+per forward pass of a final evaluation, so that evaluating a whole dataset needs no more than this)."""
+SNAPSHOTS_HELD = 2
+"""Snapshots alive at once: the one the page (or the CLI) holds and the one being made. Each keeps the probe's
+codes and CPU copies of the filters and the dictionary."""
 
 
 class BudgetError(ValueError):
@@ -58,7 +62,7 @@ class MemoryEstimate:
     optimizer: int
     activations: int
     """What one training step keeps for its backward pass (twice: the backward pass's own), plus the
-    snapshot's forward pass over the probe samples."""
+    snapshot's forward pass over the probe samples and what the snapshots alive at once keep."""
 
     @property
     def total(self) -> int:
@@ -136,13 +140,14 @@ def estimate(
     t = cfg.train
     full = t.batch_size == 0 or t.batch_size >= n_train or t.optimizer == "lbfgs"
     batch = n_train if full else t.batch_size
-    params, per_sample = _measure(cfg, n_inputs, shape)
+    params, per_sample, code = _measure(cfg, n_inputs, shape)
     probe = min(PROBE_SAMPLES, n_train)
+    snapshots = SNAPSHOTS_HELD * (probe * code + 2 * params)
     return MemoryEstimate(
         data=data,
         model=WEIGHT_COPIES * params,
         optimizer=OPTIMIZER_COPIES[t.optimizer] * params,
-        activations=(2 * batch + probe) * per_sample + batch * n_inputs * 4,
+        activations=(2 * batch + probe) * per_sample + batch * n_inputs * 4 + snapshots,
     )
 
 
@@ -150,9 +155,9 @@ MEASURE_BATCH = 16
 """Samples of the measuring forward pass: what it saves grows linearly with the batch."""
 
 
-def _measure(cfg: RunConfig, n_inputs: int, shape: tuple[int, int]) -> tuple[int, int]:
+def _measure(cfg: RunConfig, n_inputs: int, shape: tuple[int, int]) -> tuple[int, int, int]:
     """(parameter bytes, bytes per sample that a training step's forward pass and objective keep for
-    backward), measured on the meta device (shapes only: nothing is allocated).
+    backward, bytes of one sample's code), measured on the meta device (shapes only: nothing is allocated).
 
     The forward pass is measured; the objective is counted as twice the reconstruction and the code per
     sample (its terms are elementwise in them), since PyTorch's meta kernels for them are slow to trace.
@@ -175,7 +180,8 @@ def _measure(cfg: RunConfig, n_inputs: int, shape: tuple[int, int]) -> tuple[int
             out = model(x)
     objective = 2 * (out.recon.numel() + out.hidden.numel()) * out.recon.element_size()
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return params, math.ceil((saved + objective) / MEASURE_BATCH)
+    code = math.ceil(out.hidden.numel() * out.hidden.element_size() / MEASURE_BATCH)
+    return params, math.ceil((saved + objective) / MEASURE_BATCH), code
 
 
 def model_bytes(model: ModelConfig, image_shape: tuple[int, int]) -> int:

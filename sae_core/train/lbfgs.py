@@ -14,6 +14,7 @@ hands back the loss terms at the weights *after* it. Memory: one copy of the wei
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,7 +87,17 @@ class LBFGSStepper:
             self._last = self._evaluate(objective)
             return self._last.terms["total"]
 
-        self.optimizer.step(closure)
+        try:
+            self.optimizer.step(closure)
+        except RuntimeError as err:
+            # The line search's step t·lr is past float32's range (torch: "value cannot be converted to
+            # type float without overflow"): the objective there is infinite. Said as such, the trainer
+            # calls it a divergence and restores the last good weights, as for any other blow-up.
+            if "overflow" not in str(err) or self._last is None:
+                raise
+            terms = self._last.terms
+            self._last = None
+            return {**terms, "total": torch.full_like(terms["total"], math.inf)}
         # The line search returns the best point of its bracket, which is nearly always the last one it
         # evaluated (every step of 400-iteration runs on patches and digits); when it is not, evaluate
         # there once more rather than keep every evaluation of the search.

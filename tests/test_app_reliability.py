@@ -1,0 +1,65 @@
+"""The pages when things go wrong on a shared server (AppTest): a run whose training thread raised says
+"failed" with the error, holds no training slot, and Train starts it again; a server whose memory budget
+the open sessions' runs fill refuses the next run with a message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from apptest_helpers import pin_navigation_mode, poll, stop_jobs
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+RUN_TIMEOUT = 60
+TINY = {"dataset": "digits", "hidden": "4", "steps": "100000", "batch_size": "32"}
+
+
+@pytest.fixture
+def app(monkeypatch):
+    pin_navigation_mode(monkeypatch)
+    at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+    at.query_params.update(TINY)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    yield at
+    stop_jobs(at)
+
+
+def test_a_run_whose_thread_raises_says_failed_and_trains_again(app):
+    from pages import server
+
+    at = app
+    job = at.session_state["job"]
+    real_step = job.trainer.step
+
+    def broken_step():
+        raise RuntimeError("simulated fault in a step")
+
+    job.trainer.step = broken_step  # the instance's step: the next one the thread takes raises
+    at.button(key="train").click().run()
+    poll(at, lambda: job.latest().status == "failed", "the run to fail", 60)
+    progress = at.get("progress")[0].proto.text
+    assert "failed" in progress and "training" not in progress
+    assert any("Training failed: RuntimeError: simulated fault in a step" in e.value for e in at.error)
+    assert server.training_queue().place(job) is None  # its slot is back at once
+    job.trainer.step = real_step
+    at.button(key="train").click().run()
+    poll(at, lambda: job.running and job.step_count > 0, "the run to train again", 60)
+    assert not any("Training failed" in e.value for e in at.error)
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_a_full_server_refuses_a_new_run_with_a_message(monkeypatch):
+    from pages import server
+
+    pin_navigation_mode(monkeypatch)
+    ledger = server.server_memory()
+    monkeypatch.setattr(ledger, "budget_bytes", ledger.held() + 2**20)  # room for 1 MB more: none for a run
+    at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+    at.query_params.update(TINY)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert any("this server is full" in e and "Try a smaller run" in e for e in errors), errors
