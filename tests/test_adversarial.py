@@ -420,7 +420,10 @@ def test_markdown_in_a_link_is_shown_literally(page):
 
 def test_a_huge_size_in_a_link_is_refused_in_a_notice_without_making_data(page):
     at = page({"dataset": "bars", "n_bars": "1000000000"})
-    assert any("The number of bar images must be at most 1000000 (you asked for `1000000000`)" in i.value for i in at.info)
+    assert any(
+        "The number of bar images must be at most 1000000 (you asked for `1000000000`)" in i.value
+        for i in at.info
+    )
     assert at.session_state["job"].config.data.n_bars == DataConfig().n_bars
     assert all(cfg.n_bars <= SIZE_LIMITS["n_bars"] for cfg in page.loads)
 

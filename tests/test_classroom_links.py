@@ -124,7 +124,8 @@ def test_unknown_control_names_get_a_notice_shown_literally(apps):
 def test_a_refused_value_of_a_hidden_control_is_said_in_a_notice(apps):
     at = apps({**TINY, "beta": "50", "classroom": "rho"})
     assert any(
-        "Not applied from the link" in i.value and "β can be at most 10 for the KL penalty" in i.value for i in at.info
+        "Not applied from the link" in i.value and "β can be at most 10 for the KL penalty" in i.value
+        for i in at.info
     )
     assert at.session_state["job"].config.model.beta == 3.0  # the KL penalty's default stands in
 

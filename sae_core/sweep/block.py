@@ -179,7 +179,9 @@ class BlockTrainer:
             objective = CellObjective(self.model, self.settings)
 
             def cell(params, buffers, x, noise, rho, beta, lam):
-                return functional_call(objective, (params, buffers), (x, noise, rho, beta, lam), tie_weights=False)
+                return functional_call(
+                    objective, (params, buffers), (x, noise, rho, beta, lam), tie_weights=False
+                )
 
             lam_dim = None if self.lam is None else 0
             dims = (0, 0, x_dim, noise_dim, 0, 0, lam_dim)
