@@ -153,16 +153,22 @@ def estimate(
 
 MEASURE_BATCH = 16
 """Samples of the measuring forward pass: what it saves grows linearly with the batch."""
+MEASURE_ON_CPU_BYTES = 64 * 2**20
+"""Models with at most this many bytes of parameters are measured on the CPU (`_measure`)."""
 
 
 def _measure(cfg: RunConfig, n_inputs: int, shape: tuple[int, int]) -> tuple[int, int, int]:
     """(parameter bytes, bytes per sample that a training step's forward pass and objective keep for
-    backward, bytes of one sample's code), measured on the meta device (shapes only: nothing is allocated).
+    backward, bytes of one sample's code), from one forward pass of MEASURE_BATCH samples.
 
-    The forward pass is measured; the objective is counted as twice the reconstruction and the code per
-    sample (its terms are elementwise in them), since PyTorch's meta kernels for them are slow to trace.
+    The model is first built on the meta device (shapes only: nothing is allocated). One of at most
+    MEASURE_ON_CPU_BYTES is then measured on the CPU, where a forward pass costs milliseconds; a larger
+    one on the meta device, whose first linear layer imports torch._dynamo (about 1.8 s, once per process;
+    torch.optim's first optimizer imports it too, so this spares a page or command that only checks a
+    config). The objective is counted as twice the reconstruction and the code per sample (its terms are
+    elementwise in them), since PyTorch's meta kernels for them are slow to trace.
     """
-    from sae_core.models import build
+    from sae_core.models import build, build_seeded
 
     saved = 0
 
@@ -172,14 +178,19 @@ def _measure(cfg: RunConfig, n_inputs: int, shape: tuple[int, int]) -> tuple[int
             saved += t.numel() * t.element_size()
         return t
 
-    # Device and autograd hooks are thread-local: a training thread running meanwhile is not affected.
-    with torch.device("meta"), torch.enable_grad():
+    with torch.device("meta"):
         model = build(cfg.model, n_inputs, shape)
-        x = torch.empty(MEASURE_BATCH, n_inputs)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = model(x)
-    objective = 2 * (out.recon.numel() + out.hidden.numel()) * out.recon.element_size()
     params = sum(p.numel() * p.element_size() for p in model.parameters())
+    on_cpu = params <= MEASURE_ON_CPU_BYTES
+    if on_cpu:  # seeded under the builds' lock, the global RNG put back: no other run notices
+        model = build_seeded(cfg.model, n_inputs, shape, 0)
+    # Device and autograd hooks are thread-local: a training thread running meanwhile is not affected.
+    with torch.device("cpu" if on_cpu else "meta"), torch.enable_grad():
+        x = torch.zeros(MEASURE_BATCH, n_inputs)
+        noise = model.draw_noise(x, torch.Generator() if on_cpu else None)  # not the global RNG
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(x, noise=noise)
+    objective = 2 * (out.recon.numel() + out.hidden.numel()) * out.recon.element_size()
     code = math.ceil(out.hidden.numel() * out.hidden.element_size() / MEASURE_BATCH)
     return params, math.ceil((saved + objective) / MEASURE_BATCH), code
 
