@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import machine_info, median
+from benchmarks.common import interleaved, machine_info, median
 from benchmarks.sweep import BETAS, RHOS, dataset_of
 from sae_core.config.run import RunConfig
 from sae_core.sweep.trainer import SweepSpec
@@ -77,6 +77,7 @@ def run_command(args: list[str], threads: int = 1) -> float:
 
 
 def sequential(case: str, steps: int, dataset) -> float:
+    """Seconds to train the grid's 16 configs one after another, each with its own Trainer."""
     base = RunConfig().replace(
         **CASES[case]["settings"], batch_size=128, steps=steps, device="cpu", snapshot_every=SNAPSHOT_EVERY
     )
@@ -88,6 +89,25 @@ def sequential(case: str, steps: int, dataset) -> float:
         for _ in trainer.run():
             pass
     return time.perf_counter() - t0
+
+
+def measure(case: str, steps: int, dataset, threads: int, rounds: int) -> dict[str, list[float]]:
+    """Both arms, interleaved: "sweep" (the command less a start-up) and "sequential" seconds per round,
+    with the sweep's "startup" and "training" seconds beside them."""
+    extra: dict[str, list[float]] = {"startup": [], "training": []}  # the warm-up's first
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def sweep_arm(n: int) -> float:
+            out = Path(tmp) / f"run{len(extra['startup'])}"
+            startup = run_command([sys.executable, "-c", "pass"])
+            took = run_command(command(case, n, out, threads), threads)
+            extra["startup"].append(startup)
+            extra["training"].append(json.loads((out / "sweep.json").read_text())["seconds"])
+            return took - startup
+
+        arms = {"sweep": sweep_arm, "sequential": lambda n: sequential(case, n, dataset)}
+        times = interleaved(arms, steps, rounds, warmup_steps=max(2, steps // 10))
+    return {**times, **{name: values[1:] for name, values in extra.items()}}  # the warm-up's left out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,24 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             print("mnist: Fashion-MNIST is not on disk; the command needs it, skipping", file=sys.stderr)
             continue
         steps = max(1, round(CASES[case]["steps"] * args.scale))
-        times: dict[str, list[float]] = {"sweep": [], "startup": [], "sequential": [], "training": []}
-        with tempfile.TemporaryDirectory() as tmp:
-            for r in range(args.rounds + 1):  # round 0 warms the caches (files, the interpreter's imports)
-                out = Path(tmp) / f"round{r}"
-                order = ["sweep", "sequential"] if r % 2 else ["sequential", "sweep"]
-                startup = run_command([sys.executable, "-c", "pass"])
-                for arm in order:
-                    if arm == "sweep":
-                        took = run_command(command(case, steps, out, args.threads), args.threads)
-                        training = json.loads((out / "sweep.json").read_text())["seconds"]
-                    else:
-                        seq = sequential(case, steps, dataset)
-                if r == 0:
-                    continue
-                times["sweep"].append(took - startup)
-                times["startup"].append(startup)
-                times["sequential"].append(seq)
-                times["training"].append(training)
+        times = measure(case, steps, dataset, args.threads, args.rounds)
         ratio = median(times["sweep"]) / median(times["sequential"])
         target = CASES[case]["target"]
         verdict = "meets" if ratio <= target else "misses"
