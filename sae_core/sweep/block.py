@@ -45,9 +45,6 @@ HISTORY_CAP = 512
 """Loss-history points kept per cell (sae_core.train.history): a grid of 36 cells stays small to copy."""
 THUMB_UNITS = 16
 """Filters in a cell's thumbnail (the first units, a 4 × 4 montage)."""
-PER_CELL = ("rho", "beta", "weight_decay", "seed")
-"""The fields a block's cells may differ in: the objective's weights (tensors under vmap) and the seed.
-Every other field is the block's (`SweepSpec.blocks` groups the cells by them)."""
 
 
 class CellSettings:

@@ -152,7 +152,7 @@ class Trainer:
         self.noise_generator = noise_generator(seed, self.device)
         """The training noise's (`Autoencoder.draw_noise`): the run's own, so runs trained at the same time
         draw what each would draw alone."""
-        self._batches: BatchOrder | None = None  # made at the first step: the batch size may change live
+        self._batches = BatchOrder(self.n, self.batch_size, seed, self.device)
         if start_step < 0:
             raise ValueError(f"start_step must be >= 0, got {start_step}")
         self.step_count = start_step
@@ -253,8 +253,6 @@ class Trainer:
         b = self.batch_size
         if b == self.n:
             return self.x
-        if self._batches is None:
-            self._batches = BatchOrder(self.n, b, self.config.train.seed, self.device)
         return self.x.index_select(0, self._batches.next())
 
     def _objective(self, xb: torch.Tensor, noise: torch.Tensor | None) -> dict[str, torch.Tensor]:
