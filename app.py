@@ -1,8 +1,13 @@
 """Sparse Autoencoder Playground: the Streamlit entry point (`streamlit run app.py`).
 
-Sets up the page, reads settings from the URL once per session, draws the shared sidebar and runs the
-page the user picked. Pages live in pages/ (see navigation_guard.leave_old_multipage_mode for the
-one quirk that comes with that folder name).
+Two roles, told apart by `__name__`:
+* `streamlit run app.py` imports this file as a module to find `app`, the `st.App` it serves: the
+  server warms torch, the optimizer and the figures up before it listens (sae_core/serve/startup.py),
+  so that its first visitor does not wait for them.
+* Every page view runs this file as the script `__main__`: it sets up the page, reads settings from the
+  URL once per session, draws the shared sidebar and runs the page the user picked. Pages live in
+  pages/ (see navigation_guard.leave_old_multipage_mode for the one quirk that comes with that folder
+  name).
 The library in sae_core/ knows nothing of Streamlit.
 """
 
@@ -18,32 +23,42 @@ if str(ROOT) not in sys.path:  # `pages` and `sae_core` import from here under a
     sys.path.insert(0, str(ROOT))
 
 from pages import navigation_guard, not_found, server, url_state  # noqa: E402
+from sae_core.serve.startup import lifespan  # noqa: E402
 from sae_core.train.trainer import resolve_device  # noqa: E402
 
-navigation_guard.leave_old_multipage_mode(rerun=False)  # st.navigation below takes over
-st.set_page_config(
-    page_title="Sparse Autoencoder Playground", page_icon=":material/grid_view:", layout="wide"
-)
 
-home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
-train = st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
-theory = st.Page("pages/theory.py", title="Theory", icon=":material/functions:", url_path="theory")
-applications = st.Page(
-    "pages/applications.py", title="Applications", icon=":material/insights:", url_path="applications"
-)
-runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:", url_path="runs")
-explore = st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:", url_path="explore")
-pages = [home, train, explore, runs, applications, theory]
-missing = not_found.unknown_page(pages)  # /nonexistent: a hidden page there says so, with links
-extra = not_found.page_for(missing, pages) if missing else None
-page = st.navigation(pages + ([extra] if extra else []))
+def main() -> None:
+    """One page view."""
+    navigation_guard.leave_old_multipage_mode(rerun=False)  # st.navigation below takes over
+    st.set_page_config(
+        page_title="Sparse Autoencoder Playground", page_icon=":material/grid_view:", layout="wide"
+    )
 
-server.configure_torch()
-url_state.read_query_params()
+    home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
+    train = st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
+    theory = st.Page("pages/theory.py", title="Theory", icon=":material/functions:", url_path="theory")
+    applications = st.Page(
+        "pages/applications.py", title="Applications", icon=":material/insights:", url_path="applications"
+    )
+    runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:", url_path="runs")
+    explore = st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:", url_path="explore")
+    pages = [home, train, explore, runs, applications, theory]
+    missing = not_found.unknown_page(pages)  # /nonexistent: a hidden page there says so, with links
+    extra = not_found.page_for(missing, pages) if missing else None
+    page = st.navigation(pages + ([extra] if extra else []))
 
-with st.sidebar:
-    device = resolve_device("auto")
-    names = {"cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple MPS"}
-    st.caption(f"Training on: **{names.get(device.type, device.type)}**")
+    server.configure_torch()
+    url_state.read_query_params()
 
-page.run()
+    with st.sidebar:
+        device = resolve_device("auto")
+        names = {"cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple MPS"}
+        st.caption(f"Training on: **{names.get(device.type, device.type)}**")
+
+    page.run()
+
+
+if __name__ == "__main__":
+    main()
+else:
+    app = st.App(__file__, lifespan=lifespan)

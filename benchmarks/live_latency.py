@@ -10,9 +10,9 @@ Target: the filters change within 1 s of the click.
 Three figures:
   warm         --repeats sessions on one server, after an untimed first session (the steady state);
   first click  --fresh-servers times a new server each: open the Train page, press Train once. This is
-               the click a visitor feels; the server warms torch and plotly up in the background when it
-               starts (sae_core/serve/warmup.py), so the page is opened right after the server answers, as a
-               visitor would, without waiting for that to finish.
+               the click a visitor feels; the server warms torch, the optimizer and plotly up as it starts,
+               before it listens (sae_core/serve/startup.py), and the page is opened the moment the server
+               answers, as a visitor would.
   cold page    on each of those fresh servers, the seconds from opening the Train page to the page ready
                to use: the Train button enabled, the progress line and the filter montage drawn.
                Target: at most 2.5 s on a quiet machine (COLD_PAGE_TARGET_S).

@@ -179,7 +179,10 @@ def draw_share() -> None:
             "keeps this run's value.",
         )
         link = share_link(cfg, RunConfig.from_flat(settings_state.base_settings()), fields, page_url())
-        st.code(link, language=None, wrap_lines=True)
-        st.caption("Copy it with the button at the top right of the box.")
+        # In a popover, the code box (and the browser's syntax-highlighting code it loads, about 1.5 s of
+        # script on a busy 2-core machine) is drawn when the teacher asks for it, not with every Train page.
+        with st.popover("Show the link", icon=":material/link:", width="stretch"):
+            st.code(link, language=None, wrap_lines=True)
+            st.caption("Copy it with the button at the top right of the box.")
         if cfg.data.dataset == "upload":
             st.caption("A link cannot carry your file: each student uploads their own.")

@@ -12,7 +12,8 @@ Not a page itself. Why it exists (Streamlit 1.67, read from its Python and front
   transition on `[data-stale=true]`; the tab bar too), so a view that takes that long to redraw pulses.
 
 So each live chart is double-buffered: two slots stacked in one grid cell. Redraw n puts the new figure
-in slot n % 2 and sends the other slot's figure again unchanged (same spec, same id: the browser keeps
+in slot n % 2 and sends the other slot's figure again unchanged (on a chart's first draw that slot is an
+empty placeholder) (same spec, same id: the browser keeps
 that plot as it is); a marker at the end of the live views (`views()`) then tells `STYLE` to bring slot
 n % 2 to the front. While the new plot mounts it is invisible and the previous picture behind it shows
 through; once drawn it covers it. One marker serves every chart, because Streamlit drops a session whose
@@ -79,14 +80,20 @@ def plotly_chart(
     frame = st.session_state.get(FRAME, 0)
     front = frame % 2
     state = st.session_state.get(_STATE + key)
-    if state is None or state["frame"] != frame - 1:  # first drawn, or back after a gap: both show it
-        figures = [figure, figure]
+    if state is None or state["frame"] != frame - 1:
+        # First drawn, or back after a gap: only the front slot gets a plot. The other is an empty
+        # placeholder until the next redraw fills it (behind the front one, so nothing blanks): a fresh
+        # page mounts one plot per chart instead of two, which is most of its time in a busy browser.
+        figures = [None, None]
     else:
         figures = list(state["figures"])
-        figures[front] = figure
+    figures[front] = figure
     st.session_state[_STATE + key] = {"figures": figures, "frame": frame}
     with st.container(key=key + STACK, gap=None):
         for figure_in_slot, slot_key in zip(figures, (key, key + BACK), strict=True):
+            if figure_in_slot is None:
+                st.empty()
+                continue
             select = _on_select(key, slot_key, on_select) if callable(on_select) else on_select
             st.plotly_chart(figure_in_slot, key=slot_key, on_select=select, **kwargs)
 

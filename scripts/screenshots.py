@@ -162,7 +162,7 @@ def shoot_superposition(browser, url: str, out: Path) -> list[Path]:
     settle(page)
     written = [out / "train-superposition-top-1280x720.png", out / "train-superposition-1280x720.png"]
     page.screenshot(path=str(written[0]))
-    page.locator(".st-key-truth_chart").first.scroll_into_view_if_needed()
+    page.locator(".st-key-truth_chart__stack").first.scroll_into_view_if_needed()
     settle(page)
     page.screenshot(path=str(written[1]))
     errors = exception_texts(page)

@@ -152,7 +152,7 @@ def test_clicking_a_filter_tile_marks_its_unit_in_the_rho_hat_histogram(page, ap
     """Hover a tile: its unit's numbers. Click it: its ρ̂ bar is coloured and named (Streamlit's on_select
     reports the click on the invisible click targets; in Chromium their customdata arrives as an object)."""
     open_train(page, app_url, "dataset=bars&hidden=16&steps=3000", timeout_s=DEADLINE_S)
-    plot = page.locator(".st-key-filters_chart .nsewdrag").first
+    plot = page.locator(".st-key-filters_chart__stack .nsewdrag").first
     plot.scroll_into_view_if_needed()
     box = wait_until(lambda: plot.bounding_box(), DEADLINE_S, "the filter montage")
     side = 4 * 9 + 1  # 16 units: a 4×4 grid of 8×8 tiles with 1-pixel gaps

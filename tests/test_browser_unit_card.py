@@ -45,7 +45,7 @@ def test_clicking_a_filter_tile_opens_that_units_card():
             wait_until(lambda: (s := progress(page)) and s.status == "finished", DEADLINE_S, "the run to end")
             wait_until(lambda: "unit 0 of 16" in page.evaluate(CARD_TITLE_JS), DEADLINE_S, "unit 0's card")
 
-            plot = page.locator(".st-key-filters_chart .nsewdrag").first
+            plot = page.locator(".st-key-filters_chart__stack .nsewdrag").first
             plot.scroll_into_view_if_needed()
             box = wait_until(lambda: plot.bounding_box(), DEADLINE_S, "the filter montage")
             side = 4 * 9 + 1  # 16 units: a 4×4 grid of 8×8 tiles with 1-pixel gaps

@@ -32,10 +32,19 @@ def at(monkeypatch):
     stop_jobs(app)
 
 
-def _slots(at: AppTest) -> dict[str, tuple[str, str]]:
-    """Slot key -> (element id, figure spec) of the filter chart's two slots."""
+def _slots(at: AppTest) -> dict[str, tuple[str, str] | None]:
+    """Slot key -> (element id, figure spec) of the filter chart's two slots; None for an empty slot."""
     charts = {c.proto.id.split("-", 2)[-1]: c.proto for c in at.get("plotly_chart")}
-    return {key: (charts[key].id, charts[key].spec) for key in SLOTS}
+    return {key: (charts[key].id, charts[key].spec) if key in charts else None for key in SLOTS}
+
+
+def test_a_fresh_page_draws_each_chart_once_and_leaves_its_second_slot_empty(at):
+    slots = _slots(at)
+    front = SLOTS[at.session_state[live_charts.FRAME] % 2]
+    assert slots[front] is not None
+    assert slots[SLOTS[1 - SLOTS.index(front)]] is None
+    charts = [c.proto.id.split("-", 2)[-1].removesuffix(live_charts.BACK) for c in at.get("plotly_chart")]
+    assert "rho_hat_chart" in charts and len(charts) == len(set(charts))  # every live chart: one plot
 
 
 def test_each_redraw_changes_only_the_slot_it_brings_to_the_front(at):
@@ -47,8 +56,8 @@ def test_each_redraw_changes_only_the_slot_it_brings_to_the_front(at):
         now = _slots(at)
         front = SLOTS[at.session_state[live_charts.FRAME] % 2]
         back = SLOTS[1 - SLOTS.index(front)]
-        assert now[back] == before[back]  # the same id and spec: the browser keeps that plot
-        assert now[front][0] != before[front][0]  # a new figure, mounted behind the kept one
+        assert now[back] is not None and now[back] == before[back]  # the browser keeps that plot as it is
+        assert now[front] != before[front]  # a new figure (the first time, in the empty slot)
         before = now
 
 

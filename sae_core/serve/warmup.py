@@ -43,8 +43,17 @@ def warm_up() -> None:
     figures.metrics_row(snap)
 
 
+def warm_up_now() -> None:
+    """Run warm_up() here, once per process: a server's start-up (sae_core.serve.startup)."""
+    if _started.is_set():
+        return
+    _started.set()
+    warm_up()
+
+
 def warm_up_in_background() -> threading.Thread | None:
-    """Start warm_up() in a daemon thread once per process (later calls do nothing and return None)."""
+    """Start warm_up() in a daemon thread once per process (later calls do nothing and return None): for
+    a server started some other way than `streamlit run app.py`, e.g. AppTest."""
     if _started.is_set():
         return None
     _started.set()
