@@ -134,6 +134,7 @@ class TrainingJob:
         """Training or waiting in the queue to train: the page keeps refreshing."""
         return self.running or self.status == "queued"
 
+    @property
     def wakes_its_page(self) -> bool:
         """Whether its page is woken when the job starts from the queue (so need not poll while it waits)."""
         return self._wake is not None
