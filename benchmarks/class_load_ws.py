@@ -10,8 +10,11 @@ many train as it has slots and the others wait in its queue):
   answer                that student, paused, presses Step: seconds from the click to the server's end of
                         the rerun (median and worst of --clicks). Target: <= 1 s.
 The server is started with $SAE_MAX_JOBS = the largest size tried (nobody queues; --max-jobs to change).
+--servers N runs N app servers behind nginx instead (scripts/class_servers.py, each with its share of the
+cores as slots): a student without the proxy's cookie goes to the next server in turn, so the class spreads
+over them; steps/s and answers are then read through the proxy.
 
-    PYTHONPATH=. python benchmarks/class_load_ws.py [--sizes 1,2,4,8,12] [--json out.json]
+    PYTHONPATH=. python benchmarks/class_load_ws.py [--sizes 1,2,4,8,12] [--servers 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from sae_core.serve.jobs import DISCONNECT_GRACE_S
 from tests.browser_helpers import parse_progress, process_usage, streamlit_server
@@ -91,11 +98,26 @@ async def measure(url: str, students: int, window_s: float, clicks: int) -> dict
     }
 
 
-async def settle(proc, seconds: float) -> dict:
-    """Let the server pause the last class's runs (their sessions are gone) and give their slots back, so
-    the next class size does not queue behind them; the server's (RSS MB, threads) after."""
+async def settle(procs, seconds: float) -> list:
+    """Let the servers pause the last class's runs (their sessions are gone) and give their slots back, so
+    the next class size does not queue behind them; each server's (RSS MB, threads) after."""
     await asyncio.sleep(seconds)
-    return process_usage(proc.pid)
+    return [process_usage(proc.pid) for proc in procs]
+
+
+@contextmanager
+def servers_at(count: int, env: dict[str, str], max_jobs: int | None) -> Iterator[tuple[str, list]]:
+    """(the URL students open, the app server processes): one server, or `count` behind nginx."""
+    if count == 1:
+        with streamlit_server(120, env=env) as (url, proc):
+            yield url, [proc]
+        return
+    from scripts.class_servers import class_servers, free_port
+
+    listen = f"127.0.0.1:{free_port()}"
+    with tempfile.TemporaryDirectory(prefix="sae-class-") as prefix:
+        with class_servers(count, listen, Path(prefix), max_jobs=max_jobs, env=env) as running:
+            yield running.url, running.servers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,15 +130,17 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="$SAE_MAX_JOBS (default: the largest size, nobody queues; 0: the server default, one per core)",
     )
+    parser.add_argument("--servers", type=int, default=1, help="app servers behind nginx (default 1: none)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     env = {"SAE_IDLE_TIMEOUT_S": "3600"}
-    if args.max_jobs != 0:  # 0: the server's own default, one slot per core
+    if args.max_jobs != 0 and args.servers == 1:  # 0: the server's own default, one slot per core
         env["SAE_MAX_JOBS"] = str(args.max_jobs or max(sizes))
     rows = []
-    with streamlit_server(120, env=env) as (url, proc):
-        asyncio.run(_warm(url))
+    with servers_at(args.servers, env, args.max_jobs or None) as (url, procs):
+        for _ in range(args.servers):  # one throwaway session per server (the proxy takes turns)
+            asyncio.run(_warm(url))
         for n in sizes:
             try:
                 row = asyncio.run(measure(url, n, args.window, args.clicks))
@@ -124,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{n:>2} students: the server stopped answering (a rerun took over 120 s)", flush=True)
                 rows.append({"students": n, "answer_median_s": None})
                 break
-            row["server_after"] = asyncio.run(settle(proc, DISCONNECT_GRACE_S + 5.0))
+            row["servers_after"] = asyncio.run(settle(procs, DISCONNECT_GRACE_S + 5.0))
             rows.append(row)
             verdict = "ok" if row["answer_median_s"] <= TARGET_S else "too slow"
             print(

@@ -7,6 +7,8 @@ on a cell picks it; "Open on Train" makes it the session's run on the Train page
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from pages import (
@@ -18,6 +20,7 @@ from pages import (
     presentation,
 )
 from pages.explore_views import current_job
+from sae_core.serve.sweep_job import RemoteSweepJob, SweepJob
 
 navigation_guard.leave_old_multipage_mode()
 
@@ -32,8 +35,12 @@ def _switch_if_opened() -> None:
         st.switch_page(TRAIN_PAGE)
 
 
-def views_fragment(active: bool):
-    @st.fragment(run_every=explore_views.REFRESH_S if active else None)
+def views_fragment(job: SweepJob | RemoteSweepJob) -> Callable[[], None]:
+    """The live views, redrawn every REFRESH_S while the sweep trains; frozen while it waits in the queue
+    (the queue wakes the page when it starts: see pages/train.py's QUEUED_REFRESH_S) or has ended."""
+    polls = job.running or (job.active and not job.wakes_its_page)
+
+    @st.fragment(run_every=explore_views.REFRESH_S if polls else None)
     def views() -> None:
         _switch_if_opened()
         job = current_job()
@@ -77,7 +84,7 @@ def main() -> None:
     st.caption(f"This sweep: {explore_views.base_summary(job.spec.base)}.")
     explore_views.draw_buttons(job)
     st.session_state[WAS_ACTIVE] = job.active
-    views_fragment(job.active)()
+    views_fragment(job)()
 
 
 main()

@@ -217,6 +217,7 @@ def build_job(spec: SweepSpec) -> SweepJob | RemoteSweepJob:
         owner=server.browser_owner(),
         idle_timeout=server.idle_timeout_s(),
         is_watched=server.session_watcher(),
+        wake=server.session_waker(),
     )
     server.reaper().watch(job)
     server.server_memory().add(job, need)

@@ -20,6 +20,7 @@ from pages.server import (
     idle_timeout_s,
     reaper,
     server_memory,
+    session_waker,
     session_watcher,
     training_queue,
 )
@@ -58,6 +59,7 @@ def build_job(
         owner=browser_owner(),
         idle_timeout=idle_timeout_s(),
         is_watched=session_watcher(),
+        wake=session_waker(),
         initial_state=initial_state,
         start_step=start_step,
     )

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 
 import streamlit as st
+from streamlit.proto.ClientState_pb2 import ClientState
 
 from sae_core.presets import load_presets
 from sae_core.serve import scheduler
@@ -99,6 +100,43 @@ def xsrf_token(cookie: str) -> str:
 
 def idle_timeout_s() -> float:
     return float(os.environ.get("SAE_IDLE_TIMEOUT_S", IDLE_TIMEOUT_S))
+
+
+def session_waker() -> Callable[[], None] | None:
+    """A callable that redraws this browser session's page from any thread (a queued run whose turn came
+    wakes its page), or None where there is no real server (AppTest) or this Streamlit has no way in.
+
+    A waiting page then asks the server nothing until it is woken or its student acts: a class of 100
+    whose pages asked every 5 s whether their turn had come took the cores from the two who trained
+    (issue 26). It reruns the session with the state its browser last sent (the page, the widgets, the
+    query string), as Streamlit does for a changed source file, on the session's own event loop.
+    """
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return None
+    server, session_id = runtime.get_instance(), ctx.session_id
+    manager = getattr(server, "_session_mgr", None)
+    if manager is None or server.is_active_session(session_id) is not True:
+        return None
+
+    def wake() -> None:
+        info = manager.get_active_session_info(session_id)
+        if info is None:  # the tab is gone: nothing to redraw
+            return
+        session = info.session
+        state = ClientState()
+        state.CopyFrom(session._client_state)
+        state.fragment_id = ""  # the whole page: its buttons change with the run's status
+        state.is_auto_rerun = False
+        try:
+            session._event_loop.call_soon_threadsafe(session.request_rerun, state)
+        except RuntimeError:  # the server is shutting down (its loop closed)
+            pass
+
+    return wake
 
 
 def session_watcher() -> Callable[[], bool] | None:

@@ -33,14 +33,17 @@ navigation_guard.leave_old_multipage_mode()
 
 REFRESH_S = 0.5
 QUEUED_REFRESH_S = 5.0
-"""While a run waits in the queue its pictures do not change: the page looks again every 5 s (its place,
-and whether its turn came), so that a class waiting for the server's slots does not load it 10× as much."""
+"""While a run waits in the queue its pictures do not change. On a real server the page then asks the
+server nothing: the queue wakes it when the run starts (TrainingJob.wakes_its_page; a class of 100 whose
+98 waiting pages asked every 5 s took the cores from the two who trained). Where nothing can wake it, it
+looks again every 5 s."""
 WAS_ACTIVE = "job_was_active"
 """(training, queued) at the last full run of the page: a change redraws the buttons too."""
 
 
 def live_views_fragment(job: TrainingJob):
-    every = REFRESH_S if job.running else QUEUED_REFRESH_S if job.status == "queued" else None
+    waiting = job.status == "queued" and not job.wakes_its_page
+    every = REFRESH_S if job.running else QUEUED_REFRESH_S if waiting else None
 
     @st.fragment(run_every=every)
     def live_views() -> None:

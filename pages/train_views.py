@@ -223,7 +223,8 @@ def draw_run_messages(snap, running: bool, queue_place: int | None = None) -> No
         st.info(
             "Every training slot of this server is in use, or this browser already trains its fair share "
             "of them (half the slots; a sweep counts by its cells). This run starts by itself when its "
-            "turn comes; **Pause** leaves the queue.",
+            "turn comes, and this page then updates by itself (the place above is the one it had when "
+            "this page was drawn); **Pause** leaves the queue.",
             icon=":material/hourglass_top:",
         )
     if snap.status in ("diverged", "failed"):

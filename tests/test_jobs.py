@@ -184,6 +184,25 @@ def test_a_second_job_waits_in_the_queue_and_starts_when_the_slot_frees(make_job
     assert queue.counts() == (1, 0)
 
 
+def test_a_queued_job_wakes_its_page_once_when_its_turn_comes_and_not_when_it_left(make_job):
+    queue = TrainingQueue(1)
+    woken = {"b": [], "c": []}
+    first = make_job(queue=queue, owner="a")
+    second = make_job(queue=queue, owner="b", wake=lambda: woken["b"].append(second.status))
+    third = make_job(queue=queue, owner="c", wake=lambda: woken["c"].append(third.status))
+    assert second.wakes_its_page and not first.wakes_its_page
+    first.start()
+    second.start()
+    third.start()
+    third.pause()  # left the queue before its turn: nothing to wake
+    assert woken == {"b": [], "c": []}  # joining the queue wakes nobody: the page that joined is drawing
+    first.pause()
+    wait_until(lambda: second.running, "the next in line starts")
+    assert woken == {"b": ["running"], "c": []}  # once, with the job already training
+    second.stop()
+    assert woken["c"] == []
+
+
 def test_pausing_a_queued_job_leaves_the_queue_and_keeps_its_status(make_job):
     queue = TrainingQueue(1)
     first, second, third = (make_job(queue=queue, owner=o) for o in "abc")

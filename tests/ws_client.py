@@ -43,6 +43,9 @@ class Student:
     run_seconds: list[float] = field(default_factory=list)
     """Seconds from each full rerun request (page load or button) to its script_finished."""
     fragment_runs: int = 0
+    """Fragment reruns this client asked for (the run_every timers)."""
+    scripts_finished: int = 0
+    """Full runs of the page the server finished, whoever started them (a server-side wake included)."""
 
     async def __aenter__(self) -> Student:
         ws_url = self.url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
@@ -110,6 +113,7 @@ class Student:
                     task.cancel()
                 self._fragments.clear()
             elif kind == "script_finished" and msg.script_finished in _FULL_RUN_ENDS:
+                self.scripts_finished += 1
                 self._finished.set()
 
     def _start_ticking(self, fragment_id: str, interval: float) -> None:

@@ -50,7 +50,9 @@ class TrainingJob:
     (its browser). With no free slot, start() leaves the job "queued" (`queue_place()` says where) and
     it starts by itself when its turn comes. is_watched: says whether the job's browser session has a
     tab connected (the page passes one that asks the server, so a user on another page of the app keeps
-    the run going); a running job pauses itself once it has been False for disconnect_grace_s. Without
+    the run going); a running job pauses itself once it has been False for disconnect_grace_s. wake: called
+    (from the thread that freed the slot) when a queued job starts by itself, so that its page, which
+    does not poll while it waits, redraws as "training". Without
     one (AppTest, scripts), the job pauses after idle_timeout seconds without a `latest()` call.
     The run's length (config steps / epochs, live) is its step limit: the thread ends its stepping there
     with status "done"; a run until paused (steps 0) has none. first_snapshot_s: length of the first
@@ -70,6 +72,7 @@ class TrainingJob:
         owner: str = "",
         device: str | None = None,
         is_watched: Callable[[], bool] | None = None,
+        wake: Callable[[], None] | None = None,
         disconnect_grace_s: float = DISCONNECT_GRACE_S,
         initial_state: Mapping[str, torch.Tensor] | None = None,
         start_step: int = 0,
@@ -90,6 +93,7 @@ class TrainingJob:
         self._published = threading.Condition(threading.Lock())  # notified by _publish
         self.idle_timeout = idle_timeout
         self._is_watched = is_watched
+        self._wake = wake
         self.disconnect_grace_s = disconnect_grace_s
         self._unwatched_since: float | None = None
         self._last_seen = time.monotonic()  # the session last seen connected (or the page last read)
@@ -129,6 +133,11 @@ class TrainingJob:
     def active(self) -> bool:
         """Training or waiting in the queue to train: the page keeps refreshing."""
         return self.running or self.status == "queued"
+
+    @property
+    def wakes_its_page(self) -> bool:
+        """Whether its page is woken when the job starts from the queue (so need not poll while it waits)."""
+        return self._wake is not None
 
     def queue_place(self) -> int | None:
         """Its place in the server's queue while "queued" (1 = next), else None."""
@@ -221,6 +230,8 @@ class TrainingJob:
                 else:
                     self._last_read = time.monotonic()
                     self._begin()
+                    if self._wake is not None:
+                        self._wake()
                     return
             self._release_slot()  # it left the queue meanwhile (or its tab did): pass the slot on
 

@@ -118,6 +118,8 @@ class RemoteSweepJob:
     on a cluster, and the work takes no training slot of this server (it runs on the cluster's cores)."""
 
     released = False
+    wakes_its_page = False
+    """It never waits in this server's queue (see TrainingJob.wakes_its_page)."""
 
     def __init__(self, spec: SweepSpec, dataset: Dataset, backend: str = "ray") -> None:
         from sae_core.sweep.run import BACKENDS, check_backend
