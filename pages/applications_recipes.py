@@ -127,8 +127,8 @@ def anomaly_recipe(auc: float, description: str, config: Any) -> None:
     why = (  # below 0.5 the section's own caption has said why
         ""
         if auc < 0.5
-        else f"AUC {auc:.2f}: this model's errors on {description} overlap its errors on its own test "
-        "images, so no threshold separates them well. "
+        else f"AUC {auc:.2f}: this model's errors on {description} overlap its errors on its own clean "
+        "test images, so no threshold separates them well. "
     )
     st.info(
         f"{why}A model that reconstructs its own data closely, and little else, separates them: "

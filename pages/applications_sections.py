@@ -212,7 +212,7 @@ def dimensionality_reduction(loaded: Any, dataset: data.Dataset) -> None:
     note, *separation = (col.empty() for col in st.columns(3))
     kept = pca.explained["codes"]
     note.metric(
-        "Variance kept by the 2-D map of the codes",
+        "Variance kept, codes' PCA map",
         f"{kept:.0%}" if math.isfinite(kept) else "none to keep",
         help="The fraction of the codes' variance along the map's two axes.",
     )

@@ -172,7 +172,9 @@ def draw_views(job: SweepJob, snap: SweepSnapshot) -> None:
         key="sweep_metric",
     )
     large = zoom.toggle(
-        "Large", key=LARGE, help="The picked cell's most active filters at a size a projector shows."
+        "Large",
+        key=LARGE,
+        help="The picked cell's encoder filters W₁, its most active units at a size a projector shows.",
     )
     metric = metric if metric in metrics else metrics[0]
     values = probe if metric == "probe_accuracy" else None

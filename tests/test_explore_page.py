@@ -141,7 +141,7 @@ def test_the_large_switch_draws_the_picked_cells_most_active_filters_numbered(ex
     assert not charts(explore, "sweep_thumbnails")  # the large tiles take the thumbnails' place
     (spec,) = {json.dumps(s) for s in charts(explore, "sweep_large_filters")}  # both buffers: one figure
     layout, (tiles,) = json.loads(spec)["layout"], json.loads(spec)["data"]
-    assert layout["title"]["text"] == "Encoder filters W₁ of ρ 0.2, β 0: the 9 most active of 9 units, large"
+    assert layout["title"]["text"] == "Cell ρ 0.2, β 0: the 9 most active of 9 units"
     # Cell 2's units by its mean activation on the probe, most active first, each tile numbered.
     units = np.argsort(-job.latest().cell(2).rho_hat, kind="stable")
     assert [a["text"] for a in layout["annotations"]] == [f"<b>{u}</b>" for u in units]

@@ -48,7 +48,7 @@ def large_tiles_figure(
     height: int = LARGE_HEIGHT,
 ) -> go.Figure:
     """The filters of `units` (weights: [all units, pixels], each tile `shape`) as one montage of large
-    tiles in that order, each numbered with its unit; titled "{what}: the n most active of N units, large"."""
+    tiles in that order, each numbered with its unit; titled "{what}: the n most active of N units"."""
     weights = np.asarray(weights)
     z = filter_montage(weights[units], shape)
     _, cols = grid_shape(len(units))
@@ -72,7 +72,7 @@ def large_tiles_figure(
     )
     return figure(
         [tiles],
-        f"{what}: the {len(units)} most active of {weights.shape[0]} units, large",
+        f"{what}: the {len(units)} most active of {weights.shape[0]} units",
         height=height,
         xaxis=IMAGE_X,
         yaxis=IMAGE_Y,

@@ -212,9 +212,10 @@ def cell_filters_figure(
     height: int = LARGE_HEIGHT,
 ) -> go.Figure:
     """Cell `index`'s encoder filters (filters: [units, pixels] from its model, each tile `shape`) of its most
-    active units (mean activation ρ̂ on the probe), large and numbered, as the Train page's large view."""
+    active units (mean activation ρ̂ on the probe), large and numbered, as the Train page's large view;
+    titled by `label` (the cell's settings), short enough for half a projector's width."""
     units = most_active(snap.cell(index).rho_hat)
-    return large_tiles_figure(filters, shape, units, f"Encoder filters W₁ of {label}", height)
+    return large_tiles_figure(filters, shape, units, f"Cell {label}", height)
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
