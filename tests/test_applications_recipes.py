@@ -97,6 +97,27 @@ def test_a_map_that_mixes_the_classes_says_so_and_the_map_recipe_keeps_them_apar
     assert not [i.value for i in at.info if "nearest neighbours" in i.value]
 
 
+def test_a_map_of_data_without_classes_offers_the_map_recipe(monkeypatch):
+    pin_navigation_mode(monkeypatch)
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.query_params.update({"steps": "40"})  # the bars preset, briefly: no classes to keep apart
+    at.run()
+    at.switch_page("pages/train.py").run()
+    job = at.session_state["job"]
+    at.button(key="train").click().run()
+    poll(at, lambda: job.trainer.finished, "the run to finish", 60)
+    try:
+        at.switch_page(PAGE).run()
+        at.segmented_control(key="app_section").set_value("Dimensionality reduction").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not [m for m in at.metric if m.label.startswith("Classes kept apart")]
+        (note,) = [i.value for i in at.info if "no classes" in i.value]
+        assert f"**{presets.get(applications_recipes.MAP_PRESET).title}**" in note
+        assert "app_recipe_map" in button_keys(at)
+    finally:
+        stop_jobs(at)
+
+
 def test_weak_anomaly_scores_offer_the_recipe_and_clear_ones_do_not(trained):
     at = trained
     at.segmented_control(key="app_section").set_value("Anomaly detection").run()
