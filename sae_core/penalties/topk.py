@@ -82,10 +82,11 @@ SPEC = PenaltySpec(
         ),
     ),
     summary=(
-        "**Top-k**: each input keeps its k largest units and the rest are set to zero, so every code has "
-        "exactly k active units. There is no penalty term to weigh: β and ρ do nothing. On images the units "
+        "**Top-k**: each input keeps its k largest units and the rest are set to zero, so no code has more "
+        "than k non-zero units. There is no penalty term to weigh: β and ρ do nothing. On images the units "
         "are sigmoids, so a unit kept on an input with fewer than k parts sits near 0 and draws next to "
-        "nothing; on signed data (a linear output) they are linear."
+        "nothing, and L0 (units above 0.1) counts the parts rather than k; on signed data (a linear output) "
+        "the units are linear and L0 is k."
     ),
     instead_of_kl=(
         "Its sparsity is top-k: each input keeps its k largest units and the rest are zeroed, with no "
