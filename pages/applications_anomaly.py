@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages import datasets
+from pages import applications_recipes, datasets
 from pages.applications_sections import not_applicable
 from sae_core.analysis.applications import NotApplicable, anomaly, denoise
 from sae_core.analysis.applications.common import copy_steps, require_labels
@@ -68,6 +68,7 @@ def anomaly_detection(loaded: Any, dataset: data.Dataset) -> None:
             f"AUC below 0.5: this model reconstructs the anomalies ({result.description}) *better* than its "
             "own test samples, so a large error does not flag them: they are simpler for it, not stranger."
         )
+    applications_recipes.anomaly_recipe(result.auc, result.description, loaded.config)
     left, right = st.columns(2)
     left.plotly_chart(figs.error_histogram_figure(result, threshold), key="app_error_hist")
     right.plotly_chart(figs.roc_figure(result, point), key="app_roc")

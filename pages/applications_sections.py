@@ -209,13 +209,15 @@ def dimensionality_reduction(loaded: Any, dataset: data.Dataset) -> None:
     flat_code_note(pca.flat_codes, pca.code_width, "their map is a single point.")
     if pca.code_width <= 2:
         st.caption(f"The code has only {pca.code_width} numbers: its map is the code itself, turned by PCA.")
-    note = st.empty()
+    note, *separation = (col.empty() for col in st.columns(3))
     kept = pca.explained["codes"]
     note.metric(
-        "Variance kept by the 2-D map of the codes",
+        "Variance kept, codes' PCA map",
         f"{kept:.0%}" if math.isfinite(kept) else "none to keep",
         help="The fraction of the codes' variance along the map's two axes.",
     )
+    show_separation(pca, separation)
+    applications_recipes.map_recipe(pca.separation)
     left, right = st.columns(2)
     slots = {"codes": left.empty(), "pixels": right.empty()}
     for which, slot in slots.items():
@@ -226,8 +228,23 @@ def dimensionality_reduction(loaded: Any, dataset: data.Dataset) -> None:
     with note.container(), st.spinner(wait, show_time=True):  # the clock shows it is still working
         tsne = cached_embedding(loaded.key, data_key(loaded), "tsne", loaded.model, dataset)
     note.caption("t-SNE keeps each sample's near neighbours close; distances between clusters mean little.")
+    show_separation(tsne, separation)
     for which, slot in slots.items():
         slot.plotly_chart(figs.embedding_figure(tsne, which), key=f"app_tsne_{which}")
+
+
+def show_separation(maps: embedding.Embedding, slots: list) -> None:
+    """Each map's class separation (`Embedding.separation`) in its slot; nothing without labels."""
+    if maps.separation is None:
+        return
+    method = "PCA" if maps.method == "pca" else "t-SNE"
+    for slot, which in zip(slots, ("codes", "pixels"), strict=True):
+        slot.metric(
+            f"Classes kept apart, {which}' {method} map",
+            f"{maps.separation[which]:.0%}",
+            help=f"How often a sample's {embedding.NEIGHBOURS} nearest neighbours on the map are mostly of "
+            "its own class: the higher, the further apart the map keeps the classes.",
+        )
 
 
 # ----- denoising ------------------------------------------------------------------------------------------

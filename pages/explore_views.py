@@ -31,6 +31,8 @@ SELECTED = "sweep_selected"
 PROBE = "sweep_probe"
 """{"key": (id(job), step), "cells": {cell: accuracy}, "pixels": accuracy} of the last probe run."""
 ERROR = "sweep_error"
+LARGE = "sweep_large"
+"""The "Large" switch: the picked cell's most active filters, large, instead of every cell's first ones."""
 SHOW_METRIC = "sweep_show_metric"
 """A metric the grid should be coloured by at the next run (the probe's, once computed)."""
 VIEW_METRICS = (
@@ -161,12 +163,18 @@ def draw_views(job: SweepJob, snap: SweepSnapshot) -> None:
     metrics = [m for m in VIEW_METRICS if (probe is not None if m == "probe_accuracy" else snap.has(m))]
     if st.session_state.get(SHOW_METRIC) in metrics:
         st.session_state["sweep_metric"] = st.session_state.pop(SHOW_METRIC)
-    metric = st.radio(
+    choose, zoom = st.columns([6, 1], vertical_alignment="bottom")
+    metric = choose.radio(
         "Colour the grid by",
         metrics,
         format_func=figures_sweep.NAMES.get,
         horizontal=True,
         key="sweep_metric",
+    )
+    large = zoom.toggle(
+        "Large",
+        key=LARGE,
+        help="The picked cell's encoder filters W₁, its most active units at a size a projector shows.",
     )
     metric = metric if metric in metrics else metrics[0]
     values = probe if metric == "probe_accuracy" else None
@@ -174,7 +182,10 @@ def draw_views(job: SweepJob, snap: SweepSnapshot) -> None:
     with left:
         _chart(figures_sweep.heatmap_figure(snap, metric, layer, values, selected), "sweep_heatmap")
     with right:
-        _chart(figures_sweep.thumbnails_figure(snap, layer, selected), "sweep_thumbnails")
+        if large:  # no tile to click: each is one unit of the picked cell, numbered
+            draw_large_filters(job, snap)
+        else:
+            _chart(figures_sweep.thumbnails_figure(snap, layer, selected), "sweep_thumbnails")
     y_metric = st.radio(
         "Sparsity measure of the trade-off",
         [y for y in TRADEOFFS if snap.has(y)],
@@ -201,6 +212,35 @@ def _chart(figure, key: str) -> None:
     )
 
 
+def picked_cell(snap: SweepSnapshot) -> int | None:
+    """The cell the views and the cell picker show: the one clicked, else the first with results."""
+    cells = [c.index for c in snap.cells]  # a remote sweep has only the blocks that came back
+    selected = st.session_state.get(SELECTED)
+    return selected if selected in cells else (cells[0] if cells else None)
+
+
+def draw_large_filters(job: SweepJob, snap: SweepSnapshot) -> None:
+    """The picked cell's most active filters, large, drawn from its model's weights."""
+    index = picked_cell(snap)
+    if index is None:
+        st.caption("No cell has finished yet: its filters show here once one has.")
+        return
+    try:
+        state, cfg, step = job.cell_state(index)
+    except RuntimeError as err:
+        st.caption(f"Cannot show this cell's filters: {err}.")
+        return
+    model = model_from_state(cfg, state, snap.image_shape, step, snap.total_steps)
+    filters = model.filters().detach().cpu().numpy()
+    shape = tuple(model.filter_shape(snap.image_shape))
+    label = cell_label(snap.spec, index)
+    live_charts.plotly_chart(
+        presentation.enlarge(figures_sweep.cell_filters_figure(snap, index, filters, shape, label)),
+        key="sweep_large_filters",
+        config={"displayModeBar": False},
+    )
+
+
 def _probe_values(job: SweepJob, snap: SweepSnapshot) -> np.ndarray | None:
     found = st.session_state.get(PROBE)
     if not found or found["key"] != (id(job), snap.step):
@@ -219,10 +259,9 @@ def draw_cell(job: SweepJob, snap: SweepSnapshot) -> None:
     """The picked cell: its numbers, and a button that opens it on the Train page with its weights."""
     spec = snap.spec
     cells = [c.index for c in snap.cells]  # a remote sweep has only the blocks that came back
-    if not cells:
+    index = picked_cell(snap)
+    if index is None:
         return
-    selected = st.session_state.get(SELECTED)
-    index = selected if selected in cells else cells[0]
     st.session_state["sweep_cell_pick"] = index  # a click on a view moves the picker too
     pick = st.selectbox(
         "Cell", cells, format_func=lambda i: cell_label(spec, i), key="sweep_cell_pick", on_change=_on_pick

@@ -176,8 +176,9 @@ def draw_range(cfg) -> None:
     st.write(
         "KL(ρ‖ρ̂) compares two coin probabilities; it takes log ρ̂ and log(1 − ρ̂), which exist only for "
         "0 < ρ̂ < 1. A sigmoid unit's output is always strictly between 0 and 1, so its mean is too. A ReLU "
-        "unit's mean can be 0 (a dead unit: log 0) or above 1 (no probability at all), so L1 or top-k go "
-        "with ReLU and linear codes. The app also clamps ρ̂ to [10⁻⁶, 1 − 10⁻⁶] so that a unit that has gone "
+        "unit's mean can be 0 (a dead unit: log 0) or above 1 (no probability at all), so L1 goes with "
+        "ReLU codes; top-k uses no mean and takes any units (sigmoids on images here, linear units on "
+        "signed data). The app also clamps ρ̂ to [10⁻⁶, 1 − 10⁻⁶] so that a unit that has gone "
         "fully silent still gets a finite pull back."
     )
     st.plotly_chart(figures_theory.activation_range_figure(cfg.model.rho), key="theory_range_chart")
@@ -189,7 +190,9 @@ def draw_penalties() -> None:
         "Three ways to make a code sparse. KL fixes each unit's *average* activity; L1 charges for every "
         "bit of activity of every unit on every input; top-k keeps exactly k units per input and zeroes the "
         "rest. "
-        "The same data (bars, 16 units), each trained for a few hundred steps here, on the spot:"
+        "The same data (bars, 16 units), each trained for a few hundred steps here, on the spot; top-k on "
+        "linear units, as Makhzani & Frey had it (the Train page gives it sigmoid units on images, and with "
+        "them it finds the bars):"
     )
     runs = penalty_runs()
     st.plotly_chart(figures_theory.penalty_filters_figure(runs), key="theory_penalties_chart")

@@ -137,6 +137,36 @@ def test_pca_map_of_codes_has_two_axes_per_test_sample(trained, digits):
     assert 0 < result.explained["codes"] <= 1
     # PCA's first axis carries at least as much variance as its second.
     assert result.codes[:, 0].var() >= result.codes[:, 1].var()
+    for which in ("codes", "pixels"):  # each map's class separation, on that map's points
+        points = getattr(result, which)
+        assert result.separation[which] == embedding.neighbour_accuracy(points, result.labels)
+    assert 0.1 < result.separation["pixels"] < 1  # ten classes: chance is about 0.1
+
+
+def test_neighbour_accuracy_is_a_leave_one_out_vote_of_the_nearest_points():
+    rng = np.random.default_rng(0)
+    points, labels = rng.normal(size=(60, 2)), rng.integers(0, 3, size=60)
+    right = []
+    for i in range(60):  # written out: the 10 nearest other points vote, a tie goes to the smallest label
+        distance = np.linalg.norm(points - points[i], axis=1)
+        distance[i] = np.inf
+        votes = np.bincount(labels[np.argsort(distance)[:10]], minlength=3)
+        right.append(np.argmax(votes) == labels[i])
+    assert embedding.neighbour_accuracy(points, labels, 10) == pytest.approx(np.mean(right))
+    apart = np.concatenate([rng.normal(size=(20, 2)), rng.normal(size=(20, 2)) + 100.0])
+    assert embedding.neighbour_accuracy(apart, np.repeat([0, 1], 20)) == 1.0  # two far clusters
+
+
+def test_a_map_of_unlabelled_data_has_no_class_separation():
+    from conftest import make_digits
+
+    from sae_core.models import build
+
+    small = make_digits(n_train=100, n_test=60)
+    unlabelled = data.Dataset("upload", small.train, small.test, None, None, small.image_shape)
+    cfg = RunConfig.from_flat({"dataset": "digits", "hidden": 6})
+    result = embedding.embed_2d(build(cfg.model, 64, (8, 8)), unlabelled, "pca")
+    assert result.labels is None and result.separation is None
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")

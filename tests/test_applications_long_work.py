@@ -94,7 +94,7 @@ def test_tsne_replaces_the_pca_maps_and_the_choice_says_how_long_it_takes(page):
     upload(page, RunConfig.from_flat({"dataset": "digits", "hidden": 4}), seed=4)
     page.segmented_control(key="app_section").set_value("Dimensionality reduction").run()
     assert {"app_map_codes", "app_map_pixels"} <= {c.key for c in page.get("plotly_chart")}
-    assert "Variance kept by the 2-D map of the codes" in metrics(page)
+    assert "Variance kept, codes' PCA map" in metrics(page)
     assert "t-SNE (7-35 s, once per model)" in page.radio(key="app_map").options
     page.radio(key="app_map").set_value("tsne").run()
     assert not page.exception, [e.value for e in page.exception]

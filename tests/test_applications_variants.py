@@ -157,7 +157,7 @@ def _feature_learning(at: AppTest) -> None:
 
 
 def _dimensionality_reduction(at: AppTest) -> None:
-    kept = _number(_metrics(at)["Variance kept by the 2-D map of the codes"])
+    kept = _number(_metrics(at)["Variance kept, codes' PCA map"])
     assert 0 <= kept <= 100, kept
     width = at.session_state["job"].latest().activations.shape[1]
     assert any("its map is the code itself" in c.value for c in at.caption) == (width <= 2)
@@ -291,7 +291,7 @@ def test_a_code_that_carries_nothing_is_said_plainly(query, monkeypatch):
         said = f"All {width} numbers of this model's code are the same for every sample"
         assert any(said in w.value and "so their probe is at chance" in w.value for w in at.warning)
         _section(at, "Dimensionality reduction")
-        assert _metrics(at)["Variance kept by the 2-D map of the codes"] == "none to keep"
+        assert _metrics(at)["Variance kept, codes' PCA map"] == "none to keep"
         assert any(said in w.value and "their map is a single point" in w.value for w in at.warning)
         _assert_charts(at, {"app_map_codes", "app_map_pixels"}, "dimensionality reduction")
     finally:

@@ -92,10 +92,16 @@ def test_kl_penalty_needs_sigmoid_hidden_units(activation):
 
 @pytest.mark.parametrize(
     ("penalty", "expected"),
-    [("kl", "sigmoid"), ("none", "sigmoid"), ("l1", "relu"), ("topk", "linear"), ("jumprelu", "jumprelu")],
+    [("kl", "sigmoid"), ("none", "sigmoid"), ("l1", "relu"), ("topk", "sigmoid"), ("jumprelu", "jumprelu")],
 )
 def test_auto_activation_resolves_from_the_penalty(penalty, expected):
     assert ModelConfig(penalty=penalty).hidden_activation == expected
+
+
+def test_top_k_codes_are_sigmoid_on_data_in_0_1_and_linear_on_signed_data():
+    assert ModelConfig(penalty="topk", output="sigmoid").hidden_activation == "sigmoid"
+    assert ModelConfig(penalty="topk", output="linear").hidden_activation == "linear"
+    assert ModelConfig(penalty="topk", output="sigmoid", activation="linear").hidden_activation == "linear"
 
 
 def test_the_default_penalty_is_ufldls_kl_the_first_in_the_menu():

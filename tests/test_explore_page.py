@@ -4,13 +4,17 @@ it the Train page's run with the cell's weights and step."""
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from apptest_helpers import APP, pin_navigation_mode, poll
 from streamlit.testing.v1 import AppTest
 
+from sae_core.images import normalize_filters
 from sae_core.sweep.trainer import SweepTrainer
 
 TIMEOUT_S = 60
@@ -115,6 +119,40 @@ def test_opening_a_cell_makes_it_the_train_pages_run_with_its_weights_and_step(e
         torch.testing.assert_close(value.cpu(), state[name])
     assert math.isclose(explore.select_slider(key="rho").value, 0.2)  # the Train page's widgets follow
     assert any("Opened the sweep's cell" in i.value for i in explore.info)
+
+
+def charts(at: AppTest, key: str) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart") if key in (c.proto.id or "")]
+
+
+def packed(z: dict) -> np.ndarray:
+    """A 2-D array as plotly's JSON packs it: base64 {"dtype", "bdata", "shape": "H, W"}."""
+    shape = [int(n) for n in str(z["shape"]).split(",")]
+    return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape).astype(np.float64)
+
+
+def test_the_large_switch_draws_the_picked_cells_most_active_filters_numbered(explore):
+    set_grid(explore, "0.05, 0.2", "0, 3")
+    job = train_to_the_end(explore)
+    explore.selectbox(key="sweep_cell_pick").select(2).run()
+    assert charts(explore, "sweep_thumbnails") and not charts(explore, "sweep_large_filters")
+    explore.toggle(key="sweep_large").set_value(True).run()
+    assert not explore.exception, [e.value for e in explore.exception]
+    assert not charts(explore, "sweep_thumbnails")  # the large tiles take the thumbnails' place
+    (spec,) = {json.dumps(s) for s in charts(explore, "sweep_large_filters")}  # both buffers: one figure
+    layout, (tiles,) = json.loads(spec)["layout"], json.loads(spec)["data"]
+    assert layout["title"]["text"] == "Cell ρ 0.2, β 0: the 9 most active of 9 units"
+    # Cell 2's units by its mean activation on the probe, most active first, each tile numbered.
+    units = np.argsort(-job.latest().cell(2).rho_hat, kind="stable")
+    assert [a["text"] for a in layout["annotations"]] == [f"<b>{u}</b>" for u in units]
+    # The first tile is that unit's filter from the cell's own weights (normalised as every filter view).
+    state, _, _ = job.cell_state(2)
+    first = normalize_filters(state["encoder.weight"].numpy())[units[0]]
+    z = packed(tiles["z"])
+    assert z.shape == (3 * 9 + 1, 3 * 9 + 1)  # 3 × 3 tiles of 8×8, 1-pixel gaps
+    np.testing.assert_allclose(z[1:9, 1:9], (first / np.abs(first).max()).reshape(8, 8), atol=1e-5)
+    explore.toggle(key="sweep_large").set_value(False).run()
+    assert charts(explore, "sweep_thumbnails") and not charts(explore, "sweep_large_filters")
 
 
 @pytest.mark.parametrize(

@@ -352,12 +352,14 @@ def test_objective_latex_substitutes_the_current_numbers():
     assert _balanced(tex)
     l1 = formulas.objective_latex(cfg.replace(penalty="l1", beta=0.5))
     assert "KL" not in l1 and "0.5\\cdot" in l1 and "|h_j" in l1 and _balanced(l1)
-    topk = formulas.objective_latex(cfg.replace(penalty="topk", k=4))
+    topk = formulas.objective_latex(cfg.replace(penalty="topk", k=4))  # sigmoid codes under a sigmoid output
     assert _lines(topk)[-2:] == [
-        r"h &= \mathrm{top}_{4}(W_1 x + b_1)",
+        r"h &= \mathrm{top}_{4}\bigl(\sigma(W_1 x + b_1)\bigr)",
         r"&\quad \text{keep the 4 largest, zero the rest}",
     ]
     assert _balanced(topk)
+    signed = formulas.objective_latex(cfg.replace(penalty="topk", k=4, output="linear"))
+    assert _lines(signed)[-2] == r"h &= \mathrm{top}_{4}\bigl(W_1 x + b_1\bigr)" and _balanced(signed)
     plain = formulas.objective_latex(cfg.replace(penalty="none", weight_decay=0.0))
     assert "KL" not in plain and "W_1" not in plain and _balanced(plain)
     assert formulas.objective_latex(cfg.model) == tex

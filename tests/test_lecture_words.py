@@ -115,6 +115,16 @@ def test_picking_l1_on_the_bars_preset_lowers_the_learning_rate_and_says_why(app
     assert own.session_state["job"].config.train.lr == pytest.approx(0.05)
 
 
+def test_picking_top_k_on_the_bars_keeps_the_presets_rate_and_gives_sigmoid_units(app):
+    at = app()
+    at.selectbox(key="penalty").select("topk").run()
+    assert not at.exception, [e.value for e in at.exception]
+    cfg = at.session_state["job"].config  # what the next Train press trains (tests/test_lecture_defaults)
+    assert (cfg.model.penalty, cfg.model.k, cfg.train.lr) == ("topk", 5, 0.1)
+    assert cfg.model.hidden_activation == "sigmoid"
+    assert not any("Learning rate set" in i.value for i in at.info)
+
+
 def test_the_large_switch_draws_the_most_active_units_in_the_filter_chart(app):
     at = app(query={"steps": "60"})
     at.button(key="train").click().run()
@@ -123,7 +133,7 @@ def test_the_large_switch_draws_the_most_active_units_in_the_filter_chart(app):
     at.toggle(key="filters_large").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     titles = [c.proto.spec for c in at.get("plotly_chart") if "filters_chart" in (c.proto.id or "")]
-    assert any("most active of 16 units, large" in spec for spec in titles), titles[:1]
+    assert any("the 16 most active of 16 units" in spec for spec in titles), titles[:1]
 
 
 def test_explore_estimates_the_grid_from_the_speed_a_sweep_showed_on_this_server(app):

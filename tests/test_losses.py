@@ -175,14 +175,19 @@ def test_keep_topk_leaves_exactly_the_k_largest_entries_of_each_row():
             np.testing.assert_array_equal(row[nonzero], original[nonzero])
 
 
-def test_topk_model_codes_have_exactly_k_nonzeros_per_row():
-    model, cfg = tiny_model("topk")
+@pytest.mark.parametrize(
+    ("output", "activation"),
+    [("linear", lambda z: z), ("sigmoid", lambda z: 1.0 / (1.0 + np.exp(-z)))],
+    ids=["linear-codes", "sigmoid-codes"],
+)
+def test_topk_model_codes_have_exactly_k_nonzeros_per_row(output, activation):
+    model, cfg = tiny_model("topk", output=output)  # auto: linear codes on signed data, sigmoid on [0, 1]
     x = torch.rand(9, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     h = model(x).hidden.detach().numpy()
-    pre = model.encoder(x).detach().numpy()  # linear activation: the code is the kept pre-activation
+    pre = model.encoder(x).detach().numpy()  # the code is the activation of the k largest pre-activations
     assert ((h != 0).sum(axis=1) == cfg.k).all()
     for row, full in zip(h, pre, strict=True):
-        np.testing.assert_array_equal(np.sort(row[row != 0]), np.sort(full)[-cfg.k :])
+        np.testing.assert_allclose(np.sort(row[row != 0]), activation(np.sort(full)[-cfg.k :]), rtol=1e-12)
 
 
 # ----- the whole objective against central differences --------------------------------------------

@@ -178,7 +178,8 @@ class _ModelCore:
     weight_decay: float = 1e-4
     """Weight decay λ: adds (λ/2)·(‖W₁‖² + ‖W₂‖²) to the objective (biases excluded)."""
     activation: Activation = "auto"
-    """Hidden activation; auto takes the penalty's (sigmoid for kl/none, relu for l1, linear for topk)."""
+    """Hidden activation; auto takes the penalty's (sigmoid for kl/none, relu for l1; for topk sigmoid under a
+    sigmoid output, linear under a linear one)."""
     output: Output = "sigmoid"
     """Decoder output: sigmoid for data in [0, 1], linear for standardized data."""
 
@@ -231,7 +232,8 @@ class _ModelCore:
         """The activation actually used, with 'auto' resolved from the penalty."""
         if self.activation != "auto":
             return self.activation
-        return get_penalty(self.penalty).activation
+        penalty = get_penalty(self.penalty)
+        return penalty.activation if penalty.activation_for is None else penalty.activation_for(self)
 
 
 def _declared_settings() -> dict[str, Setting]:

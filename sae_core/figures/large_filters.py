@@ -3,7 +3,8 @@
 196 filters of 28×28 share one montage at about 24 screen pixels a tile; this view draws only the
 `count` units that fire most often (their density on the probe set, else their mean activation ρ̂ⱼ),
 each tile labelled with its unit's number, so the same chart area shows a handful of tiles several
-times larger. A pure function of the snapshot, as every figure.
+times larger. `large_tiles_figure` draws any set of filters this way (the Explore page's picked cell);
+`large_filters_figure` is it for a run's snapshot (the Train page). Pure functions, as every figure.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from sae_core.train.snapshot import Snapshot
 
 LARGE_COUNT = 16
 """Tiles in the large view: 4 × 4, each about a quarter of the chart's width."""
+LARGE_HEIGHT = 560
+"""The chart's height in pixels (a page may set its own)."""
+
+
+def most_active(score: np.ndarray, count: int = LARGE_COUNT) -> np.ndarray:
+    """Indices of the `count` highest scores, highest first; ties keep the lower index first.
+    score: [units]."""
+    score = np.asarray(score, dtype=np.float64)
+    return np.argsort(-score, kind="stable")[: min(count, len(score))]
 
 
 def most_active_units(snap: Snapshot, count: int = LARGE_COUNT) -> np.ndarray:
@@ -27,14 +37,20 @@ def most_active_units(snap: Snapshot, count: int = LARGE_COUNT) -> np.ndarray:
     density = np.asarray(snap.density if snap.density is not None else [], dtype=np.float64)
     rho_hat = np.asarray(snap.rho_hat if snap.rho_hat is not None else [], dtype=np.float64)
     score = density if density.shape == (n,) else rho_hat if rho_hat.shape == (n,) else np.zeros(n)
-    return np.argsort(-score, kind="stable")[: min(count, n)]
+    return most_active(score, count)
 
 
-def large_filters_figure(snap: Snapshot, which: str = "encoder", count: int = LARGE_COUNT) -> go.Figure:
-    """The filters of the `count` most active units as one montage of large tiles, each numbered."""
-    weights, shape, title = filter_source(snap, which)
-    units = most_active_units(snap, count)
-    z = filter_montage(np.asarray(weights)[units], shape)
+def large_tiles_figure(
+    weights: np.ndarray,
+    shape: tuple[int, int],
+    units: np.ndarray,
+    what: str,
+    height: int = LARGE_HEIGHT,
+) -> go.Figure:
+    """The filters of `units` (weights: [all units, pixels], each tile `shape`) as one montage of large
+    tiles in that order, each numbered with its unit; titled "{what}: the n most active of N units"."""
+    weights = np.asarray(weights)
+    z = filter_montage(weights[units], shape)
     _, cols = grid_shape(len(units))
     h, w = shape
     labels = [
@@ -54,14 +70,19 @@ def large_filters_figure(snap: Snapshot, which: str = "encoder", count: int = LA
     tiles = go.Heatmap(
         z=z, zmin=-1.0, zmax=1.0, colorscale=GREY, showscale=False, hoverongaps=False, hoverinfo="skip"
     )
-    total = np.asarray(weights).shape[0]
     return figure(
         [tiles],
-        f"{title.split(',')[0]}: the {len(units)} most active of {total} units, large",
-        height=560,
+        f"{what}: the {len(units)} most active of {weights.shape[0]} units",
+        height=height,
         xaxis=IMAGE_X,
         yaxis=IMAGE_Y,
         plot_bgcolor=GAP_COLOUR,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         annotations=labels,
     )
+
+
+def large_filters_figure(snap: Snapshot, which: str = "encoder", count: int = LARGE_COUNT) -> go.Figure:
+    """A run's filters (`which`: encoder or decoder) of its `count` most active units, large."""
+    weights, shape, title = filter_source(snap, which)
+    return large_tiles_figure(weights, shape, most_active_units(snap, count), title.split(",")[0])

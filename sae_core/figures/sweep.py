@@ -2,6 +2,7 @@
 
     heatmap_figure(snap, metric, layer)      one number per cell of one ρ × β slice, written in the cell
     thumbnails_figure(snap, layer)           every cell's first filters, laid out as the grid
+    cell_filters_figure(snap, cell, ...)     one cell's most active filters, large (figures.large_filters)
     tradeoff_figure(snap, y_metric, x_metric)  reconstruction error (or L0) against sparsity (or MMCS), the
                                              Pareto front marked
     selected_cell(selection)                 the cell a click on any of them picked (or None)
@@ -20,6 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sae_core.figures.activity import HIGHLIGHT_COLOUR, figure
+from sae_core.figures.large_filters import LARGE_HEIGHT, large_tiles_figure, most_active
 from sae_core.figures.training import GAP_COLOUR, GREY, selected_unit
 from sae_core.sweep.spec import AXIS_LABELS
 from sae_core.sweep.trainer import METRICS, SweepSnapshot
@@ -199,6 +201,21 @@ def thumbnails_figure(
         annotations=notes,
         shapes=_outline(snap, layer, selected, box),
     )
+
+
+def cell_filters_figure(
+    snap: SweepSnapshot,
+    index: int,
+    filters: np.ndarray,
+    shape: tuple[int, int],
+    label: str,
+    height: int = LARGE_HEIGHT,
+) -> go.Figure:
+    """Cell `index`'s encoder filters (filters: [units, pixels] from its model, each tile `shape`) of its most
+    active units (mean activation ρ̂ on the probe), large and numbered, as the Train page's large view;
+    titled by `label` (the cell's settings), short enough for half a projector's width."""
+    units = most_active(snap.cell(index).rho_hat)
+    return large_tiles_figure(filters, shape, units, f"Cell {label}", height)
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:

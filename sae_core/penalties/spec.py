@@ -56,7 +56,7 @@ class PenaltySpec:
     order: int
     """Position in menus and listings."""
     activation: str
-    """The code activation `activation = auto` resolves to under this penalty."""
+    """The code activation `activation = auto` resolves to under this penalty (unless `activation_for`)."""
     term: Term | None
     """The objective's sparsity term, β included; None when the penalty adds no term (top-k, none)."""
     summary: str
@@ -69,6 +69,9 @@ class PenaltySpec:
     """β weighs a term of the objective."""
     hidden_reason: str = ""
     """One line the page shows where it hides ρ or β under this penalty."""
+    activation_for: Callable[[ModelSettings], str] | None = None
+    """(config) -> the activation `auto` resolves to, where it depends on the rest of the model (top-k: on
+    the output, i.e. on the kind of data); None: `activation` whatever the model."""
     required_activation: str | None = None
     """The only code activation the penalty is defined on (KL compares Bernoulli means: sigmoid)."""
     beta_default: float | None = None

@@ -2,7 +2,9 @@
 
 PCA is linear and answers at once; t-SNE (scikit-learn) keeps neighbourhoods and shows clusters better,
 but takes seconds, so it maps fewer points. Points are coloured by class when the data has labels; the
-map still applies without them (one colour).
+map still applies without them (one colour). With labels, each map's class separation is measured as how
+often a point's nearest neighbours on the map share its class (`neighbour_accuracy`), so the codes' map
+and the pixels' PCA map of the same size (two axes) can be compared by a number as well as by eye.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from sae_core.data.datasets import Dataset
 Method = Literal["pca", "tsne"]
 MAX_POINTS = {"pca": 2000, "tsne": 1000}
 """Points on a map (a seeded random subset of the test split, else of the training split)."""
+NEIGHBOURS = 10
+"""Neighbours that vote in `neighbour_accuracy`."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class Embedding:
     """Code dimensions that do not vary over these samples (common.flat_dimensions)."""
     code_width: int = 0
     """Numbers in each sample's code."""
+    separation: dict[str, float] | None = None
+    """With labels, per map: the fraction of points whose NEIGHBOURS nearest neighbours on it vote for
+    their own class (`neighbour_accuracy`); None without labels."""
 
 
 def sample_for_map(dataset: Dataset, n: int) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -72,6 +79,7 @@ def embed_2d(
     with one_blas_thread():
         for name, values in (("codes", codes), ("pixels", x.numpy())):
             maps[name], explained[name] = _reduce(values.astype(np.float64), method)
+    separation = None if labels is None else {k: neighbour_accuracy(v, labels) for k, v in maps.items()}
     return Embedding(
         method,
         maps["codes"],
@@ -80,7 +88,27 @@ def embed_2d(
         explained if method == "pca" else None,
         flat_dimensions(codes),
         codes.shape[1],
+        separation,
     )
+
+
+def neighbour_accuracy(points: np.ndarray, labels: np.ndarray, k: int = NEIGHBOURS) -> float:
+    """How well a map keeps the classes apart: the fraction of points whose k nearest other points (Euclidean,
+    on the map) hold more of the point's own class than of any other (a tie counts as the smallest label
+    among the tied, as a plain leave-one-out k-nearest-neighbour vote). points: [n, d], labels: [n] ints."""
+    n = len(points)
+    if n < 2:
+        return float("nan")
+    k = min(k, n - 1)
+    x = np.asarray(points, dtype=np.float64)
+    squared = (x * x).sum(axis=1)
+    distances = squared[:, None] + squared[None, :] - 2.0 * (x @ x.T)
+    np.fill_diagonal(distances, np.inf)  # a point is not its own neighbour
+    nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
+    labels = np.asarray(labels, dtype=np.int64)
+    votes = np.zeros((n, int(labels.max()) + 1), dtype=np.int64)
+    np.add.at(votes, (np.repeat(np.arange(n), k), labels[nearest].ravel()), 1)
+    return float((votes.argmax(axis=1) == labels).mean())
 
 
 def _reduce(values: np.ndarray, method: str) -> tuple[np.ndarray, float]:
@@ -108,4 +136,5 @@ def summary(embedding: Embedding) -> dict:
         "points": len(embedding.codes),
         "explained": embedding.explained,
         "flat_codes": embedding.flat_codes,
+        "separation": embedding.separation,
     }
