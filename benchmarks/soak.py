@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-s", type=float, default=5.0)
     parser.add_argument("--settle-s", type=float, default=20.0)
     parser.add_argument("--query", default=QUERY, help="Train page settings of every session")
+    parser.add_argument(
+        "--shared-data",
+        action="store_true",
+        help="every session on the same dataset (one shared copy); else each has a data seed of its own",
+    )
     parser.add_argument("--json", help="also write the readings to this JSON file")
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
@@ -49,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         start = process_usage(server.pid)
         print(f"start: {start[0]:.0f} MB, {start[1]} threads")
         for i in range(args.rounds):
-            r = session_soak(browser, url, server.pid, args.sessions, args.query, args.train_s, args.settle_s)
+            query = args.query if args.shared_data else (lambda i: f"{args.query}&data_seed={i + 1}")
+            r = session_soak(browser, url, server.pid, args.sessions, query, args.train_s, args.settle_s)
             rounds.append(r)
             print(
                 f"round {i + 1}: peak {r['during'][0]:.0f} MB / {r['during'][1]} threads "

@@ -1,7 +1,9 @@
 """The pages' side of the data: datasets loaded once per server, and this session's uploaded file.
 
-Not a page itself. `load_dataset` is sae_core.data.datasets.load through st.cache_data; an upload is
-named in a config by a server-issued id, which only the session that uploaded the file can resolve.
+Not a page itself. `load_dataset` is sae_core.data.datasets.load through the server's
+sae_core.data.shared.SharedDatasets: every session asking for the same dataset gets the same read-only copy,
+and its memory returns once no session's run or page holds it. An upload is named in a config by a
+server-issued id, which only the session that uploaded the file can resolve.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ import contextlib
 import dataclasses
 import functools
 import weakref
-from typing import Any
 
 import streamlit as st
 
 from pages import server
 from sae_core.config.run import DataConfig
 from sae_core.data import datasets as data
+from sae_core.data.shared import SharedDatasets
 from sae_core.serve import upload_store
 
 UPLOAD_WIDGET = "upload_file"
@@ -25,20 +27,22 @@ UPLOADS = "uploads"
 """st.session_state: this session's `upload_store.SessionUploads`: its accepted file, by its id."""
 
 
-@st.cache_data(max_entries=4, show_spinner="Loading data…")
-def _load_dataset(**fields: Any) -> data.Dataset:
-    return data.load(DataConfig(**fields))
+@st.cache_resource
+def shared_datasets() -> SharedDatasets:
+    """The server's datasets, one copy of each shared by every session (thread-safe)."""
+    return SharedDatasets(data.load)
 
 
 def load_dataset(cfg: DataConfig) -> data.Dataset:
-    """data.load through st.cache_data, keyed on the DataConfig's fields. An upload id becomes the path of
-    this session's file (UploadError for an id that is not this session's), and its dataset is kept by the
-    session's store, not by the server's cache: it goes when the session ends."""
+    """cfg's dataset, shared read-only with every session that uses the same one. An upload id becomes the
+    path of this session's file (UploadError for an id that is not this session's), and its dataset is
+    kept by the session's store, not by the server's: it goes when the session ends."""
     if cfg.dataset == "upload" and cfg.upload:
         uploads = session_uploads()
         cfg = dataclasses.replace(cfg, upload=str(uploads.path(cfg.upload)))
         return uploads.dataset(cfg, data.load)
-    return _load_dataset(**dataclasses.asdict(cfg))
+    with st.spinner("Loading data…"):
+        return shared_datasets().get(cfg)
 
 
 def session_uploads() -> upload_store.SessionUploads:
