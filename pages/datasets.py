@@ -30,7 +30,7 @@ UPLOADS = "uploads"
 @st.cache_resource
 def shared_datasets() -> SharedDatasets:
     """The server's datasets, one copy of each shared by every session (thread-safe)."""
-    return SharedDatasets(data.load)
+    return SharedDatasets(lambda cfg: data.load(cfg))  # looked up at each load: tests may watch it
 
 
 def load_dataset(cfg: DataConfig) -> data.Dataset:
