@@ -133,3 +133,29 @@ def test_each_server_process_keeps_its_uploads_in_its_own_folder_and_removes_it_
     assert theirs.parent.parent == upload_store.UPLOAD_DIR and theirs.parent != ours
     assert not theirs.parent.exists()  # the other server exited: its folder went with it
     assert ours.is_dir()
+
+
+def test_the_release_drops_the_uploaders_value_after_the_script_runs_state_wrapper_is_gone():
+    """Streamlit wraps a session's state in a new SafeSessionState at every script run; the release held a
+    weak reference to the wrapper of the run that made the store, which was gone by the time the session
+    ended, so the uploader's 146 MB value stayed with the session."""
+    from types import SimpleNamespace
+
+    from streamlit.runtime.state.safe_session_state import SafeSessionState
+    from streamlit.runtime.state.session_state import SessionState
+
+    from pages import datasets as page_data
+
+    state = SessionState()
+    widget_id = f"$$ID-0123-{page_data.UPLOAD_WIDGET}"
+    state._set_key_widget_mapping(widget_id, page_data.UPLOAD_WIDGET)
+    state._new_widget_state.set_from_value(widget_id, _Bytes(2**20))
+    upload_bytes = weakref.ref(state[page_data.UPLOAD_WIDGET])
+    run = SimpleNamespace(session_id="s", session_state=SafeSessionState(state, lambda: None))
+    release = page_data.forget_streamlit_copy(run)
+    del run  # the script run ended; the session's state lives on in Streamlit
+    gc.collect()
+    release()
+    assert page_data.UPLOAD_WIDGET not in state
+    gc.collect()
+    assert upload_bytes() is None
