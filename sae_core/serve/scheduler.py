@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import logging
 import os
 import threading
 import time
@@ -24,6 +25,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class BusyError(RuntimeError):
@@ -215,8 +218,22 @@ class Reaper:
             ]
             return bool(self._released)
 
+    def revive(self) -> int:
+        """Train again the runs that paused for want of a tab whose session has one again (the job's
+        `revive`, where it has one); how many were."""
+        with self._lock:
+            jobs = list(self._jobs)
+        revived = 0
+        for job in jobs:
+            try:
+                revived += bool(getattr(job, "revive", lambda: False)())
+            except Exception:  # noqa: BLE001 - one job's trouble must not stop the server's housekeeping
+                log.exception("reviving a training job failed")
+        return revived
+
     def _loop(self) -> None:
         name_os_thread("sae-reaper")
         while True:
             time.sleep(self.interval_s)  # a housekeeping period, not a synchronisation
             self.reap()
+            self.revive()
