@@ -285,16 +285,16 @@ class RunStore:
 
     def prune_reason(self, over_share: bool, owners: int) -> str:
         """Why a browser's run was deleted when another browser kept one, in the page's words."""
-        bounds = f"{self.max_bytes / MB:g} MB and {self.max_runs} runs"
+        runs = f"{self.max_runs} run{'s' if self.max_runs != 1 else ''}"
+        bounds = f"the server keeps at most {self.max_bytes / MB:g} MB and {runs} in all"
         if over_share:
             return (
-                f"the server keeps at most {bounds} of runs, shared fairly by the {owners} browsers with "
-                "runs kept; another browser kept a run while yours took more than your share, so your "
-                "oldest went first"
+                f"{bounds}, shared fairly by the {owners} browsers with runs kept; another browser kept a "
+                "run while yours took more than your share, so your oldest went first"
             )
         return (
-            f"the server keeps at most {bounds} of runs; another browser kept a run when no browser was "
-            "over its share, so the oldest runs on the server went"
+            f"{bounds}; another browser kept a run when no browser was over its share, so the oldest runs "
+            "on the server went"
         )
 
     def take_pruned_notes(self, owner: str) -> list[pruned_notes.PrunedNote]:
