@@ -52,7 +52,6 @@ def start_sweep_sessions(browser, url: str, sessions: int, query) -> tuple[list,
         page.locator(".st-key-sweep_rhos input").wait_for(timeout=90_000)
         for key, text in (("sweep_rhos", "0.05, 0.2"), ("sweep_betas", "0, 3"), ("sweep_steps", "100000")):
             page.locator(f".st-key-{key} input").fill(text)
-            page.locator(f".st-key-{key} input").press("Enter")
         click_button(page, "sweep_train")
         contexts.append(context)
         pages.append(page)
