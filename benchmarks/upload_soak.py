@@ -1,18 +1,21 @@
 """Uploads soak: browser sessions upload a big .npy and close; what do the server's memory and disk keep?
 
-Starts the app (offline) with a short disconnected-session TTL (2 s), opens --sessions headless Chromium
-sessions on Train with the upload dataset, uploads one --mb MB .npy in each (waiting for the page to say it
-loaded), closes them all, then reads the server's resident memory and the bytes under the uploads folder
-every 5 s for --settle-s seconds; then opens one more session and reads them again once the reaper has
-had a round (Streamlit forgets expired sessions only when its session store is next used).
+Starts the app (offline) with a short disconnected-session TTL (2 s); for --rounds rounds opens --sessions
+headless Chromium sessions on Train with the upload dataset, uploads one --mb MB .npy in each (waiting for
+the page to say it loaded), closes them all, then reads the server's resident memory and the bytes under
+the uploads folder every 5 s for --settle-s seconds; at the end opens one more session and reads them
+again once the reaper has had a round (Streamlit forgets expired sessions only when its session store is
+next used).
 
-    PYTHONPATH=. python benchmarks/upload_soak.py [--sessions 3] [--mb 146] [--json out.json]
+    PYTHONPATH=. python benchmarks/upload_soak.py [--sessions 3] [--rounds 2] [--mb 146] [--json out.json]
 
 Measured on a busy 2-core machine (2026-12-07), three sessions with a 146 MB .npy each, server resident
-memory and uploads on disk: before this benchmark's fixes (main at 6397d63) 667 MB at the start, 2108 MB
-with the uploads, 1637 MB and 438 MB on disk from 5 s to 65 s after the sessions closed; after them 608,
-1658, then 903 MB and 0 MB on disk from 5 s on (908 MB once another session came), so about 100 MB per
-ended session is still not given back.
+memory: before (main at 6397d63) 667 MB at the start, 2108 MB with the uploads, 1637 MB and 438 MB on disk
+65 s after the sessions closed; with the uploads freed at the session's end (379d0b5) 598, 1654 and
+1039 MB, 0 MB on disk: each ended session's uploader value stayed with its session. Since b2daf18, two
+rounds: 605 MB at the start, 1658 and 1636 MB with the uploads, 744 and 748 MB after each round, 751 MB
+after one more session; the 146 MB over the start is what the first Train page costs a server once
+(benchmarks/README.md, "A class server's memory and slots").
 """
 
 from __future__ import annotations
@@ -37,11 +40,40 @@ def disk_mb(root: Path = UPLOAD_ROOT) -> float:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20 if root.exists() else 0.0
 
 
+def upload_round(browser, url: str, pid: int, data: Path, args) -> dict:
+    """--sessions sessions upload `data` on Train and close; the server's (MB, MB on disk) with the uploads
+    and every 5 s for --settle-s seconds after they closed."""
+    contexts = []
+    for _ in range(args.sessions):
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(300_000)
+        page.goto(f"{url}/train?dataset=upload&hidden=4")
+        page.locator(UPLOADER).set_input_files(data)
+        page.get_by_text(f"Loaded {data.name}:").first.wait_for()
+        contexts.append(context)
+    reading = {"uploaded": (round(process_usage(pid)[0]), round(disk_mb()))}
+    print(f"file {data.stat().st_size / 2**20:.0f} MB; uploaded {reading['uploaded']}", flush=True)
+    for context in contexts:
+        context.close()
+    closed = time.monotonic()
+    reading["after"] = []
+    while (elapsed := time.monotonic() - closed) < args.settle_s:
+        time.sleep(5.0)  # a sampling period
+        rss, disk = process_usage(pid)[0], disk_mb()
+        reading["after"].append((round(elapsed), round(rss), round(disk)))
+        print(
+            f"{elapsed:5.0f} s after closing: server {rss:.0f} MB, uploads on disk {disk:.0f} MB", flush=True
+        )
+    return reading
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--mb", type=float, default=146.0)
     parser.add_argument("--settle-s", type=float, default=70.0)
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of --sessions uploads on one server")
     parser.add_argument("--json", help="also write the readings to this JSON file")
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
@@ -59,26 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         browser = launch_chromium(p)
         warm_up(browser, url, 120)
         readings["start"] = (process_usage(server.pid)[0], disk_mb())
-        contexts = []
-        for _ in range(args.sessions):
-            context = browser.new_context()
-            page = context.new_page()
-            page.set_default_timeout(300_000)
-            page.goto(f"{url}/train?dataset=upload&hidden=4")
-            page.locator(UPLOADER).set_input_files(data)
-            page.get_by_text(f"Loaded {data.name}:").first.wait_for()
-            contexts.append(context)
-        readings["uploaded"] = (process_usage(server.pid)[0], disk_mb())
-        print(f"file {readings['file_mb']} MB; start {readings['start']}; uploaded {readings['uploaded']}")
-        for context in contexts:
-            context.close()
-        closed = time.monotonic()
-        readings["after"] = []
-        while (elapsed := time.monotonic() - closed) < args.settle_s:
-            time.sleep(5.0)  # a sampling period
-            rss, disk = process_usage(server.pid)[0], disk_mb()
-            readings["after"].append((round(elapsed), round(rss), round(disk)))
-            print(f"{elapsed:5.0f} s after closing: server {rss:.0f} MB, uploads on disk {disk:.0f} MB")
+        readings["rounds"] = []
+        for i in range(args.rounds):
+            readings["rounds"].append(upload_round(browser, url, server.pid, data, args))
+            print(f"round {i + 1}: {readings['rounds'][-1]}", flush=True)
         context = browser.new_context()
         context.new_page().goto(f"{url}/train")
         time.sleep(8.0)  # one reaper period (5 s) and the session's first run

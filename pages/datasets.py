@@ -1,7 +1,9 @@
 """The pages' side of the data: datasets loaded once per server, and this session's uploaded file.
 
-Not a page itself. `load_dataset` is sae_core.data.datasets.load through st.cache_data; an upload is
-named in a config by a server-issued id, which only the session that uploaded the file can resolve.
+Not a page itself. `load_dataset` is sae_core.data.datasets.load through the server's
+sae_core.data.shared.SharedDatasets: every session asking for the same dataset gets the same read-only copy,
+and its memory returns once no session's run or page holds it. An upload is named in a config by a
+server-issued id, which only the session that uploaded the file can resolve.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import weakref
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -17,6 +19,7 @@ import streamlit as st
 from pages import server
 from sae_core.config.run import DataConfig
 from sae_core.data import datasets as data
+from sae_core.data.shared import SharedDatasets
 from sae_core.serve import upload_store
 
 UPLOAD_WIDGET = "upload_file"
@@ -25,20 +28,22 @@ UPLOADS = "uploads"
 """st.session_state: this session's `upload_store.SessionUploads`: its accepted file, by its id."""
 
 
-@st.cache_data(max_entries=4, show_spinner="Loading data…")
-def _load_dataset(**fields: Any) -> data.Dataset:
-    return data.load(DataConfig(**fields))
+@st.cache_resource
+def shared_datasets() -> SharedDatasets:
+    """The server's datasets, one copy of each shared by every session (thread-safe)."""
+    return SharedDatasets(lambda cfg: data.load(cfg))  # looked up at each load: tests may watch it
 
 
 def load_dataset(cfg: DataConfig) -> data.Dataset:
-    """data.load through st.cache_data, keyed on the DataConfig's fields. An upload id becomes the path of
-    this session's file (UploadError for an id that is not this session's), and its dataset is kept by the
-    session's store, not by the server's cache: it goes when the session ends."""
+    """cfg's dataset, shared read-only with every session that uses the same one. An upload id becomes the
+    path of this session's file (UploadError for an id that is not this session's), and its dataset is
+    kept by the session's store, not by the server's: it goes when the session ends."""
     if cfg.dataset == "upload" and cfg.upload:
         uploads = session_uploads()
         cfg = dataclasses.replace(cfg, upload=str(uploads.path(cfg.upload)))
         return uploads.dataset(cfg, data.load)
-    return _load_dataset(**dataclasses.asdict(cfg))
+    with st.spinner("Loading data…"):
+        return shared_datasets().get(cfg)
 
 
 def session_uploads() -> upload_store.SessionUploads:
@@ -52,16 +57,24 @@ def session_uploads() -> upload_store.SessionUploads:
 
             ctx = get_script_run_ctx()
             if ctx is not None:
-                on_release = functools.partial(
-                    _forget_streamlit_copy, ctx.session_id, weakref.ref(ctx.session_state)
-                )
+                on_release = forget_streamlit_copy(ctx)
         store = upload_store.SessionUploads(is_watched=watcher, on_release=on_release)
         server.reaper().watch(store)
         st.session_state[UPLOADS] = store
     return st.session_state[UPLOADS]
 
 
-def _forget_streamlit_copy(session_id: str, state: weakref.ref) -> None:
+def forget_streamlit_copy(ctx: Any) -> Callable[[], None]:
+    """What the session's store calls on release to drop Streamlit's copy of its upload (see below).
+
+    It holds the script run's session state itself, not a weak reference to it: Streamlit wraps the
+    session's state in a new object for every script run, so a weak reference to the wrapper died with
+    the run, and the widget's copy of an ended session's upload (146 MB in the soak benchmark) stayed
+    for as long as Streamlit kept the session. The store lets go of this callable once it has run."""
+    return functools.partial(_forget_streamlit_copy, ctx.session_id, ctx.session_state)
+
+
+def _forget_streamlit_copy(session_id: str, session_state: Any) -> None:
     """Drop what Streamlit keeps of an ended session's upload: its uploaded-file manager's copy of the
     bytes and the uploader widget's value. Streamlit drops them itself only when it shuts a session down,
     which a session that expires from its store of disconnected sessions never is: three closed sessions
@@ -70,7 +83,5 @@ def _forget_streamlit_copy(session_id: str, state: weakref.ref) -> None:
 
     if runtime.exists():
         runtime.get_instance().uploaded_file_mgr.remove_session_files(session_id)
-    session_state = state()
-    if session_state is not None:
-        with contextlib.suppress(KeyError, AttributeError, RuntimeError):
-            del session_state[UPLOAD_WIDGET]
+    with contextlib.suppress(KeyError, AttributeError, RuntimeError):
+        del session_state[UPLOAD_WIDGET]

@@ -208,8 +208,8 @@ def build_job(spec: SweepSpec) -> SweepJob | RemoteSweepJob:
     dataset = datasets.load_dataset(spec.base.data)
     if st.session_state.get(BACKEND, "local") == "ray":
         return RemoteSweepJob(spec, dataset, backend="ray")
-    need = spec.check_memory(samples=len(dataset.train), image_shape=dataset.image_shape).total
-    server.server_memory().check(need)  # ServerFullError (a ValueError) when the server is full
+    need = spec.check_memory(samples=len(dataset.train), image_shape=dataset.image_shape)
+    server.server_memory().check_run(need, spec.base.data)  # ServerFullError (a ValueError): server full
     job = SweepJob(
         spec,
         dataset,
@@ -220,7 +220,7 @@ def build_job(spec: SweepSpec) -> SweepJob | RemoteSweepJob:
         wake=server.session_waker(),
     )
     server.reaper().watch(job)
-    server.server_memory().add(job, need)
+    server.server_memory().add_run(job, need, spec.base.data)
     return job
 
 

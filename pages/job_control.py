@@ -31,16 +31,16 @@ from sae_core.serve.jobs import TrainingJob
 from sae_core.train import budget
 
 
-def check_memory(cfg: RunConfig) -> int:
+def check_memory(cfg: RunConfig) -> budget.MemoryEstimate:
     """budget.check before anything is built: BudgetError (a ValueError) says what would fit; then the
-    server's budget: ServerFullError (a ValueError) when the sessions open now hold too much. The
-    run's estimate in bytes."""
+    server's budget: ServerFullError (a ValueError) when the sessions open now hold too much (a dataset
+    other sessions' runs already hold counts once). The run's estimate."""
     if cfg.data.dataset == "upload":
         samples, shape = session_uploads().shape(cfg.data.upload)
-        need = budget.check(cfg, samples=samples, image_shape=shape).total
+        need = budget.check(cfg, samples=samples, image_shape=shape)
     else:
-        need = budget.check(cfg).total
-    server_memory().check(need)
+        need = budget.check(cfg)
+    server_memory().check_run(need, cfg.data)
     return need
 
 
@@ -64,7 +64,7 @@ def build_job(
         start_step=start_step,
     )
     reaper().watch(job)
-    server_memory().add(job, need)
+    server_memory().add_run(job, need, cfg.data)
     return job
 
 

@@ -36,6 +36,7 @@ def main() -> None:
         "side by side."
     )
     runs_store.keep_ended_run(session_job.current_job())  # a run that ended while you were on another page
+    runs_store.announce_pruned()  # runs of yours another browser's keep deleted since you last looked
     notice_box = st.empty()
     infos = runs_store.store().list_runs(runs_store.owner())
     if not infos:

@@ -17,6 +17,7 @@ restarts; the store writes only a hash of it.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -135,6 +136,21 @@ def _remember(job: TrainingJob, step: int, run_id: str | None, settings: dict) -
 def _settings(snap) -> dict:
     """A run's settings but its length, which Train on raises without changing the run."""
     return {k: v for k, v in snap.config.flat().items() if k not in LENGTH_FIELDS}
+
+
+def announce_pruned() -> None:
+    """Tell this browser, once, of its kept runs that another browser's keep pruned since it last looked
+    (the store's notes: which run, when, why), as a notice on the page that runs now."""
+    try:
+        notes = store().take_pruned_notes(owner())
+    except OSError:
+        return
+    for note in notes:
+        kept = time.strftime("%d %b %H:%M", time.localtime(note.saved))
+        gone = time.strftime("%d %b %H:%M", time.localtime(note.pruned))
+        notices.add_notice(
+            f"Your kept run **{note.title}** (kept {kept}) was deleted at {gone} to make room: {note.reason}."
+        )
 
 
 def pruned_message(pruned: list[runs.RunInfo], run_store: runs.RunStore) -> str:

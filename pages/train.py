@@ -104,6 +104,7 @@ def _main_body() -> None:
         train_views.draw_previous()
         return
     runs_store.keep_ended_run(job)  # finished or stopped: kept for the Runs page
+    runs_store.announce_pruned()  # runs of yours another browser's keep deleted since you last looked
     train_views.draw_buttons(job)
     busy = st.session_state.pop(train_views.BUSY, None)
     if busy:  # a toast: a message above the views would push them off a projector's screen

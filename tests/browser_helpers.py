@@ -295,14 +295,16 @@ def named_threads(pid: int, name: str) -> int:
     return count
 
 
-def start_training_sessions(browser, url: str, sessions: int, query: str) -> tuple[list, list]:
-    """Open `sessions` browser sessions on Train (`query`), press Train in each, and wait until every
-    one has taken a step; (their contexts, their pages)."""
+def start_training_sessions(
+    browser, url: str, sessions: int, query: str | Callable[[int], str]
+) -> tuple[list, list]:
+    """Open `sessions` browser sessions on Train (`query`, or `query(i)` for session i), press Train in
+    each, and wait until every one has taken a step; (their contexts, their pages)."""
     contexts, pages = [], []
-    for _ in range(sessions):
+    for i in range(sessions):
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
-        open_train(page, url, query)
+        open_train(page, url, query(i) if callable(query) else query)
         click_button(page, "train")
         contexts.append(context)
         pages.append(page)
@@ -311,17 +313,28 @@ def start_training_sessions(browser, url: str, sessions: int, query: str) -> tup
     return contexts, pages
 
 
-def session_soak(browser, url: str, pid: int, sessions: int, query: str, train_s: float, settle_s: float):
-    """One round of a soak: open `sessions` browser sessions on Train (`query`), press Train in each,
+def session_soak(
+    browser,
+    url: str,
+    pid: int,
+    sessions: int,
+    query,
+    train_s: float,
+    settle_s: float,
+    start: Callable = start_training_sessions,
+    step_of: Callable = lambda page: progress(page).step,
+):
+    """One round of a soak: open `sessions` browser sessions on Train (`query`: one for all, or session
+    i's from `query(i)`), press Train in each (or whatever `start` does: benchmarks/soak.py starts sweeps),
     keep them training for `train_s`, close them all, and wait up to `settle_s` for the server's training
     threads to end, then watch it for one more reaper period (it frees the runs after their threads end).
 
     Returns {"during": peak (RSS MB, threads, training threads) while all train, "after": the lowest of
     each after they ended, "steps": each run's step count when its tab closed} of the server process.
     """
-    contexts, pages = start_training_sessions(browser, url, sessions, query)
+    contexts, pages = start(browser, url, sessions, query)
     during = _watch(pid, train_s, max)
-    steps = [progress(page).step for page in pages]
+    steps = [step_of(page) for page in pages]
     for context in contexts:
         context.close()
     deadline = time.monotonic() + settle_s

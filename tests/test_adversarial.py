@@ -34,6 +34,7 @@ from sae_core.data.datasets import DataConfig
 from sae_core.data.uploads import UploadError, load_upload_bytes
 from sae_core.serve.upload_store import SessionUploads
 from sae_core.store import model_import
+from sae_core.sweep.spec import SweepSpec
 from sae_core.train import budget
 from sae_core.train.history import LossHistory
 from sae_core.train.trainer import Trainer
@@ -316,6 +317,184 @@ def test_uploads_are_converted_to_float32_once_after_their_size_is_checked(monke
 
 
 # ----- uploads are the session's, by id ---------------------------------------------------------------------
+def _npy(array: np.ndarray, **kwargs) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, **kwargs)
+    return out.getvalue()
+
+
+class _Payload:
+    """Unpickling this runs code: it writes the file `path` (what a hostile pickle would do instead)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.path)!r}, 'w').write('pwned')",))
+
+
+def _hostile_uploads(tmp_path: Path) -> list[tuple[str, bytes, str]]:
+    """(file name, bytes, what the message must say) of uploads a hostile or careless student may send."""
+    good = _npy(np.full((20, 16), 0.5, dtype=np.float32))
+    npz = io.BytesIO()
+    np.savez_compressed(npz, x=np.full((20, 16), 0.5))
+    pickled = _npy(np.array([_Payload(tmp_path / "npy-ran")] * 3, dtype=object), allow_pickle=True)
+    pickled_npz = _zip(
+        {"x.npy": _npy(np.array([_Payload(tmp_path / "npz-ran")], dtype=object), allow_pickle=True)}
+    )
+    images = _zip({f"{i}.png": _real_png() for i in range(3)})
+    return [
+        ("complex.npy", _npy(np.ones((20, 16), dtype=np.complex64)), "dtype complex64; a numeric array"),
+        ("text.npy", _npy(np.array([["a"] * 16] * 20)), "a numeric array is needed"),
+        ("dates.npy", _npy(np.zeros((20, 16), dtype="datetime64[s]")), "a numeric array is needed"),
+        ("record.npy", _npy(np.zeros(20, dtype=[("a", "f4"), ("b", "f4")])), "a numeric array is needed"),
+        ("pickle.npy", pickled, "object arrays are not supported"),
+        ("pickle.npz", pickled_npz, "object arrays are not supported"),
+        ("nan.npy", _npy(np.where(np.eye(16, dtype=bool), np.nan, 0.5)), "NaN or infinite values"),
+        ("inf.npy", _npy(np.full((20, 16), -np.inf)), "NaN or infinite values"),
+        ("far.npy", _npy(np.array([[0.0, 1e300], [1.0, 2.0]])), "values beyond ±3.4e+38"),
+        ("flat.npy", _npy(np.zeros(16, dtype=np.float32)), "expected [N, D], [N, H, W] or [N, H, W, C]"),
+        ("deep.npy", _npy(np.zeros((2, 2, 2, 2, 2), dtype=np.float32)), "expected [N, D]"),
+        ("none.npy", _npy(np.zeros((0, 16), dtype=np.float32)), "the array is empty"),
+        ("one.npy", _npy(np.zeros((1, 16), dtype=np.float32)), "need at least 2 samples"),
+        ("wide.npy", _npy(np.zeros((2, 300 * 300), dtype=np.uint8)), "at most 65536 allowed"),
+        ("huge.npy", _npy_header((10**9, 784)) + b"\0" * 64, "at most 50000000 values"),
+        ("cut.npy", good[: len(good) // 2], "not a valid .npy file"),
+        ("cut-header.npy", good[:40], "not a valid .npy file"),
+        ("cut.npz", npz.getvalue()[:200], "not a valid .npz archive"),
+        ("cut.zip", images[: len(images) // 2], "not a valid .zip archive"),
+        ("empty.npy", b"", "the file is empty"),
+        ("renamed.npy", images, "not a valid .npy file"),
+    ]
+
+
+def test_hostile_and_corrupt_uploads_are_one_line_naming_the_file_and_run_no_code(tmp_path):
+    for name, payload, message in _hostile_uploads(tmp_path):
+        with pytest.raises(UploadError) as err:
+            load_upload_bytes(payload, name)
+        text = str(err.value)
+        assert text.startswith(f"{name}: ") and message in text and "\n" not in text, (name, text)
+    assert not (tmp_path / "npy-ran").exists() and not (tmp_path / "npz-ran").exists()  # never unpickled
+
+
+def test_data_spanning_float32s_whole_range_scales_into_the_unit_interval():
+    big = float(np.finfo(np.float32).max)
+    x = np.array([[-big, 0.0], [big, big / 2]], dtype=np.float32)
+    got, _ = load_upload_bytes(_npy(x), "wide-range.npy")
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, torch.tensor([[0.0, 0.5], [1.0, 0.75]]))
+
+
+def test_a_hostile_upload_through_the_session_store_leaves_nothing_behind(tmp_path):
+    uploads_dir = tmp_path / "uploads"
+    store = SessionUploads(folder=uploads_dir)
+    for name, payload, _ in _hostile_uploads(tmp_path):
+        with pytest.raises(UploadError):
+            x, shape = load_upload_bytes(payload, name)
+            store.put(payload, name, len(x), shape)  # never reached: refused before it is written
+    assert not uploads_dir.exists() or list(uploads_dir.iterdir()) == []
+
+
+# ----- sweeps: hostile grids are refused before anything is built -------------------------------------------
+SWEEP_BASE = {"dataset": "digits", "hidden": 4, "steps": 20, "batch_size": 32, "device": "cpu"}
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ({"rhos": tuple(0.01 * (i + 1) for i in range(13))}, "rhos may hold at most 12 values"),
+        ({"betas": tuple(float(i) for i in range(100))}, "betas may hold at most 12 values"),
+        (
+            {
+                "rhos": tuple(0.01 * (i + 1) for i in range(12)),
+                "betas": tuple(float(i) for i in range(12)),
+                "axis": "seed",
+                "axis_values": tuple(range(8)),
+            },
+            "the grid has 1152 cells; a sweep may have at most 256",
+        ),
+        ({"rhos": (float("nan"),)}, "rhos must hold finite numbers"),
+        ({"betas": (float("inf"),)}, "betas must hold finite numbers"),
+        ({"rhos": (0.0,)}, "rho must be in (0, 1), got 0.0"),
+        ({"betas": (-1.0,)}, "beta must be >= 0"),
+        ({"rhos": ("0.05; rm -rf /",)}, "rhos must be a list of float values"),
+        ({"rhos": (0.05, 0.05)}, "rhos holds a value twice"),
+        ({"axis": "hidden", "axis_values": (10**9,)}, "hidden must be <= 16384"),
+        ({"axis": "hidden", "axis_values": (0,)}, "hidden must be >= 1"),
+        ({"axis": "seed", "axis_values": (-1,)}, "seed must be an integer in [0, 2**63 - 1]"),
+        ({"axis": "weight_decay", "axis_values": (float("nan"),)}, "axis_values must hold finite numbers"),
+        ({"axis": "__class__", "axis_values": (1,)}, "axis must be one of"),
+    ],
+)
+def test_a_hostile_sweep_grid_is_one_line_naming_the_field(grid, message):
+    args = {"rhos": (0.05,), "betas": (3.0,), **grid}
+    with pytest.raises(ValueError) as err:
+        SweepSpec(RunConfig().replace(**SWEEP_BASE), **args)
+    assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_a_sweep_memory_bomb_is_refused_before_any_cell_is_built(monkeypatch):
+    """256 cells of 16,384 units on 28×28 images: tens of GB. Refused from the estimate, which builds the
+    model on the meta device only; no Trainer, block or dataset is ever made."""
+    from sae_core.sweep import trainer as sweep_trainer
+
+    def no_blocks(*args, **kwargs):
+        raise AssertionError("a block was built")
+
+    monkeypatch.setattr(sweep_trainer, "BlockTrainer", no_blocks)
+    monkeypatch.setattr(data, "load", lambda cfg: pytest.fail("data was loaded"))
+    grid = {
+        "rhos": tuple(0.01 * (i + 1) for i in range(8)),
+        "betas": tuple(float(i) for i in range(8)),
+        "axis": "hidden",
+        "axis_values": (4096, 8192, 12288, 16384),
+    }
+    base = RunConfig().replace(dataset="fashion-mnist", hidden=4, steps=20, device="cpu")
+    with pytest.raises(budget.BudgetError):  # once first: what the estimate imports is not the bomb
+        SweepSpec(base, **grid)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            budget.BudgetError, match=r"this sweep of 256 cells would need .* at most \d+ cells"
+        ):
+            SweepSpec(base, **grid)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, peak
+
+
+def test_a_sweep_of_valid_but_hostile_values_ends_with_its_cells_diverged_not_an_exception():
+    from sae_core.sweep.trainer import SweepTrainer
+
+    spec = SweepSpec(RunConfig().replace(**{**SWEEP_BASE, "lr": 1e30}), rhos=(0.05,), betas=(0.0, 1e30))
+    sweeper = SweepTrainer(spec, data.load(DataConfig(dataset="digits")))
+    assert sweeper.advance() == "done"
+    cells = sweeper.snapshot().cells
+    assert all(c.status == "diverged" and c.message for c in cells), [(c.status, c.message) for c in cells]
+    for c in cells:
+        assert all(torch.isfinite(v).all() for v in sweeper.cell_state(c.index).values())
+
+
+def test_a_hostile_sweep_on_the_cli_is_one_line(tmp_path, capsys):
+    rc = main(
+        [
+            "sweep",
+            "--rho",
+            ",".join(["0.05"] * 3),
+            "--beta",
+            "nan",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("sae: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_session_uploads_resolve_only_their_own_ids_and_delete_replaced_files(tmp_path):
     store, other = SessionUploads(tmp_path), SessionUploads(tmp_path)
     first = store.put(b"one", "a.npy", 2, (1, 4))

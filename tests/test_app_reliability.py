@@ -10,6 +10,8 @@ import pytest
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
+from sae_core.train import budget
+
 APP = Path(__file__).resolve().parent.parent / "app.py"
 RUN_TIMEOUT = 60
 TINY = {"dataset": "digits", "hidden": "4", "steps": "100000", "batch_size": "32"}
@@ -63,3 +65,27 @@ def test_a_full_server_refuses_a_new_run_with_a_message(monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     errors = [e.value for e in at.error]
     assert any("this server is full" in e and "Try a smaller run" in e for e in errors), errors
+
+
+def test_two_sessions_on_the_same_settings_share_one_copy_of_the_data(monkeypatch):
+    from pages import server
+
+    pin_navigation_mode(monkeypatch)
+    query = {**TINY, "dataset": "bars", "n_bars": "3000", "data_seed": "7"}
+    sessions = []
+    for _ in range(2):
+        at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+        at.query_params.update(query)
+        at.run()
+        at.switch_page("pages/train.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        sessions.append(at)
+    first, second = (at.session_state["job"] for at in sessions)
+    assert first.trainer.dataset is second.trainer.dataset  # one copy, not one per session
+    ledger = server.server_memory()
+    data_bytes = budget.estimate(first.config).data
+    alone = ledger.held()
+    second.release()
+    assert ledger.held() == alone - (budget.estimate(second.config).total - data_bytes)
+    for at in sessions:
+        stop_jobs(at)

@@ -33,8 +33,15 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 DEADLINE_S = 90
 SESSIONS = 3
 ROUNDS = 2  # more rounds, and the memory of each, in tests/test_soak.py (no browser, cheaper)
-# 100,000 bars images of 8×8 in float32: 25.6 MB, and each session's run gets its own copy of the data.
+# 100,000 bars images of 8×8 in float32: 25.6 MB. Sessions on the same dataset share one copy, so each
+# session has a data seed of its own: its run holds data of its own, which the test sees come and go.
 QUERY = "dataset=bars&n_bars=100000&steps=100000"
+
+
+def own_data(i: int) -> str:
+    return f"{QUERY}&data_seed={i + 1}"
+
+
 RUN_MB = 20  # the least each open run adds to the server's memory: the test can see a run's worth
 SETTLE_S = 60
 """The most a round waits for its training threads to end: disconnect grace (5 s) + session TTL (2 s) +
@@ -50,7 +57,7 @@ def rounds():
         browser = launch_chromium(p)
         warm_up(browser, url, DEADLINE_S)
         result = [
-            session_soak(browser, url, server.pid, SESSIONS, QUERY, train_s=3, settle_s=SETTLE_S)
+            session_soak(browser, url, server.pid, SESSIONS, own_data, train_s=3, settle_s=SETTLE_S)
             for _ in range(ROUNDS)
         ]
         browser.close()
@@ -65,5 +72,6 @@ def test_every_closed_session_ends_its_training_thread(rounds):
 
 
 def test_closed_sessions_give_their_runs_memory_back(rounds):
-    for r in rounds:  # the runs were really there (a copy of the data each), then gone
-        assert r["during"][0] >= r["after"][0] + SESSIONS * RUN_MB, rounds
+    for r in rounds:  # the runs were really there (data of their own each), then gone: at least a
+        # dataset's worth comes back (tests/test_soak.py says why not all of the three datasets)
+        assert r["during"][0] >= r["after"][0] + RUN_MB, rounds

@@ -363,3 +363,55 @@ def test_a_process_that_exits_while_jobs_train_shuts_their_threads_down_cleanly(
     )
     assert "training" in done.stdout, done.stderr[-2000:]
     assert "terminate called" not in done.stderr and done.returncode == 0, (done.returncode, done.stderr)
+
+
+# ----- a tab whose connection drops for a while ----------------------------------------------------------
+
+
+def test_a_run_paused_while_its_tab_was_disconnected_trains_again_when_the_same_session_is_back(
+    tiny_digits, jobs
+):
+    """Three tabs training 4,096 units on a loaded 2-core server: their websockets dropped for longer than
+    the disconnect grace and came back to the same sessions; the runs had paused themselves for good, and
+    the pages, not redrawn, still said "training" (reproduced with three Chromium tabs, the server's log
+    saying "Paused: no tab of this browser session was open" while every tab was open)."""
+    from sae_core.serve.scheduler import Reaper
+
+    connected = threading.Event()
+    connected.set()
+    queue = TrainingQueue(2, per_owner=2)
+    job = make_faulty_job(tiny_digits, queue, owner="A", is_watched=connected.is_set, disconnect_grace_s=0.05)
+    jobs.append(job)
+    reaper = Reaper(ttl_s=1e9, interval_s=3600)  # its rounds by hand
+    reaper.watch(job)
+    job.start()
+    wait_until(lambda: job.step_count > 0, "the run to train")
+    connected.clear()  # the websocket drops; the tab is still open
+    wait_until(lambda: job.latest().status == "paused" and not job.running, "the run to pause itself")
+    assert "no tab of this browser session was open" in job.latest().message
+    assert queue.place(job) is None  # its slot is back for the others meanwhile
+    assert reaper.revive() == 0  # still no connection: it stays paused
+    connected.set()  # the same session reconnects
+    assert reaper.revive() == 1
+    wait_until(lambda: job.running and job.status == "running", "the run to train again")
+    steps = job.step_count
+    wait_until(lambda: job.latest().step > steps, "a snapshot after the revival")
+    assert job.latest().status == "running" and job.latest().message is None
+
+
+def test_a_run_its_user_paused_or_stopped_is_never_revived(tiny_digits, jobs):
+    from sae_core.serve.scheduler import Reaper
+
+    connected = threading.Event()
+    connected.set()
+    paused, stopped = (make_faulty_job(tiny_digits, is_watched=connected.is_set) for _ in range(2))
+    jobs += [paused, stopped]
+    reaper = Reaper(ttl_s=1e9, interval_s=3600)
+    for job in (paused, stopped):
+        reaper.watch(job)
+        job.start()
+    wait_until(lambda: paused.step_count > 0 and stopped.step_count > 0, "both to train")
+    paused.pause()
+    stopped.stop()
+    assert reaper.revive() == 0
+    assert paused.status == "paused" and stopped.status == "stopped" and not paused.running

@@ -123,6 +123,35 @@ def test_when_the_keeper_has_nothing_to_give_up_owners_over_their_share_go_first
     assert {r.id for r in store.list_runs(None)} == {a.id, b[1].id, b[2].id, c.run.id}
 
 
+def test_a_browser_whose_runs_another_browser_pruned_is_told_once_which_and_why(tmp_path, trained):
+    model, snap = trained()
+    store = runs.RunStore(tmp_path, max_runs=4)  # three owners: a share of 4/3 runs each
+    store.save_run(model, snap, owner="browser:A", status="finished")
+    b = [store.save_run(model, snap, owner="browser:B", status="finished").run for _ in range(3)]
+    c = store.save_run(model, snap, owner="browser:C", status="finished")
+    assert [p.id for p in c.pruned] == [b[0].id]
+    assert store.take_pruned_notes("browser:A") == [] and store.take_pruned_notes("browser:C") == []
+    notes = store.take_pruned_notes("browser:B")
+    assert [(n.run_id, n.title, n.saved) for n in notes] == [(b[0].id, b[0].title, b[0].saved)]
+    assert "another browser kept a run while yours took more than your share" in notes[0].reason
+    assert "4 runs" in notes[0].reason and "3 browsers" in notes[0].reason
+    assert store.take_pruned_notes("browser:B") == []  # told once
+    again = runs.RunStore(tmp_path, max_runs=4)  # the notes live in the folder: a restart keeps them
+    again.save_run(model, snap, owner="browser:D", status="finished")  # prunes B's next oldest
+    assert [n.run_id for n in again.take_pruned_notes("browser:B")] == [b[1].id]
+    assert not any(".pruned" in str(r.path) for r in again.list_runs(None))
+
+
+def test_the_keepers_own_pruned_runs_leave_no_note_it_is_told_at_once(tmp_path, trained):
+    model, snap = trained()
+    store = runs.RunStore(tmp_path, max_runs=2)
+    first = store.save_run(model, snap, owner="browser:A", status="finished").run
+    store.save_run(model, snap, owner="browser:A", status="finished")
+    third = store.save_run(model, snap, owner="browser:A", status="finished")
+    assert [p.id for p in third.pruned] == [first.id]
+    assert store.take_pruned_notes("browser:A") == []
+
+
 def test_pruning_by_size_keeps_the_folder_under_its_bound_and_never_the_run_just_kept(tmp_path, trained):
     model, snap = trained()
     size = (

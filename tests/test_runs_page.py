@@ -186,3 +186,28 @@ def test_a_live_change_of_beta_makes_the_next_keep_a_new_entry_and_reset_keeps_t
     at.button(key="reset").click().run()  # the fresh model took a step and was not kept: Reset keeps it
     runs_now = store.list_runs(OWNER)
     assert [(r.steps, r.status) for r in runs_now][:1] == [(1, "stopped")] and len(runs_now) == 3
+
+
+def test_a_browser_whose_kept_run_another_browser_pruned_is_told_once_on_runs_and_train(
+    apps, store, trained, monkeypatch
+):
+    monkeypatch.setattr(store, "max_runs", 2)
+    mine = _keep(store, trained())  # this browser's only run, the oldest
+    _keep(store, trained(), owner="browser:B")
+    _keep(store, trained(), owner="browser:C")  # three runs, three browsers over a share of 2/3: the oldest
+    assert store.list_runs(OWNER) == []
+    at = apps("pages/runs.py")
+    told = _texts(at.info)
+    assert f"Your kept run **{mine.title}**" in told and "was deleted at" in told, told
+    assert "another browser kept a run while yours took more than your share" in told, told
+    assert "2 runs" in told and "3 browsers" in told, told
+    at.run()
+    assert "Your kept run" not in _texts(at.info)  # once
+    for info in store.list_runs(None):
+        store.delete_run(info.id)
+    _keep(store, trained())
+    monkeypatch.setattr(store, "max_runs", 1)
+    _keep(store, trained(), owner="browser:B")
+    train = apps("pages/train.py", TINY)  # told on Train too, where the page's notices show
+    told = _texts(train.info)
+    assert "Your kept run" in told and "took more than your share" in told, told

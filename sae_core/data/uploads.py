@@ -47,6 +47,8 @@ MAX_ZIP_DIRECTORY_BYTES = 16 * 2**20
 READ_CHUNK = 2**16
 """Bytes inflated per read from a zip member, so that no single read can inflate more than this."""
 MIN_SAMPLES = 2
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Largest magnitude a float32 holds (about 3.4e38): a float64 upload past it would become ±inf."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_KEYS = ("x", "X", "data")
 NPY_MAGIC = b"\x93NUMPY"
@@ -345,6 +347,11 @@ def _check_values(array: np.ndarray, name: str) -> None:
     # min and max propagate NaN and reach ±inf: no array-sized temporary, unlike np.isfinite(array).all()
     if kind == "f" and not (np.isfinite(array.min()) and np.isfinite(array.max())):
         raise UploadError(f"{name}: the array contains NaN or infinite values")
+    if kind == "f" and array.dtype.itemsize > 4 and max(-array.min(), array.max()) > FLOAT32_MAX:
+        raise UploadError(
+            f"{name}: values beyond ±{FLOAT32_MAX:.3g}, which float32 (what training uses) cannot hold; "
+            "rescale the data before saving it"
+        )
 
 
 def _check_shape(array: np.ndarray, name: str) -> None:
@@ -393,6 +400,9 @@ def _to_unit_range(x: np.ndarray, was_uint8: bool) -> np.ndarray:
         return x
     if high == low:  # a constant array has no range to stretch
         return np.zeros_like(x)
+    if high - low > FLOAT32_MAX:  # the range itself passes float32's: halve first, or x - low overflows
+        x *= np.float32(0.5)
+        low, high = low / 2, high / 2
     x -= np.float32(low)
     x /= np.float32(high - low)
     return x

@@ -96,6 +96,7 @@ class TrainingJob:
         self._wake = wake
         self.disconnect_grace_s = disconnect_grace_s
         self._unwatched_since: float | None = None
+        self._paused_unwatched = False  # paused by itself for want of a tab: revive() may train it again
         self._last_seen = time.monotonic()  # the session last seen connected (or the page last read)
         self._queue = queue
         self._owner = owner
@@ -174,6 +175,7 @@ class TrainingJob:
                 self.status = "done"
                 return
             self._halt.clear()  # a stop before this start is over; a stop after it takes the lock too
+            self._paused_unwatched = False
             # The queue's lock is taken inside a job's, never the other way round (see _release_slot).
             if self._queue is None:
                 place = 0
@@ -226,6 +228,7 @@ class TrainingJob:
                     self.message = (
                         "Left the queue: no tab of this browser session was open when its turn came."
                     )
+                    self._paused_unwatched = True
                     self._publish()
                 else:
                     self._last_read = time.monotonic()
@@ -239,6 +242,7 @@ class TrainingJob:
         self._running.clear()  # the thread's section ends at its next step; the lock waits for that
         with self._lock:
             self._running.clear()  # again: a grant may have started it between the line above and here
+            self._paused_unwatched = False
             self._clock.stop(*self._work())
             if self.status == "running":
                 self.status = "paused"
@@ -267,6 +271,7 @@ class TrainingJob:
         self._running.clear()
         with self._lock:
             self._halt.set()  # again: a start() may have run between the lines above and here
+            self._paused_unwatched = False
             self._running.clear()
             self._clock.stop(*self._work())
             thread = self._thread  # the thread clears the attribute itself as it ends
@@ -306,6 +311,29 @@ class TrainingJob:
             self._last_seen = time.monotonic()
             return 0.0
         return time.monotonic() - self._last_seen
+
+    def revive(self) -> bool:
+        """Train again a run that paused itself (or left the queue) because its browser session had no tab
+        connected, now that the same session has one again; True if it was started (or queued) again.
+
+        A tab that stays open can lose its connection for longer than disconnect_grace_s: on a loaded
+        server (three tabs training 4,096 units on two cores) the browser's websocket dropped and came
+        back to the same session, while the run had paused for good and the page, not redrawn, still said
+        "training". The server's reaper calls this at each of its rounds. A run paused by its user, or
+        stopped, is never revived."""
+        if not self._paused_unwatched or self._released or self._is_watched is None:
+            return False
+        if not self._is_watched():
+            return False
+        with self._lock:
+            if not self._paused_unwatched or self.status != "paused":
+                return False
+            self._paused_unwatched = False
+        try:
+            self.start()
+        except BusyError:  # its browser holds all it may meanwhile: it stays paused, as its user left it
+            return False
+        return True
 
     def set_config(self, config: RunConfig) -> None:
         """Take the live fields (LIVE_FIELDS: ρ, β, λ, lr, the run's length, λ_c) of an already validated
@@ -357,6 +385,7 @@ class TrainingJob:
                             else "Paused: no tab of this browser session was open (closed or reloaded)."
                         )
                         self._running.clear()
+                        self._paused_unwatched = True
                         self._clock.stop(*self._work())
                         self._publish()
                         self._release_slot()

@@ -39,7 +39,7 @@ from typing import Any, Literal
 from torch import nn
 
 from sae_core.data.datasets import default_data_dir
-from sae_core.store import export
+from sae_core.store import export, pruned_notes
 from sae_core.store.stored_run import UNITS_FILE, RunInfo, StoredRun, read_stored_run
 from sae_core.train.snapshot import Snapshot
 
@@ -57,6 +57,7 @@ MB = 2**20
 Status = Literal["finished", "stopped", "downloaded", "imported"]
 STATUSES = ("finished", "stopped", "downloaded", "imported")
 _ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")
+_OWNER_KEY = re.compile(r"[0-9a-f]{16}")
 _LOCKS: dict[Path, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -264,7 +265,42 @@ class RunStore:
             total -= info.size_bytes
             count -= 1
             pruned.append(info)
+        self._tell_owners(pruned, keeper, over, len(owners))
         return pruned
+
+    def _tell_owners(self, pruned: list[RunInfo], keeper: str | None, over: set[str], owners: int) -> None:
+        """Leave a note for every owner but the keeper (told at once) of a pruned run: which and why."""
+        now = time.time()
+        notes: dict[str, list[pruned_notes.PrunedNote]] = {}
+        for info in pruned:
+            if info.owner == keeper or not _OWNER_KEY.fullmatch(info.owner):
+                continue
+            why = self.prune_reason(info.owner in over, owners)
+            notes.setdefault(info.owner, []).append(
+                pruned_notes.PrunedNote(info.id, info.title, info.saved, now, why)
+            )
+        for owner, entries in notes.items():
+            with contextlib.suppress(OSError):
+                pruned_notes.leave(self.root, owner, entries)
+
+    def prune_reason(self, over_share: bool, owners: int) -> str:
+        """Why a browser's run was deleted when another browser kept one, in the page's words."""
+        runs = f"{self.max_runs} run{'s' if self.max_runs != 1 else ''}"
+        bounds = f"the server keeps at most {self.max_bytes / MB:g} MB and {runs} in all"
+        if over_share:
+            return (
+                f"{bounds}, shared fairly by the {owners} browsers with runs kept; another browser kept a "
+                "run while yours took more than your share, so your oldest went first"
+            )
+        return (
+            f"{bounds}; another browser kept a run when no browser was over its share, so the oldest runs "
+            "on the server went"
+        )
+
+    def take_pruned_notes(self, owner: str) -> list[pruned_notes.PrunedNote]:
+        """The notes of `owner`'s runs pruned since it last asked (each is returned once), oldest first."""
+        with self._locked():
+            return pruned_notes.take(self.root, owner_key(owner))
 
     def _remove_stale(self) -> None:
         now = time.time()
