@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS members (
     id TEXT PRIMARY KEY, code TEXT NOT NULL, nickname TEXT NOT NULL, owner TEXT NOT NULL,
     joined REAL NOT NULL, last_seen REAL NOT NULL, left_at REAL);
 CREATE INDEX IF NOT EXISTS members_code ON members(code);
+CREATE INDEX IF NOT EXISTS members_owner ON members(owner);
 CREATE TABLE IF NOT EXISTS runs (
     member TEXT PRIMARY KEY, updated REAL NOT NULL, summary TEXT NOT NULL, montage BLOB);
 """
@@ -316,21 +317,27 @@ class ClassStore:
                     (member, now, run.to_json(), montage),
                 )
 
+    def student(self, member: str) -> Student | None:
+        """One student still in their class, with their latest run, or None."""
+        rows = self._students("m.id = ?", member)
+        return rows[0] if rows else None
+
     def students(self, code: str) -> list[Student]:
         """Every student in the class now (joined, not left), in the order they joined."""
-        rows = (
-            self._db()
-            .execute(
-                "SELECT m.id, m.nickname, m.joined, m.last_seen, r.summary, r.montage, r.updated "
-                "FROM members m LEFT JOIN runs r ON r.member = m.id "
-                "WHERE m.code = ? AND m.left_at IS NULL ORDER BY m.joined",
-                (normal_code(code),),
-            )
-            .fetchall()
+        return self._students("m.code = ?", normal_code(code))
+
+    def _students(self, where: str, value: str) -> list[Student]:
+        """The students (joined, not left) that `where` picks, in the order they joined. `where` is one of
+        the two fixed conditions above, never text from a page."""
+        rows = self._db().execute(
+            "SELECT m.id, m.nickname, m.joined, m.last_seen, r.summary, r.montage, r.updated "
+            "FROM members m LEFT JOIN runs r ON r.member = m.id "
+            f"WHERE {where} AND m.left_at IS NULL ORDER BY m.joined",
+            (value,),
         )
         return [
             Student(r[0], r[1], r[2], r[3], RunSummary.from_json(r[4]) if r[4] else None, r[5], r[6])
-            for r in rows
+            for r in rows.fetchall()
         ]
 
 

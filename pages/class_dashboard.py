@@ -1,0 +1,291 @@
+"""The teacher's dashboard of a class: every student's run, live, from the class store.
+
+Not a page itself (pages/class_page.py opens it for the teacher's link). Everything is drawn from the
+students' published summaries (sae_core.serve.classes), never from a model, so students may train on any
+app server. The live part is one fragment that reruns every REFRESH_S seconds: the class scatter
+(double-buffered, pages/live_charts.py), the spotlight and one card per student with stable keys, so a
+refresh redraws in place instead of blanking the page.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import streamlit as st
+
+from pages import class_push, class_state, live_charts, presentation
+from sae_core.figures import classroom as class_figures
+from sae_core.serve.class_summary import RunSummary
+from sae_core.serve.classes import AWAY_S, ClassError, ClassInfo, Student
+
+REFRESH_S = 3.0
+"""Seconds between two refreshes of the dashboard (students publish about as often)."""
+CARDS_PER_ROW = 4
+PICKED = "class_picked"
+"""st.session_state: the member id of the student whose dot was clicked last."""
+PROJECTOR = "class_projector"
+SORT, DESCENDING, X_AXIS = "class_sort", "class_sort_descending", "class_x_axis"
+SORTS = {
+    "nickname": ("Nickname", lambda s: s.nickname.lower()),
+    "step": ("Step", lambda r: r.step),
+    "rho": ("ρ", lambda r: r.rho),
+    "beta": ("β", lambda r: r.beta),
+    "penalty": ("Penalty", lambda r: r.penalty),
+    "found": ("Bars found", lambda r: r.found),
+    "dead": ("Dead units", lambda r: r.dead),
+    "l0": ("L0", lambda r: r.l0),
+    "fve": ("Variance explained", lambda r: r.fve),
+    "recon_error": ("Reconstruction error", lambda r: r.recon_error),
+    "mean_rho_hat": ("Mean ρ̂", lambda r: r.mean_rho_hat),
+}
+"""Sort key -> (label, what to sort by: of the Student for the nickname, else of its run)."""
+STYLE = """
+.st-key-class_live img { image-rendering: pixelated; }
+.st-key-class_live [data-testid="stImage"] { background: white; }
+"""
+"""Filters are a few pixels each: scaled up without smoothing, as in the Train page's filter view."""
+
+
+def draw(code: str, token: str | None) -> None:
+    store = class_state.store()
+    info = store.info(code) if code else None
+    if info is None or not store.is_teacher(code, token):
+        st.title("Class dashboard")
+        st.error(
+            "This dashboard opens only with the teacher's own link of the class: its teacher token is "
+            "missing or wrong. Students join from the class's join link.",
+            icon=":material/lock:",
+        )
+        st.page_link(class_state.PAGE, label="Join or start a class", icon=":material/school:")
+        return
+    presentation.inject_style(live_charts.STYLE, STYLE)
+    draw_header(info, token)
+    if info.is_open():
+        class_push.draw(info, token)
+    live_fragment(info.code, token, info.is_open())()
+
+
+# ----- the header -----------------------------------------------------------------------------------------
+def draw_header(info: ClassInfo, token: str) -> None:
+    st.title(f"Class: {class_state.escape(info.title)}")
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    with left:
+        if info.is_open():
+            st.markdown(
+                f"Students open this link or type the code **{info.code}** on the Class page "
+                f"({_time_left(info)}):"
+            )
+            st.code(class_state.student_link(info.code), language=None)
+        else:
+            st.info("This class has ended: no one can join, and the runs below are the last ones sent.")
+    with right:
+        with st.popover("Your teacher link", icon=":material/key:", width="stretch"):
+            st.caption("Keep it to yourself: it opens this dashboard.")
+            st.code(class_state.teacher_link(info.code, token), language=None, wrap_lines=True)
+        if info.is_open():
+            st.button(
+                "End the class", key="class_end", on_click=_end, args=(info.code, token), width="stretch"
+            )
+
+
+def _time_left(info: ClassInfo) -> str:
+    minutes = max(0, round((info.expires - time.time()) / 60))
+    return f"it ends by itself in {minutes} min" if minutes < 120 else f"it ends in {minutes / 60:.1f} h"
+
+
+def _end(code: str, token: str) -> None:
+    class_state.store().end_class(code, token)
+
+
+# ----- the live part --------------------------------------------------------------------------------------
+def live_fragment(code: str, token: str, live: bool):
+    @st.fragment(run_every=REFRESH_S if live else None)
+    def class_live() -> None:
+        store = class_state.store()
+        info = store.info(code)
+        students = store.students(code)
+        with st.container(key="class_live"), live_charts.views():
+            draw_counts(students)
+            spot = next((s for s in students if s.member == info.spotlight), None)
+            projector = st.toggle(
+                "Projector: the spotlight alone",
+                key=PROJECTOR,
+                disabled=spot is None,
+                help="Shows only the student in the spotlight, large, for the room.",
+            )
+            if spot is not None:
+                draw_spotlight(spot, code, token)
+            if not (projector and spot is not None):
+                draw_scatter(students, code, token)
+                draw_cards(students, code, token)
+        if live and not info.is_open():
+            st.rerun()  # the class ended (here or in another tab): stop refreshing
+
+    return class_live
+
+
+def draw_counts(students: list[Student]) -> None:
+    now = time.time()
+    runs = [s for s in students if s.run is not None]
+    training = sum(1 for s in runs if s.run.status == "running" and not s.away(now))
+    away = sum(1 for s in students if s.away(now))
+    st.caption(
+        f"**{len(students)}** student(s) joined · **{training}** training now · {away} away "
+        f"(not heard from for {AWAY_S:.0f} s or more) · refreshed every {REFRESH_S:g} s"
+    )
+
+
+def draw_spotlight(student: Student, code: str, token: str) -> None:
+    with st.container(border=True, key="class_spotlight"):
+        head, clear = st.columns([5, 1], vertical_alignment="center")
+        head.subheader(f"In the spotlight: {class_state.escape(student.nickname)}")
+        clear.button(
+            "Clear", key="class_spot_clear", on_click=_spotlight, args=(code, token, None), width="stretch"
+        )
+        if student.run is None:
+            st.caption("No run yet: the picture comes with the student's first step.")
+            return
+        picture, numbers = st.columns([1, 1.2], gap="large")
+        if student.montage:
+            picture.image(student.montage, width="stretch", caption="Encoder filters (first 64 units)")
+        with numbers:
+            st.markdown(settings_line(student.run))
+            row = metric_row(student.run)
+            for start in range(0, len(row), 3):
+                for col, (label, value) in zip(st.columns(3), row[start : start + 3], strict=False):
+                    col.metric(label, value)
+
+
+def _spotlight(code: str, token: str, member: str | None) -> None:
+    try:
+        class_state.store().set_spotlight(code, token, member)
+    except ClassError as err:  # the token was changed under the page: say so instead of a traceback
+        st.session_state["class_error"] = str(err)
+
+
+def draw_scatter(students: list[Student], code: str, token: str) -> None:
+    runs = [s for s in students if s.run is not None and s.run.step > 0]
+    left, right = st.columns([1.6, 1], gap="large")
+    with left:
+        axis = st.segmented_control(
+            "x axis",
+            list(class_figures.X_AXES),
+            default="l0",
+            required=True,
+            key=X_AXIS,
+            format_func={"l0": "L0", "mean_rho_hat": "Mean ρ̂"}.get,
+            label_visibility="collapsed",
+        )
+        axis = axis or "l0"
+        figure = class_figures.class_scatter(
+            [s.nickname for s in runs],
+            [getattr(s.run, axis) for s in runs],
+            [s.run.recon_error for s in runs],
+            [s.member for s in runs],
+            x_axis=axis,
+            colour=[_number(s.run.beta) for s in runs],
+            picked=st.session_state.get(PICKED),
+        )
+        live_charts.plotly_chart(
+            figure, key="class_scatter", on_select=_on_pick, selection_mode="points", width="stretch"
+        )
+        st.caption("Each dot is one student's run at its latest step; click one to see its card.")
+    with right:
+        picked = next((s for s in students if s.member == st.session_state.get(PICKED)), None)
+        if picked is None:
+            st.info("Click a dot to see that student's run here.", icon=":material/ads_click:")
+        else:
+            draw_card(picked, code, token, key="class_picked_card")
+
+
+def _on_pick() -> None:
+    member = class_figures.picked_id(live_charts.selection("class_scatter"))
+    if member is not None:
+        st.session_state[PICKED] = member
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+# ----- the cards ------------------------------------------------------------------------------------------
+def draw_cards(students: list[Student], code: str, token: str) -> None:
+    by, order = st.columns([2, 1], vertical_alignment="bottom")
+    key = by.selectbox("Sort the cards by", list(SORTS), key=SORT, format_func=lambda k: SORTS[k][0])
+    descending = order.toggle("Largest first", key=DESCENDING)
+    ordered = sort_students(students, key or "nickname", descending)
+    for start in range(0, len(ordered), CARDS_PER_ROW):
+        for col, student in zip(
+            st.columns(CARDS_PER_ROW), ordered[start : start + CARDS_PER_ROW], strict=False
+        ):
+            with col:
+                draw_card(student, code, token, key=f"class_card_{student.member}")
+
+
+def sort_students(students: list[Student], key: str, descending: bool) -> list[Student]:
+    """Students sorted by one of SORTS; those without a run (or without that number) come last."""
+    pick = SORTS[key][1]
+    if key == "nickname":
+        return sorted(students, key=pick, reverse=descending)
+
+    def value(student: Student):
+        v = None if student.run is None else pick(student.run)
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    known = [s for s in students if value(s) is not None]
+    unknown = [s for s in students if value(s) is None]
+    return sorted(known, key=value, reverse=descending) + unknown
+
+
+def draw_card(student: Student, code: str, token: str, key: str) -> None:
+    run = student.run
+    with st.container(border=True, key=key):
+        away = " · *away*" if student.away() else ""
+        step = "" if run is None else f" · step {run.step:,}"
+        st.markdown(f"**{class_state.escape(student.nickname)}**{step}{away}")
+        if run is None:
+            st.caption("Joined; no run yet.")
+        else:
+            if student.montage:
+                st.image(student.montage, width="stretch")
+            st.caption(settings_line(run))
+            st.caption(" · ".join(f"{label} {value}" for label, value in metric_row(run)))
+        st.button(
+            "Spotlight",
+            key=f"{key}_spot",
+            icon=":material/co_present:",
+            on_click=_spotlight,
+            args=(code, token, student.member),
+            width="stretch",
+        )
+
+
+def settings_line(run: RunSummary) -> str:
+    parts = [run.dataset, f"{run.hidden} units", run.penalty]
+    if run.rho is not None:
+        parts.append(f"ρ {run.rho:g}")
+    if run.beta is not None:
+        parts.append(f"β {run.beta:g}")
+    return " · ".join(parts)
+
+
+def metric_row(run: RunSummary) -> list[tuple[str, str]]:
+    """(label, value) of the card's numbers: bars found (when known), dead units, L0, variance explained,
+    reconstruction error and mean ρ̂; "–" before the first step or for a number the run lacks."""
+
+    def fmt(value: float, spec: str) -> str:
+        return "–" if run.step == 0 or not math.isfinite(value) else format(value, spec)
+
+    rows = []
+    if run.found is not None:
+        what = "bars" if run.dataset == "bars" else "features"
+        rows.append((f"{what} found", f"{run.found}/{run.found_total}"))
+    rows += [
+        ("dead", "–" if run.step == 0 else f"{run.dead}/{run.hidden}"),
+        ("L0", fmt(run.l0, ".1f")),
+        ("FVE", fmt(100 * run.fve, ".0f") + (" %" if run.step and math.isfinite(run.fve) else "")),
+        ("error", fmt(run.recon_error, ".3g")),
+        ("mean ρ̂", fmt(run.mean_rho_hat, ".3f")),
+    ]
+    return rows
