@@ -280,7 +280,7 @@ def metric_row(run: RunSummary) -> list[tuple[str, str]]:
     rows = []
     if run.found is not None:
         what = "bars" if run.dataset == "bars" else "features"
-        rows.append((f"{what} found", f"{run.found}/{run.found_total}"))
+        rows.append((f"{what} found", "–" if run.step == 0 else f"{run.found}/{run.found_total}"))
     rows += [
         ("dead", "–" if run.step == 0 else f"{run.dead}/{run.hidden}"),
         ("L0", fmt(run.l0, ".1f")),
