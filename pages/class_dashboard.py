@@ -1,6 +1,6 @@
 """The teacher's dashboard of a class: every student's run, live, from the class store.
 
-Not a page itself (pages/class_page.py opens it for the teacher's link). Everything is drawn from the
+Not a page itself (pages/class.py opens it for the teacher's link). Everything is drawn from the
 students' published summaries (sae_core.serve.classes), never from a model, so students may train on any
 app server. The live part is one fragment that reruns every REFRESH_S seconds: the class scatter
 (double-buffered, pages/live_charts.py), the spotlight and one card per student with stable keys, so a
@@ -22,6 +22,7 @@ from sae_core.serve.classes import AWAY_S, ClassError, ClassInfo, Student
 REFRESH_S = 3.0
 """Seconds between two refreshes of the dashboard (students publish about as often)."""
 CARDS_PER_ROW = 4
+"""Cards in a row: at 1280 px each is about 200 px wide, its filters beside its numbers."""
 PICKED = "class_picked"
 """st.session_state: the member id of the student whose dot was clicked last."""
 PROJECTOR = "class_projector"
@@ -68,30 +69,25 @@ def draw(code: str, token: str | None) -> None:
 
 # ----- the header -----------------------------------------------------------------------------------------
 def draw_header(info: ClassInfo, token: str) -> None:
-    st.title(f"Class: {class_state.escape(info.title)}")
-    left, right = st.columns([3, 1], vertical_alignment="center")
-    with left:
-        if info.is_open():
-            st.markdown(
-                f"Students open this link or type the code **{info.code}** on the Class page "
-                f"({_time_left(info)}):"
-            )
-            st.code(class_state.student_link(info.code), language=None)
-        else:
-            st.info("This class has ended: no one can join, and the runs below are the last ones sent.")
-    with right:
-        with st.popover("Your teacher link", icon=":material/key:", width="stretch"):
-            st.caption("Keep it to yourself: it opens this dashboard.")
-            st.code(class_state.teacher_link(info.code, token), language=None, wrap_lines=True)
-        if info.is_open():
-            st.button(
-                "End the class", key="class_end", on_click=_end, args=(info.code, token), width="stretch"
-            )
+    """The class's title, its join code and link, the teacher's own link and End, in two short rows (the
+    students' cards should start on a projector's first screen)."""
+    title, link, end = st.columns([2.4, 1, 1], vertical_alignment="bottom")
+    title.header(f"Class: {class_state.escape(info.title)}", anchor=False)
+    with link.popover("Your teacher link", icon=":material/key:", width="stretch"):
+        st.caption("Keep it to yourself: it opens this dashboard.")
+        st.code(class_state.teacher_link(info.code, token), language=None, wrap_lines=True)
+    if not info.is_open():
+        st.info("This class has ended: no one can join, and the runs below are the last ones sent.")
+        return
+    end.button("End the class", key="class_end", on_click=_end, args=(info.code, token), width="stretch")
+    code, join = st.columns([1, 3.4], vertical_alignment="center")
+    code.markdown(f"Join code **{info.code}**  \n{_time_left(info)}")
+    join.code(class_state.student_link(info.code), language=None)
 
 
 def _time_left(info: ClassInfo) -> str:
     minutes = max(0, round((info.expires - time.time()) / 60))
-    return f"it ends by itself in {minutes} min" if minutes < 120 else f"it ends in {minutes / 60:.1f} h"
+    return f"ends in {minutes} min" if minutes < 120 else f"ends in {minutes / 60:.1f} h"
 
 
 def _end(code: str, token: str) -> None:
@@ -106,10 +102,12 @@ def live_fragment(code: str, token: str, live: bool):
         info = store.info(code)
         students = store.students(code)
         with st.container(key="class_live"), live_charts.views():
-            draw_counts(students)
+            counts, toggle = st.columns([3, 1], vertical_alignment="center")
+            with counts:
+                draw_counts(students)
             spot = next((s for s in students if s.member == info.spotlight), None)
-            projector = st.toggle(
-                "Projector: the spotlight alone",
+            projector = toggle.toggle(
+                "Spotlight alone",
                 key=PROJECTOR,
                 disabled=spot is None,
                 help="Shows only the student in the spotlight, large, for the room.",
@@ -239,26 +237,30 @@ def sort_students(students: list[Student], key: str, descending: bool) -> list[S
 
 
 def draw_card(student: Student, code: str, token: str, key: str) -> None:
+    """One student's card: name and step, filters beside the numbers, the settings under them; compact, so
+    two rows of cards fit a 1280×720 screen."""
     run = student.run
-    with st.container(border=True, key=key):
+    with st.container(border=True, key=key, gap="small"):
+        head, spot = st.columns([4, 1], vertical_alignment="center", gap="small")
         away = " · *away*" if student.away() else ""
         step = "" if run is None else f" · step {run.step:,}"
-        st.markdown(f"**{class_state.escape(student.nickname)}**{step}{away}")
-        if run is None:
-            st.caption("Joined; no run yet.")
-        else:
-            if student.montage:
-                st.image(student.montage, width="stretch")
-            st.caption(settings_line(run))
-            st.caption(" · ".join(f"{label} {value}" for label, value in metric_row(run)))
-        st.button(
-            "Spotlight",
+        head.markdown(f"**{class_state.escape(student.nickname)}**{step}{away}")
+        spot.button(
+            ":material/co_present:",
             key=f"{key}_spot",
-            icon=":material/co_present:",
+            type="tertiary",
+            help=f"Put {student.nickname}'s run in the spotlight (students see it too)",
             on_click=_spotlight,
             args=(code, token, student.member),
-            width="stretch",
         )
+        if run is None:
+            st.caption("Joined; no run yet.")
+            return
+        picture, numbers = st.columns([1, 1], gap="small", vertical_alignment="center")
+        if student.montage:
+            picture.image(student.montage, width="stretch")
+        numbers.caption("  \n".join(f"{label} **{value}**" for label, value in metric_row(run)))
+        st.caption(settings_line(run))
 
 
 def settings_line(run: RunSummary) -> str:
@@ -272,20 +274,21 @@ def settings_line(run: RunSummary) -> str:
 
 def metric_row(run: RunSummary) -> list[tuple[str, str]]:
     """(label, value) of the card's numbers: bars found (when known), dead units, L0, variance explained,
-    reconstruction error and mean ρ̂; "–" before the first step or for a number the run lacks."""
+    reconstruction error and mean ρ̂ (labelled ρ̂: a card has room for short words); "–" before the first
+    step or for a number the run lacks."""
 
     def fmt(value: float, spec: str) -> str:
         return "–" if run.step == 0 or not math.isfinite(value) else format(value, spec)
 
     rows = []
     if run.found is not None:
-        what = "bars" if run.dataset == "bars" else "features"
-        rows.append((f"{what} found", "–" if run.step == 0 else f"{run.found}/{run.found_total}"))
+        what = "bars" if run.dataset == "bars" else "found"
+        rows.append((what, "–" if run.step == 0 else f"{run.found}/{run.found_total}"))
     rows += [
         ("dead", "–" if run.step == 0 else f"{run.dead}/{run.hidden}"),
         ("L0", fmt(run.l0, ".1f")),
         ("FVE", fmt(100 * run.fve, ".0f") + (" %" if run.step and math.isfinite(run.fve) else "")),
         ("error", fmt(run.recon_error, ".3g")),
-        ("mean ρ̂", fmt(run.mean_rho_hat, ".3f")),
+        ("ρ̂", fmt(run.mean_rho_hat, ".3f")),
     ]
     return rows

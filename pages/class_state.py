@@ -21,7 +21,7 @@ CODE = "code"
 TEACHER = "teacher"
 """URL parameter of the Class page: the teacher's secret token (the dashboard opens only with it)."""
 PARAMS = (CODE, TEACHER)
-PAGE = "pages/class_page.py"
+PAGE = "pages/class.py"
 URL_PATH = "class"
 MEMBER = "class_member"
 """st.session_state: (code, member id, nickname) of the class this session has joined."""
