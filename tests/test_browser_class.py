@@ -1,0 +1,104 @@
+"""The teacher's dashboard in real Chromium (real `streamlit run app.py`).
+
+Three simulated students' runs are in the class store (tests/class_helpers.py); a fourth student joins
+from the join link in their own browser and trains. The dashboard shows every card, refreshes by itself
+until the new student's finished run is there without ever emptying its cards, puts a student in the
+spotlight, which the joined student's Train page then shows; a wrong token opens no dashboard.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from browser_helpers import (
+    CHROMIUM,
+    VIEWPORT,
+    click_button,
+    exception_texts,
+    progress,
+    screenshot,
+    streamlit_app,
+    wait_until,
+)
+from class_helpers import fill_class, train_students
+
+from sae_core.serve import classes
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
+    ),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+
+DEADLINE_S = 90  # generous: 2 CPU cores shared with other jobs; the first page load imports torch
+CARD_IMAGES = '[class*="st-key-class_card_"] [data-testid="stImage"] img'
+CARDS = '[class*="st-key-class_card_"]:not([class*="_spot"])'
+STUDENT_SETTINGS = "hidden=6&steps=60&batch_size=100"
+
+
+def _text(page) -> str:
+    return page.evaluate("() => document.body.innerText")
+
+
+@pytest.fixture
+def class_server(tmp_path):
+    store = classes.ClassStore(tmp_path / "classes.sqlite3")
+    info, token = store.create_class("Browser class", minutes=30)
+    members = fill_class(store, info.code, train_students(3, steps=60, batch_size=100))
+    with streamlit_app(DEADLINE_S, env={classes.ENV_DB: str(store.path)}) as url:
+        yield url, store, info.code, token, members
+
+
+def test_the_dashboard_shows_a_joining_student_live_and_the_spotlight_reaches_them(browser, class_server):
+    url, store, code, token, members = class_server
+    teacher = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    teacher.set_default_timeout(DEADLINE_S * 1000)
+    student = browser.new_context(viewport=VIEWPORT).new_page()
+    student.set_default_timeout(DEADLINE_S * 1000)
+    try:
+        teacher.goto(f"{url}/class?code={code}&teacher={token}")
+        wait_until(lambda: teacher.locator(CARD_IMAGES).count() == 3 or None, DEADLINE_S, "three cards")
+        teacher.locator(".st-key-class_scatter .js-plotly-plot").first.wait_for()
+        assert "Ada" in _text(teacher) and "3 student(s) joined" in _text(teacher)
+
+        student.goto(f"{url}/class?code={code}&{STUDENT_SETTINGS}")
+        student.get_by_label("Your nickname").fill("Newbie")
+        student.get_by_role("button", name="Join").click()
+        student.locator(".st-key-class_student").wait_for()  # on Train, the class box in the sidebar
+        click_button(student, "train")
+        wait_until(lambda: (p := progress(student)) and p.status == "finished", DEADLINE_S, "the run to end")
+
+        # The dashboard refreshes by itself; while it does, its cards never all go (no blank frame).
+        fewest = 99
+        deadline = time.monotonic() + DEADLINE_S
+        while "Newbie · step 60" not in _text(teacher):
+            fewest = min(fewest, teacher.locator(CARDS).count())
+            assert time.monotonic() < deadline, "the new student's finished run never reached the dashboard"
+            teacher.wait_for_timeout(100)  # a polling interval; the text decides
+        assert fewest >= 3 and teacher.locator(CARDS).count() == 4
+        assert exception_texts(teacher) == []
+        screenshot(teacher, "class-dashboard-browser")
+
+        click_button(teacher, f"class_card_{members[1]}_spot")
+        teacher.locator(".st-key-class_spotlight").wait_for()
+        assert "In the spotlight: Bo" in _text(teacher)
+        wait_until(lambda: "On the projector: Bo" in _text(student), DEADLINE_S, "the student to see it")
+        assert exception_texts(student) == []
+    finally:
+        teacher.context.close()
+        student.context.close()
+
+
+def test_a_wrong_token_opens_no_dashboard(browser, class_server):
+    url, _, code, token, _ = class_server
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.set_default_timeout(DEADLINE_S * 1000)
+    try:
+        page.goto(f"{url}/class?code={code}&teacher={token[:-2]}xx")
+        wait_until(lambda: "missing or wrong" in _text(page), DEADLINE_S, "the refusal")
+        assert page.locator(CARDS).count() == 0 and "Browser class" not in _text(page)
+    finally:
+        page.context.close()
