@@ -43,9 +43,10 @@ def _text(page) -> str:
     return page.evaluate("() => document.body.innerText")
 
 
-@pytest.fixture
-def class_server(tmp_path):
-    store = classes.ClassStore(tmp_path / "classes.sqlite3")
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory):
+    """One server and class for the module (the wrong-token test changes nothing in it)."""
+    store = classes.ClassStore(tmp_path_factory.mktemp("class") / "classes.sqlite3")
     info, token = store.create_class("Browser class", minutes=30)
     members = fill_class(store, info.code, train_students(3, steps=60, batch_size=100))
     with streamlit_app(DEADLINE_S, env={classes.ENV_DB: str(store.path)}) as url:
@@ -65,7 +66,7 @@ def test_the_dashboard_shows_a_joining_student_live_and_the_spotlight_reaches_th
         assert "Ada" in _text(teacher) and "3 student(s) joined" in _text(teacher)
 
         student.goto(f"{url}/class?code={code}&{STUDENT_SETTINGS}")
-        student.get_by_label("Your nickname").fill("Newbie")
+        student.get_by_role("textbox", name="Your nickname").fill("Newbie")
         student.get_by_role("button", name="Join").click()
         student.locator(".st-key-class_student").wait_for()  # on Train, the class box in the sidebar
         click_button(student, "train")
@@ -80,7 +81,14 @@ def test_the_dashboard_shows_a_joining_student_live_and_the_spotlight_reaches_th
             teacher.wait_for_timeout(100)  # a polling interval; the text decides
         assert fewest >= 3 and teacher.locator(CARDS).count() == 4
         assert exception_texts(teacher) == []
-        screenshot(teacher, "class-dashboard-browser")
+        screenshot(teacher, "class-dashboard-browser.png")
+
+        point = teacher.locator(".st-key-class_scatter .point").first  # Ada's dot, the first student's
+        point.scroll_into_view_if_needed()
+        box = wait_until(lambda: point.bounding_box(), DEADLINE_S, "Ada's dot")
+        teacher.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        picked = teacher.locator(".st-key-class_picked_card")
+        wait_until(lambda: picked.count() and "Ada" in picked.inner_text(), DEADLINE_S, "Ada's card")
 
         click_button(teacher, f"class_card_{members[1]}_spot")
         teacher.locator(".st-key-class_spotlight").wait_for()
