@@ -115,8 +115,13 @@ def live_fragment(code: str, token: str, live: bool):
             if spot is not None:
                 draw_spotlight(spot, code, token)
             if not (projector and spot is not None):
-                draw_scatter(students, code, token)
-                draw_cards(students, code, token)
+                left, right = st.columns([1.6, 1], gap="large")
+                with left:
+                    draw_scatter(students)
+                with right:
+                    key, descending = draw_sort()
+                    draw_picked(students, code, token)
+                draw_cards(sort_students(students, key, descending), code, token)
         if live and not info.is_open():
             st.rerun()  # the class ended (here or in another tab): stop refreshing
 
@@ -162,39 +167,42 @@ def _spotlight(code: str, token: str, member: str | None) -> None:
         st.session_state["class_error"] = str(err)
 
 
-def draw_scatter(students: list[Student], code: str, token: str) -> None:
+def draw_scatter(students: list[Student]) -> None:
+    """Reconstruction error against L0 or mean ρ̂, one dot per trained run; a click picks its student."""
     runs = [s for s in students if s.run is not None and s.run.step > 0]
-    left, right = st.columns([1.6, 1], gap="large")
-    with left:
-        axis = st.segmented_control(
-            "x axis",
-            list(class_figures.X_AXES),
-            default="l0",
-            required=True,
-            key=X_AXIS,
-            format_func={"l0": "L0", "mean_rho_hat": "Mean ρ̂"}.get,
-            label_visibility="collapsed",
+    axis = st.segmented_control(
+        "x axis",
+        list(class_figures.X_AXES),
+        default="l0",
+        required=True,
+        key=X_AXIS,
+        format_func={"l0": "L0", "mean_rho_hat": "Mean ρ̂"}.get,
+        label_visibility="collapsed",
+    )
+    axis = axis or "l0"
+    figure = class_figures.class_scatter(
+        [s.nickname for s in runs],
+        [getattr(s.run, axis) for s in runs],
+        [s.run.recon_error for s in runs],
+        [s.member for s in runs],
+        x_axis=axis,
+        colour=[_number(s.run.beta) for s in runs],
+        picked=st.session_state.get(PICKED),
+    )
+    live_charts.plotly_chart(
+        figure, key="class_scatter", on_select=_on_pick, selection_mode="points", width="stretch"
+    )
+
+
+def draw_picked(students: list[Student], code: str, token: str) -> None:
+    picked = next((s for s in students if s.member == st.session_state.get(PICKED)), None)
+    if picked is None:
+        st.info(
+            "Each dot is one student's run at its latest step: click one to see its card here.",
+            icon=":material/ads_click:",
         )
-        axis = axis or "l0"
-        figure = class_figures.class_scatter(
-            [s.nickname for s in runs],
-            [getattr(s.run, axis) for s in runs],
-            [s.run.recon_error for s in runs],
-            [s.member for s in runs],
-            x_axis=axis,
-            colour=[_number(s.run.beta) for s in runs],
-            picked=st.session_state.get(PICKED),
-        )
-        live_charts.plotly_chart(
-            figure, key="class_scatter", on_select=_on_pick, selection_mode="points", width="stretch"
-        )
-        st.caption("Each dot is one student's run at its latest step; click one to see its card.")
-    with right:
-        picked = next((s for s in students if s.member == st.session_state.get(PICKED)), None)
-        if picked is None:
-            st.info("Click a dot to see that student's run here.", icon=":material/ads_click:")
-        else:
-            draw_card(picked, code, token, key="class_picked_card")
+    else:
+        draw_card(picked, code, token, key="class_picked_card")
 
 
 def _on_pick() -> None:
@@ -208,11 +216,15 @@ def _number(value: float | None) -> float:
 
 
 # ----- the cards ------------------------------------------------------------------------------------------
-def draw_cards(students: list[Student], code: str, token: str) -> None:
-    by, order = st.columns([2, 1], vertical_alignment="bottom")
+def draw_sort() -> tuple[str, bool]:
+    """The cards' order: (a key of SORTS, largest first)."""
+    by, order = st.columns([1.4, 1], vertical_alignment="bottom")
     key = by.selectbox("Sort the cards by", list(SORTS), key=SORT, format_func=lambda k: SORTS[k][0])
     descending = order.toggle("Largest first", key=DESCENDING)
-    ordered = sort_students(students, key or "nickname", descending)
+    return key or "nickname", descending
+
+
+def draw_cards(ordered: list[Student], code: str, token: str) -> None:
     for start in range(0, len(ordered), CARDS_PER_ROW):
         for col, student in zip(
             st.columns(CARDS_PER_ROW), ordered[start : start + CARDS_PER_ROW], strict=False
@@ -256,7 +268,7 @@ def draw_card(student: Student, code: str, token: str, key: str) -> None:
         if run is None:
             st.caption("Joined; no run yet.")
             return
-        picture, numbers = st.columns([1, 1], gap="small", vertical_alignment="center")
+        picture, numbers = st.columns([1.25, 1], gap="small", vertical_alignment="center")
         if student.montage:
             picture.image(student.montage, width="stretch")
         numbers.caption("  \n".join(f"{label} **{value}**" for label, value in metric_row(run)))

@@ -30,7 +30,7 @@ def class_scatter(
     colour: Sequence[float] | None = None,
     colour_title: str = "β",
     picked: str | None = None,
-    height: int = 380,
+    height: int = 340,
 ) -> go.Figure:
     """One labelled dot per student (NaN coordinates are left out); `ids` ride along as customdata so a
     click names the student; `colour` (β, say) colours the dots; `picked` is ringed."""
