@@ -26,6 +26,8 @@ CARDS_PER_ROW = 4
 PICKED = "class_picked"
 """st.session_state: the member id of the student whose dot was clicked last."""
 PROJECTOR = "class_projector"
+ERROR = "class_error"
+"""st.session_state: a refusal of the store's to say at the next refresh (a button's callback cannot draw)."""
 SORT, DESCENDING, X_AXIS = "class_sort", "class_sort_descending", "class_x_axis"
 SORTS = {
     "nickname": ("Nickname", lambda s: s.nickname.lower()),
@@ -101,6 +103,9 @@ def live_fragment(code: str, token: str, live: bool):
         store = class_state.store()
         info = store.info(code)
         students = store.students(code)
+        refused = st.session_state.pop(ERROR, None)
+        if refused:
+            st.error(refused, icon=":material/lock:")
         with st.container(key="class_live"), live_charts.views():
             counts, toggle = st.columns([3, 1], vertical_alignment="center")
             with counts:
@@ -164,7 +169,7 @@ def _spotlight(code: str, token: str, member: str | None) -> None:
     try:
         class_state.store().set_spotlight(code, token, member)
     except ClassError as err:  # the token was changed under the page: say so instead of a traceback
-        st.session_state["class_error"] = str(err)
+        st.session_state[ERROR] = str(err)
 
 
 def draw_scatter(students: list[Student]) -> None:
@@ -261,7 +266,7 @@ def draw_card(student: Student, code: str, token: str, key: str) -> None:
             ":material/co_present:",
             key=f"{key}_spot",
             type="tertiary",
-            help=f"Put {student.nickname}'s run in the spotlight (students see it too)",
+            help=f"Put {class_state.escape(student.nickname)}'s run in the spotlight (students see it too)",
             on_click=_spotlight,
             args=(code, token, student.member),
         )

@@ -84,4 +84,7 @@ def draw(info: ClassInfo, token: str) -> None:
                 st.error(str(err))
         pushed = (class_state.store().info(info.code) or info).pushed
         if pushed:
-            st.caption(f"Offered to every student now: {pushed['label']}. Each applies it with one click.")
+            st.caption(
+                f"Offered to every student now: {class_state.escape(pushed['label'])}. "
+                "Each applies it with one click."
+            )

@@ -72,7 +72,7 @@ def publish(member: str) -> None:
 
 
 def draw_offer(pushed: dict[str, Any], pushed_at: float | None) -> None:
-    st.info(f"Your teacher suggests {pushed['label']}.", icon=":material/campaign:")
+    st.info(f"Your teacher suggests {class_state.escape(pushed['label'])}.", icon=":material/campaign:")
     apply_col, later_col = st.columns(2)
     if apply_col.button("Apply", key="class_apply", type="primary", width="stretch"):
         apply(pushed["query"])
