@@ -16,7 +16,7 @@ import streamlit as st
 
 from pages import class_push, class_state, live_charts, presentation
 from sae_core.figures import classroom as class_figures
-from sae_core.serve.class_summary import RunSummary
+from sae_core.serve.class_summary import MONTAGE_UNITS, RunSummary
 from sae_core.serve.classes import AWAY_S, ClassError, ClassInfo, Student
 
 REFRESH_S = 3.0
@@ -118,7 +118,7 @@ def live_fragment(code: str, token: str, live: bool):
                 help="Shows only the student in the spotlight, large, for the room.",
             )
             if spot is not None:
-                draw_spotlight(spot, code, token)
+                draw_spotlight(spot, code, token, large=projector)
             if not (projector and spot is not None):
                 left, right = st.columns([1.6, 1], gap="large")
                 with left:
@@ -144,7 +144,20 @@ def draw_counts(students: list[Student]) -> None:
     )
 
 
-def draw_spotlight(student: Student, code: str, token: str) -> None:
+LONG_LABELS = {
+    "bars": "bars found",
+    "found": "features found",
+    "dead": "dead units",
+    "FVE": "variance explained",
+    "error": "reconstruction error",
+    "ρ̂": "mean ρ̂",
+}
+"""The spotlight has room for the card's numbers' full names."""
+
+
+def draw_spotlight(student: Student, code: str, token: str, large: bool = False) -> None:
+    """One student's run on the projector: the filters large, the numbers in big type (larger still with
+    "Spotlight alone", when nothing else is on the screen)."""
     with st.container(border=True, key="class_spotlight"):
         head, clear = st.columns([5, 1], vertical_alignment="center")
         head.subheader(f"In the spotlight: {class_state.escape(student.nickname)}")
@@ -154,15 +167,16 @@ def draw_spotlight(student: Student, code: str, token: str) -> None:
         if student.run is None:
             st.caption("No run yet: the picture comes with the student's first step.")
             return
-        picture, numbers = st.columns([1, 1.2], gap="large")
+        picture, numbers = st.columns([1.3, 1] if large else [0.75, 1.25], gap="large")
         if student.montage:
-            picture.image(student.montage, width="stretch", caption="Encoder filters (first 64 units)")
+            first = f" (the first {MONTAGE_UNITS} units)" if student.run.hidden > MONTAGE_UNITS else ""
+            picture.image(student.montage, width="stretch", caption=f"Encoder filters{first}")
         with numbers:
             st.markdown(settings_line(student.run))
             row = metric_row(student.run)
             for start in range(0, len(row), 3):
                 for col, (label, value) in zip(st.columns(3), row[start : start + 3], strict=False):
-                    col.metric(label, value)
+                    col.metric(LONG_LABELS.get(label, label), value)
 
 
 def _spotlight(code: str, token: str, member: str | None) -> None:
