@@ -287,7 +287,7 @@ def draw_card(student: Student, code: str, token: str, key: str) -> None:
         if run is None:
             st.caption("Joined; no run yet.")
             return
-        picture, numbers = st.columns([1.25, 1], gap="small", vertical_alignment="center")
+        picture, numbers = st.columns([1, 1.15], gap="small", vertical_alignment="center")
         if student.montage:
             picture.image(student.montage, width="stretch")
         numbers.caption("  \n".join(f"{label} **{value}**" for label, value in metric_row(run)))

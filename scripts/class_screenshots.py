@@ -1,6 +1,6 @@
 """Screenshots of a class's dashboard: eight simulated students' bars runs (tests/class_helpers.py), the
-teacher's dashboard at 1280×720 and 1600×1000, the same with one student in the spotlight, and a joined
-student's Train page with the teacher's next setting offered.
+teacher's dashboard at 1280×720 and 1600×1000 (its top, then scrolled to the cards; the whole page goes
+to artifacts/), and at 1280×720 with one student in the spotlight.
 
     PYTHONPATH=. python scripts/class_screenshots.py [--students 8] [--out assets/screenshots]
 
@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {screenshot(page, f'class-dashboard-{name}-full.png')}")
             page.locator(CARDS).first.scroll_into_view_if_needed()
             page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / f"class-dashboard-{name}-cards.png"))
+            cards = args.out / f"class-dashboard-cards-{name}.png"
+            page.screenshot(path=str(cards))  # scrolled to the cards
+            print(f"wrote {cards}")
             page.context.close()
         store.set_spotlight(info.code, token, members[2])
         page = open_dashboard(browser, url, info.code, token, SIZES["1280x720"], args.students)
