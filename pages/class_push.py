@@ -25,7 +25,7 @@ def parse_link(link: str) -> tuple[str, dict[str, str]]:
     """(label, URL parameters) of a Train-page link (or its query alone); ValueError in the teacher's words
     when it holds no settings, names a setting the page does not know, or makes no valid run."""
     text = link.strip()
-    query = urlsplit(text).query if "?" in text else text
+    query = urlsplit(text).query if "?" in text or "/" in text else text  # a whole link, or its query
     params = dict(parse_qsl(query, keep_blank_values=True))
     if not params:
         raise ValueError(

@@ -11,7 +11,7 @@ import streamlit as st
 from apptest_helpers import APP, pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
-from pages import class_state, server
+from pages import class_push, class_state, server
 
 pytestmark = pytest.mark.apptest
 
@@ -174,3 +174,49 @@ def test_a_student_link_without_the_token_is_the_join_form(apps):
     assert _text_input(student, "Class code").value == code
     assert not dashboard_cards(student)
     assert not student.get("plotly_chart")
+
+
+def test_ending_the_class_closes_it_for_its_students(apps):
+    teacher, code, _ = start_class(apps)
+    ada = join(apps, code, "Ada")
+    teacher.button(key="class_end").click().run()
+    assert any("This class has ended" in i.value for i in teacher.info)
+    ada.run()
+    assert any("Your class has ended" in i.value for i in ada.sidebar.info)
+    assert class_state.MEMBER not in ada.session_state
+    late = apps({class_state.CODE: code})
+    _text_input(late, "Your nickname").input("Late")
+    _button(late, "Join").click().run()
+    assert any("This class has ended" in e.value for e in late.error)
+
+
+@pytest.mark.parametrize(
+    ("link", "label", "query"),
+    [
+        (
+            "http://x:8501/train?rho=0.05&beta=1&classroom=rho,beta",
+            "a classroom link (rho = 0.05, beta = 1)",
+            {"rho": "0.05", "beta": "1", "classroom": "rho,beta"},
+        ),
+        ("?preset=quick-digits&rho=0.2", "a classroom link (preset quick-digits, rho = 0.2)", None),
+    ],
+)
+def test_a_classroom_link_is_read_as_the_train_page_would(link, label, query):
+    got_label, got_query = class_push.parse_link(link)
+    assert got_label == label
+    assert got_query == (query or {"preset": "quick-digits", "rho": "0.2"})
+
+
+@pytest.mark.parametrize(
+    ("link", "why"),
+    [
+        ("http://x:8501/train", "settings come after"),
+        ("http://x/train?rho=2", "do not make a run"),
+        ("http://x/train?preset=nope", "presets are"),
+        ("http://x/train?colour=red", "cannot carry: colour"),
+        ("http://x/train?data_dir=/etc", "cannot carry: data_dir"),
+    ],
+)
+def test_a_bad_classroom_link_is_refused_in_words(link, why):
+    with pytest.raises(ValueError, match=why):
+        class_push.parse_link(link)
