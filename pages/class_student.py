@@ -23,11 +23,20 @@ PUBLISHED = "class_published"
 APPLIED = "class_applied"
 """st.session_state: the time of the teacher's setting this student applied (or set aside) last."""
 
+STYLE = (
+    '[data-testid="stSidebarUserContent"] [data-testid="stLayoutWrapper"]:has(.st-key-class_student)'
+    " { order: -4; }"
+)
+"""The class box first in the sidebar, above the live controls (pages/presentation.py orders those -3 and
+-2): what the teacher sends is the first thing a student sees. The rule is on the wrappers around it (the
+fragment's block among them), since only the sidebar's direct children take part in its order."""
+
 
 def draw() -> None:
     """The class box at the top of the Train page's sidebar, when this session has joined a class."""
     if class_state.membership() is None:
         return
+    st.html(f"<style>{STYLE}</style>")
     with st.sidebar:
         student_box()
 

@@ -1,6 +1,7 @@
 """Screenshots of a class's dashboard: eight simulated students' bars runs (tests/class_helpers.py), the
 teacher's dashboard at 1280×720 and 1600×1000 (its top, then scrolled to the cards; the whole page goes
-to artifacts/), and at 1280×720 with one student in the spotlight.
+to artifacts/), at 1280×720 with one student in the spotlight, and a joined student's Train page with the
+class box in its sidebar (the teacher's next setting offered, the spotlight).
 
     PYTHONPATH=. python scripts/class_screenshots.py [--students 8] [--out assets/screenshots]
 
@@ -84,8 +85,27 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / "class-spotlight-1280x720.png"
         page.screenshot(path=str(path))
         print(f"wrote {path}")
+        store.push_setting(info.code, token, "the preset “Bars with a known answer”", {"preset": "bars"})
+        for name, size in SIZES.items():
+            path = args.out / f"class-student-train-{name}.png"
+            student_page(browser, url, info.code, f"Student{name[:4]}", size).screenshot(path=str(path))
+            print(f"wrote {path}")
         browser.close()
     return 0
+
+
+def student_page(browser, url: str, code: str, nickname: str, size: dict):
+    """A student who joined from the join link: their Train page, the class box in its sidebar."""
+    page = browser.new_context(viewport=size).new_page()
+    page.set_default_timeout(DEADLINE_S * 1000)
+    page.goto(f"{url}/class?code={code}")
+    page.get_by_role("textbox", name="Your nickname").fill(nickname)
+    page.get_by_role("button", name="Join").click()
+    page.locator(".st-key-class_student").wait_for()
+    page.get_by_text("Your teacher suggests").wait_for()
+    page.locator(".st-key-filters_chart .js-plotly-plot").first.wait_for()
+    page.wait_for_timeout(1500)  # a screenshot script, not a test: let the page settle
+    return page
 
 
 if __name__ == "__main__":
