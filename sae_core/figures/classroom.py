@@ -47,7 +47,7 @@ def class_scatter(
             y=ys[idx],
             mode="markers+text",
             text=[names[i] for i in idx],
-            textposition="top center",
+            textposition=_label_sides(xs[idx]),
             customdata=[ids[i] for i in idx],
             marker=marker,
             hovertemplate="%{text}<br>x %{x:.3g}<br>error %{y:.4g}<extra></extra>",
@@ -76,6 +76,15 @@ def class_scatter(
         uirevision="class",  # zoom and pan survive the refreshes
     )
     return fig
+
+
+def _label_sides(x: np.ndarray) -> list[str]:
+    """Names above and below their dots in turn, left to right, so that neighbours' names do not overlap
+    as often as they would all above."""
+    sides = ["top center"] * len(x)
+    for rank, i in enumerate(np.argsort(x, kind="stable")):
+        sides[i] = "top center" if rank % 2 == 0 else "bottom center"
+    return sides
 
 
 def picked_id(state: Mapping[str, Any] | None) -> str | None:
