@@ -3,14 +3,19 @@ teacher's token, and one class seen by two processes through the same SQLite fil
 
 from __future__ import annotations
 
+import io
 import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from sae_core.config.run import RunConfig
 from sae_core.data import datasets
+from sae_core.images import grid_shape
+from sae_core.models import REGISTRY
 from sae_core.presets import load_presets
 from sae_core.serve import class_summary, classes
 from sae_core.serve.class_summary import RunSummary
@@ -167,3 +172,23 @@ def test_a_summary_says_the_snapshot_numbers_and_survives_json():
     assert math.isnan(nan.l0)
     png = class_summary.montage_png(snap)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+TINY = {"dataset": "digits", "max_samples": 200, "hidden": 6, "layers": (8,), "kernels": 3, "kernel_size": 3}
+TINY.update(latent=2, k=3, batch_size=32, steps=6, device="cpu")
+
+
+@pytest.mark.parametrize("variant", list(REGISTRY))
+def test_every_variants_run_makes_a_card(variant):
+    """A student may train any variant: its summary has the run's numbers and its picture one tile per
+    unit (the first MONTAGE_UNITS) of the filter's shape."""
+    cfg = RunConfig.from_flat({**TINY, "variant": variant})
+    snap = list(Trainer(cfg, datasets.load(cfg.data)).run())[-1]
+    summary = class_summary.summarize(snap)
+    assert summary.variant == variant and summary.step == 6
+    assert summary.hidden == np.asarray(snap.rho_hat).size
+    picture = np.asarray(Image.open(io.BytesIO(class_summary.montage_png(snap))))
+    h, w = snap.filter_shape
+    units = min(len(snap.encoder_weight), class_summary.MONTAGE_UNITS)
+    rows, cols = grid_shape(units)
+    assert picture.shape == (rows * (h + 1) + 1, cols * (w + 1) + 1)
