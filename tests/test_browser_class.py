@@ -3,12 +3,15 @@
 Three simulated students' runs are in the class store (tests/class_helpers.py); a fourth student joins
 from the join link in their own browser and trains. The dashboard shows every card, refreshes by itself
 until the new student's finished run is there without ever emptying its cards, puts a student in the
-spotlight, which the joined student's Train page then shows; a wrong token opens no dashboard.
+spotlight, which the joined student's Train page then shows; a wrong token opens no dashboard. Last, two
+app servers behind nginx (scripts/class_servers.py): a student on each, one class on the dashboard.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from browser_helpers import (
@@ -24,6 +27,12 @@ from browser_helpers import (
 from class_helpers import fill_class, train_students
 
 from sae_core.serve import classes
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # scripts/ sits next to the app; it is not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from scripts import class_servers  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -110,3 +119,42 @@ def test_a_wrong_token_opens_no_dashboard(browser, class_server):
         assert page.locator(CARDS).count() == 0 and "Browser class" not in _text(page)
     finally:
         page.context.close()
+
+
+def _join_and_train(page, url: str, code: str, nickname: str) -> str:
+    """Join from the join link through nginx and train to the end; the number of the server that answered."""
+    response = page.goto(f"{url}/class?code={code}&{STUDENT_SETTINGS}")
+    assert response is not None and response.ok, response
+    page.get_by_role("textbox", name="Your nickname").fill(nickname)
+    page.get_by_role("button", name="Join").click()
+    page.locator(".st-key-class_student").wait_for()
+    click_button(page, "train")
+    wait_until(lambda: (p := progress(page)) and p.status == "finished", DEADLINE_S, "the run to end")
+    return response.headers["x-backend"]
+
+
+@pytest.mark.skipif(class_servers.find_nginx() is None, reason="needs nginx (Debian: apt-get install nginx)")
+def test_a_class_spread_over_two_servers_behind_nginx_is_one_class(browser, tmp_path):
+    db = tmp_path / "classes.sqlite3"
+    info, token = classes.ClassStore(db).create_class("Two servers", minutes=30)
+    listen = f"127.0.0.1:{class_servers.free_port()}"
+    env = {"SAE_OFFLINE": "1", classes.ENV_DB: str(db)}
+    contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(3)]
+    try:
+        with class_servers.class_servers(2, listen, tmp_path / "nginx", max_jobs=1, env=env) as running:
+            one, two, teacher = (context.new_page() for context in contexts)
+            for page in (one, two, teacher):
+                page.set_default_timeout(DEADLINE_S * 1000)
+            served = [_join_and_train(one, running.url, info.code, "One")]
+            served.append(_join_and_train(two, running.url, info.code, "Two"))
+            assert sorted(served) == ["1", "2"]  # new browsers go to the servers in turn
+            teacher.goto(f"{running.url}/class?code={info.code}&teacher={token}")
+            wait_until(
+                lambda: "One · step 60" in _text(teacher) and "Two · step 60" in _text(teacher),
+                DEADLINE_S,
+                "both students' runs on the dashboard",
+            )
+            assert exception_texts(teacher) == []
+    finally:
+        for context in contexts:
+            context.close()
