@@ -42,7 +42,8 @@ def main() -> None:
     )
     runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:", url_path="runs")
     explore = st.Page("pages/explore.py", title="Explore", icon=":material/grid_on:", url_path="explore")
-    pages = [home, train, explore, runs, applications, theory]
+    klass = st.Page("pages/class.py", title="Class", icon=":material/school:", url_path="class")
+    pages = [home, train, explore, runs, klass, applications, theory]
     missing = not_found.unknown_page(pages)  # /nonexistent: a hidden page there says so, with links
     extra = not_found.page_for(missing, pages) if missing else None
     page = st.navigation(pages + ([extra] if extra else []))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import (
+    class_student,
     classroom,
     job_control,
     live_charts,
@@ -76,6 +77,7 @@ def main() -> None:
         st.title("Train a sparse autoencoder")
     presentation.draw_toggle()
     classroom.draw_note()
+    class_student.draw()  # a joined student: the class, the teacher's next setting
     train_import.draw()  # the top of the sidebar: a saved model instead of the settings below
     train_controls.draw_controls()
     classroom.draw_share()

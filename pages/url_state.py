@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import classroom
+from pages import class_state, classroom
 from pages.notices import add_notice, literal
 from pages.server import presets
 from pages.settings_state import (
@@ -38,8 +38,16 @@ def read_query_params() -> None:
         return
     st.session_state[URL_READ] = True
     params = st.query_params.to_dict()
-    if not params:
-        return
+    for key in class_state.PARAMS:  # the Class page's own (a join code, the teacher's token)
+        params.pop(key, None)
+    if params:
+        apply_query(params)
+
+
+def apply_query(params: dict[str, str]) -> None:
+    """A link's settings on top of the session's: a preset first when named, then the other values, each
+    refused one said in a notice or under its control (also the teacher's setting sent to a class)."""
+    params = dict(params)
     preset = params.pop("preset", None)  # ?preset=NAME: the link's other settings go on top of it
     if preset in presets():
         apply_preset(preset)

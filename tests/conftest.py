@@ -95,6 +95,19 @@ def runs_folder(tmp_path_factory):
         os.environ["SAE_RUNS_DIR"] = before
 
 
+@pytest.fixture(scope="session", autouse=True)
+def classes_db(tmp_path_factory):
+    """The classes the app keeps (pages/class_state.py) go to a temporary SQLite file, never to the user's
+    own ($SAE_CLASSES_DB or ~/.cache): every Train page looks there once for the browser's class."""
+    before = os.environ.get("SAE_CLASSES_DB")
+    os.environ["SAE_CLASSES_DB"] = str(tmp_path_factory.mktemp("classes") / "classes.sqlite3")
+    yield os.environ["SAE_CLASSES_DB"]
+    if before is None:
+        os.environ.pop("SAE_CLASSES_DB", None)
+    else:
+        os.environ["SAE_CLASSES_DB"] = before
+
+
 @pytest.fixture(scope="session")
 def tiny_digits() -> Dataset:
     """300 training and 60 test digits, [N, 64] float32 in [0, 1]."""

@@ -46,12 +46,17 @@ class Student:
     """Fragment reruns this client asked for (the run_every timers)."""
     scripts_finished: int = 0
     """Full runs of the page the server finished, whoever started them (a server-side wake included)."""
+    ticking: bool = True
+    """Rerun the page's run_every fragments as a browser does; False leaves them to `rerun_fragment`."""
+    fragment_ids: list[str] = field(default_factory=list)
+    """Every fragment the server asked to rerun on a timer, in the order asked."""
 
     async def __aenter__(self) -> Student:
         ws_url = self.url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
         self._ws = await websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None)
         self._fragments: dict[str, asyncio.Task] = {}
         self._finished = asyncio.Event()
+        self._fragment_finished = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
         self._send_lock = asyncio.Lock()
         await self.rerun()
@@ -81,6 +86,19 @@ class Student:
         seconds = time.perf_counter() - start
         self.run_seconds.append(seconds)
         return seconds
+
+    async def rerun_fragment(self, fragment_id: str, timeout_s: float = 120.0) -> float:
+        """One rerun of a fragment, as its timer asks for it; returns the seconds to its end."""
+        msg = BackMsg()
+        msg.rerun_script.query_string = self.query
+        msg.rerun_script.page_name = self.page
+        msg.rerun_script.fragment_id = fragment_id
+        msg.rerun_script.is_auto_rerun = True
+        self._fragment_finished.clear()
+        start = time.perf_counter()
+        await self._send(msg)
+        await asyncio.wait_for(self._fragment_finished.wait(), timeout_s)
+        return time.perf_counter() - start
 
     async def _send(self, msg: BackMsg) -> None:
         async with self._send_lock:
@@ -115,8 +133,17 @@ class Student:
             elif kind == "script_finished" and msg.script_finished in _FULL_RUN_ENDS:
                 self.scripts_finished += 1
                 self._finished.set()
+            elif (
+                kind == "script_finished"
+                and msg.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+            ):
+                self._fragment_finished.set()
 
     def _start_ticking(self, fragment_id: str, interval: float) -> None:
+        if fragment_id not in self.fragment_ids:
+            self.fragment_ids.append(fragment_id)
+        if not self.ticking:
+            return
         old = self._fragments.pop(fragment_id, None)
         if old is not None:
             old.cancel()
