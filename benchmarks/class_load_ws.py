@@ -5,7 +5,8 @@ preset run until paused, presses Train and reruns the live-views fragment twice 
 would, so the server does all the work a real class gives it while no Chromium competes for its cores.
 For each class size n, while all n train (or, with the server's own slot count, --max-jobs 0, while as
 many train as it has slots and the others wait in its queue):
-  steps/s per student   from each training student's progress line over --window seconds;
+  steps/s per student   from each training student's progress line over --window seconds, from --settle seconds
+                        after the first Train press (an L-BFGS run slows as it trains: same point, same pace);
   page load             seconds for one more student's first full run of the Train page;
   answer                that student, paused, presses Step: seconds from the click to the server's end of
                         the rerun (median and worst of --clicks). Target: <= 1 s.
@@ -56,14 +57,20 @@ def _started(student: Student):
     return p if p is not None and p.status in ("training", "queued") else None
 
 
-async def measure(url: str, students: int, window_s: float, clicks: int) -> dict:
+async def measure(url: str, students: int, window_s: float, clicks: int, settle_s: float) -> dict:
     class_ = [Student(url, query=QUERY) for _ in range(students)]
+    pressed = None
     for s in class_:
         await s.__aenter__()
         await s.rerun("train")
+        pressed = pressed or time.perf_counter()
     try:
         for s in class_:
             await _until(lambda s=s: _started(s), 120, "a student's run to train or queue")
+        # An L-BFGS run's steps get slower as it trains (quick digits: 110 steps/s in its first 5 s, 55-60
+        # from 10 s on, on one quiet core), so every class size reads its rates from the same point of its
+        # trainers' runs: `settle_s` after the first Train press (a big class takes that long to arrive).
+        await asyncio.sleep(max(0.0, pressed + settle_s - time.perf_counter()))
         first = [(s.read(parse_progress), time.perf_counter()) for s in class_]
         training = [p.status == "training" for p, _ in first]
         async with Student(url, query=QUERY) as teacher:
@@ -126,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=10.0, help="seconds over which step rates are read")
     parser.add_argument("--clicks", type=int, default=5, help="Step clicks timed per class size")
     parser.add_argument(
+        "--settle", type=float, default=30.0, help="seconds from the first Train press to reading rates"
+    )
+    parser.add_argument(
         "--max-jobs",
         type=int,
         help="$SAE_MAX_JOBS (default: the largest size, nobody queues; 0: the server default, one per core)",
@@ -143,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_warm(url))
         for n in sizes:
             try:
-                row = asyncio.run(measure(url, n, args.window, args.clicks))
+                row = asyncio.run(measure(url, n, args.window, args.clicks, args.settle))
             except TimeoutError:  # a rerun took over ws_client's 120 s: the server no longer answers
                 print(f"{n:>2} students: the server stopped answering (a rerun took over 120 s)", flush=True)
                 rows.append({"students": n, "answer_median_s": None})
