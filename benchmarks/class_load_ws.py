@@ -5,8 +5,8 @@ preset run until paused, presses Train and reruns the live-views fragment twice 
 would, so the server does all the work a real class gives it while no Chromium competes for its cores.
 For each class size n, while all n train (or, with the server's own slot count, --max-jobs 0, while as
 many train as it has slots and the others wait in its queue):
-  steps/s per student   from each training student's progress line over --window seconds, from --settle seconds
-                        after the first Train press (an L-BFGS run slows as it trains: same point, same pace);
+  steps/s per student   from each training student's progress line over --window seconds, --settle
+                        seconds after the first Train press (an L-BFGS run slows as it trains);
   page load             seconds for one more student's first full run of the Train page;
   answer                that student, paused, presses Step: seconds from the click to the server's end of
                         the rerun (median and worst of --clicks). Target: <= 1 s.
