@@ -35,20 +35,10 @@ from pathlib import Path
 
 from sae_core.serve.jobs import DISCONNECT_GRACE_S
 from tests.browser_helpers import parse_progress, process_usage, streamlit_server
-from tests.ws_client import Student
+from tests.ws_client import Student, until
 
 QUERY = "preset=quick-digits&steps=0"
 TARGET_S = 1.0
-
-
-async def _until(read, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = read()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def _started(student: Student):
@@ -66,7 +56,7 @@ async def measure(url: str, students: int, window_s: float, clicks: int, settle_
         pressed = pressed or time.perf_counter()
     try:
         for s in class_:
-            await _until(lambda s=s: _started(s), 120, "a student's run to train or queue")
+            await until(lambda s=s: _started(s), 120, "a student's run to train or queue")
         # An L-BFGS run's steps get slower as it trains (quick digits: 110 steps/s in its first 5 s, 55-60
         # from 10 s on, on one quiet core), so every class size reads its rates from the same point of its
         # trainers' runs: `settle_s` after the first Train press (a big class takes that long to arrive).

@@ -10,26 +10,15 @@ When the first student pauses, the queue starts the second run and the server re
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from browser_helpers import parse_progress, streamlit_server
-from ws_client import Student
+from ws_client import Student, until
 
 pytestmark = pytest.mark.slow
 
 QUERY = "preset=quick-digits&steps=0"  # a run until paused: it holds its slot until its student pauses
 WAIT_S = 60.0
-
-
-async def _until(read, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = read()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def _status(student: Student) -> str | None:
@@ -40,7 +29,7 @@ def _status(student: Student) -> str | None:
 async def _class(url: str) -> None:
     async with Student(url, query=QUERY) as first, Student(url, query=QUERY) as second:
         await first.rerun("train")
-        await _until(lambda: _status(first) == "training", 60, "the first run to train")
+        await until(lambda: _status(first) == "training", 60, "the first run to train")
         await second.rerun("train")
         assert _status(second) == "queued"
         runs, finished = second.fragment_runs, second.scripts_finished
@@ -51,9 +40,9 @@ async def _class(url: str) -> None:
         assert first.fragment_runs > WAIT_S  # the training page did redraw twice a second meanwhile
 
         await first.rerun("pause")
-        await _until(lambda: _status(second) == "training", 30, "the queue to wake the second page")
+        await until(lambda: _status(second) == "training", 30, "the queue to wake the second page")
         assert second.scripts_finished > finished  # a rerun the server started: the student did nothing
-        await _until(lambda: second.fragment_runs > runs, 10, "the woken page to redraw while it trains")
+        await until(lambda: second.fragment_runs > runs, 10, "the woken page to redraw while it trains")
         await second.rerun("pause")
 
 

@@ -166,3 +166,15 @@ class Student:
             if parsed is not None:
                 return parsed
         return None
+
+
+async def until(read, timeout_s: float, what: str):
+    """Poll `read()` every 0.1 s until it gives a truthy value, which is returned; TimeoutError naming
+    `what` after `timeout_s` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = read()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
