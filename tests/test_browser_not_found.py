@@ -39,7 +39,7 @@ def test_an_unknown_page_says_so_and_links_to_every_page():
             # A link's text is its icon's name, then its title; a.href is the absolute address.
             hrefs = {
                 links.nth(i).inner_text().split()[-1]: links.nth(i).evaluate("a => a.href")
-                for i in range(links.count())
+                for i in range(len(PAGES))  # nth(i) waits for the i-th link; count() would not
             }
             assert set(hrefs) == set(PAGES) and links.count() == len(PAGES)
             for title, path in PAGES.items():
