@@ -33,9 +33,11 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 DEADLINE_S = 90
 SESSIONS = 3
 ROUNDS = 2  # more rounds, and the memory of each, in tests/test_soak.py (no browser, cheaper)
-# 100,000 bars images of 8×8 in float32: 25.6 MB. Sessions on the same dataset share one copy, so each
-# session has a data seed of its own: its run holds data of its own, which the test sees come and go.
-QUERY = "dataset=bars&n_bars=100000&steps=100000"
+# 300,000 bars images of 8×8 in float32: 76.8 MB. Sessions on the same dataset share one copy, so each
+# session has a data seed of its own: its run holds data of its own, which the test sees come and go. Above
+# sae_core.data.shared.KEEP_BYTES (64 MB), so no dataset is kept for a next visitor after its runs end
+# (25.6-MB datasets were: a second round found two of them kept and gave back only 10 MB).
+QUERY = "dataset=bars&n_bars=300000&steps=100000"
 
 
 def own_data(i: int) -> str:
