@@ -4,8 +4,8 @@
 visitor, a fresh server's Train page took 6-10 s on a quiet 2-core machine: the page imported torch
 (about 2.5 s), built the run's Adam optimizer, whose first construction imports torch._dynamo (about 2 s),
 and drew the first figures through plotly's lazy modules, while the warm-up started by that same visit
-competed with it for the interpreter. Here all of that happens before the server listens, so the address
-Streamlit prints is one that answers at once. No Streamlit here.
+competed with it for the interpreter. Here all of that happens before the server listens (Streamlit prints
+the address first; the server answers once this prints "Warmed up"). No Streamlit here.
 """
 
 from __future__ import annotations
