@@ -75,10 +75,16 @@ def run_warnings(snap: Snapshot) -> list[str]:
             f"{min(0.01, smaller(lr)):g}."
         ]
     density = np.asarray(snap.density)
-    dead = int((density == 0).sum())
+    dead = dead_units(snap)
     if density.size == 0 or dead < DEAD_FRACTION * density.size:
         return []
     if snap.truth_match is not None and _spare_units(snap, density.size - dead):
         return []
     cause = model.penalty_spec.dead_units_cause(model, lr)
     return [f"{dead} of {density.size} units are dead (never active on the probe set): {cause}."]
+
+
+def dead_units(snap) -> int:
+    """Units that never fired on the snapshot's data (density 0): the one count the metrics row, the run
+    warnings and a class's cards all show."""
+    return int((np.asarray(snap.density) == 0).sum())

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from sae_core.analysis import diagnostics
 from sae_core.train.metrics import FOUND_THRESHOLD, active_rule, features_found, mmcs
 
 if TYPE_CHECKING:
@@ -268,7 +269,7 @@ def metrics_row(snap: Snapshot) -> list[tuple[str, str, str | None]]:
     # The value stays short: st.metric's big font clips "0.104 (ρ = 0.1)" in a fifth of the page.
     target = model.rho if model.penalty_spec.uses_rho else None
     rho_label = "Mean ρ̂" + (f" (target ρ = {target:g})" if target is not None else "")
-    dead = int((np.asarray(snap.density) == 0).sum())
+    dead = diagnostics.dead_units(snap)
     # A fresh model's numbers mislead (FVE −161 %, every ReLU unit "dead"): they wait for the first step.
     untrained = snap.step == 0
     rows = [

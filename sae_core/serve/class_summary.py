@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sae_core.analysis import diagnostics
 from sae_core.images import filter_montage, to_uint8
 from sae_core.train.metrics import features_found
 from sae_core.train.snapshot import Snapshot
@@ -93,7 +94,7 @@ def summarize(snap: Snapshot) -> RunSummary:
         recon_error=float(m.get("recon_error", math.nan)),
         l0=float(m.get("l0", math.nan)),
         mean_rho_hat=float(np.mean(snap.rho_hat)) if np.asarray(snap.rho_hat).size else math.nan,
-        dead=int((np.asarray(snap.density) == 0).sum()),
+        dead=diagnostics.dead_units(snap),
         fve=float(m.get("fve", math.nan)),
         found=found,
         found_total=None if snap.truth_match is None else int(np.asarray(snap.truth_match).size),
