@@ -25,9 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+
+from sae_core.figures import static as static_figures
 
 LIVE_VIEWS = "live_views"
 """Key of the container around the views that refresh while training (pages/train.py)."""
@@ -48,9 +51,9 @@ STYLE = f"""
     display: none !important;
 }}
 .st-key-{LIVE_VIEWS}:has(.st-key-{_MARKER}0) .stVerticalBlock[class*="{STACK}"]
-    > .stElementContainer:not([class*="{BACK}"]),
+    > .stElementContainer:nth-child(1),
 .st-key-{LIVE_VIEWS}:has(.st-key-{_MARKER}1) .stVerticalBlock[class*="{STACK}"]
-    > .stElementContainer[class*="{BACK}"] {{ z-index: 1; }}
+    > .stElementContainer:nth-child(2) {{ z-index: 1; }}
 .st-key-{LIVE_VIEWS} .stElementContainer[data-stale="true"],
 .st-key-{LIVE_VIEWS} div[role="tablist"] {{ opacity: 1 !important; transition: none !important; }}
 """
@@ -70,12 +73,18 @@ def views() -> Iterator[None]:
 
 
 def plotly_chart(
-    figure: Any, key: str, on_select: str | Callable[[], None] = "ignore", **kwargs: Any
+    figure: Any,
+    key: str,
+    on_select: str | Callable[[], None] = "ignore",
+    static: bool = False,
+    **kwargs: Any,
 ) -> None:
     """`st.plotly_chart(figure, key=key, ...)`, double-buffered so that a redraw never blanks the chart.
 
     The slot keys are `key` and `key + BACK`; a callable `on_select` is called after `selection(key)`
-    has been set to the selection of the slot that was clicked.
+    has been set to the selection of the slot that was clicked. static: draw the figure as plain HTML
+    (`figures.static.to_html`: no plotly.js for the browser to load, nothing to hover or click) where it
+    can; the next plotly redraw mounts in the other slot, in front of it, so the picture never blanks.
     """
     frame = st.session_state.get(FRAME, 0)
     front = frame % 2
@@ -87,15 +96,26 @@ def plotly_chart(
         figures = [None, None]
     else:
         figures = list(state["figures"])
-    figures[front] = figure
+    picture = static_figures.to_html(figure) if static else None
+    figures[front] = figure if picture is None else StaticPicture(picture)
     st.session_state[_STATE + key] = {"figures": figures, "frame": frame}
     with st.container(key=key + STACK, gap=None):
         for figure_in_slot, slot_key in zip(figures, (key, key + BACK), strict=True):
             if figure_in_slot is None:
                 st.empty()
                 continue
+            if isinstance(figure_in_slot, StaticPicture):
+                st.html(figure_in_slot.html)
+                continue
             select = _on_select(key, slot_key, on_select) if callable(on_select) else on_select
             st.plotly_chart(figure_in_slot, key=slot_key, on_select=select, **kwargs)
+
+
+@dataclass(frozen=True)
+class StaticPicture:
+    """A slot's figure drawn as HTML (sent again unchanged while it stays behind the plotly one)."""
+
+    html: str
 
 
 def selection(key: str) -> Any:

@@ -56,7 +56,7 @@ def live_views_fragment(job: TrainingJob):
         with live_charts.views():  # charts redrawn without blank or faded frames
             train_views.draw_progress(snap, running, job.queue_place(), job.eta_seconds())
             train_views.draw_metrics(snap)
-            train_views.draw_views(snap)
+            train_views.draw_views(snap, running)
             train_views.draw_run_messages(snap, running, job.queue_place())
             train_views.draw_variant_views(snap)
         if st.session_state.get(WAS_ACTIVE, (False, False)) != _active(job):

@@ -241,15 +241,22 @@ def draw_metrics(snap) -> None:
         col.metric(label, value, help=help_text)
 
 
-def live_chart(figure, key: str, height: int | None = None, **kwargs) -> None:
-    """A chart of the live views: redrawn without a blank frame, its text enlarged in presentation mode."""
+def live_chart(figure, key: str, height: int | None = None, static: bool = False, **kwargs) -> None:
+    """A chart of the live views: redrawn without a blank frame, its text enlarged in presentation mode.
+
+    static: draw it without plotly where it can be (`figures.static`), as the views are drawn until the
+    model's first step."""
     if height is not None:
         figure.layout.height = height
-    live_charts.plotly_chart(presentation.enlarge(figure), key=key, **kwargs)
+    live_charts.plotly_chart(presentation.enlarge(figure), key=key, static=static, **kwargs)
 
 
-def draw_views(snap) -> None:
+def draw_views(snap, running: bool = False) -> None:
+    """The live views. Before the first step and while training (no unit picked) the pictures are plain
+    HTML (figures.static): a fresh page shows the lesson without loading plotly.js first, and a redraw is
+    an image and a few boxes. Paused or ended, they are plots again: hover a tile, click it for its unit."""
     present = presentation.is_on()
+    static = (snap.step == 0 or running) and st.session_state.get(HIGHLIGHT) is None
     left, right = st.columns([1.15, 1], gap="medium" if present else "large")
     with left:
         switch, zoom = st.columns([3.2, 1], vertical_alignment="center", gap="small")
@@ -270,15 +277,18 @@ def draw_views(snap) -> None:
         unit = figures.unit_of_tile(snap, highlight)  # the same unit in the ρ̂, density and KL views
         height = presentation.FILTERS_HEIGHT if present else FILTERS_HEIGHT
         if large:  # no tile to click: each is one unit, numbered
-            live_chart(large_filters.large_filters_figure(snap, which or "encoder"), "filters_chart", height)
+            large_figure = large_filters.large_filters_figure(snap, which or "encoder")
+            live_chart(large_figure, "filters_chart", height, static=static)
         else:
             filters = figures.filters_figure(snap, which or "encoder", highlight=highlight)
-            live_chart(filters, "filters_chart", height, on_select=on_filter_select, selection_mode="points")
+            select = {"on_select": on_filter_select, "selection_mode": "points"}
+            live_chart(filters, "filters_chart", height, static=static, **select)
     standard = snap.config.model.spec.standard_views  # the views that mean something for this code
     with right:  # the pictures first, on the first screen; the formulas under them
         if "rho_hat" in standard:
             histogram = figures.rho_hat_histogram(snap, highlight=unit)
-            live_chart(histogram, "rho_hat_chart", presentation.RIGHT_HEIGHT if present else RIGHT_HEIGHT)
+            right_height = presentation.RIGHT_HEIGHT if present else RIGHT_HEIGHT
+            live_chart(histogram, "rho_hat_chart", right_height, static=static)
         draw_objective()
     # Lazy tabs: only the open tab's chart is built on each refresh (half the work of drawing all five).
     shown = {
@@ -295,11 +305,11 @@ def draw_views(snap) -> None:
             with tab:
                 if make_figure is figures.loss_figure:
                     log_y = st.toggle("Log-scale loss", key="loss_log_y", value=True)
-                    live_chart(figures.loss_figure(snap, log_y=log_y), key)
+                    live_chart(figures.loss_figure(snap, log_y=log_y), key, static=static)
                 elif make_figure in MARKS_A_UNIT:
-                    live_chart(make_figure(snap, highlight=unit), key)
+                    live_chart(make_figure(snap, highlight=unit), key, static=static)
                 else:
-                    live_chart(make_figure(snap), key)
+                    live_chart(make_figure(snap), key, static=static)
 
 
 PENALTY_TAB = "Penalty per unit"

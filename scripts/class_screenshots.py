@@ -19,6 +19,7 @@ from sae_core.serve import classes
 from tests.browser_helpers import (
     ARTIFACTS,
     CHROMIUM,
+    FILTERS_PICTURE,
     ROOT,
     exception_texts,
     launch_chromium,
@@ -103,7 +104,7 @@ def student_page(browser, url: str, code: str, nickname: str, size: dict):
     page.get_by_role("button", name="Join").click()
     page.locator(".st-key-class_student").wait_for()
     page.get_by_text("Your teacher suggests").wait_for()
-    page.locator(".st-key-filters_chart .js-plotly-plot").first.wait_for()
+    page.locator(FILTERS_PICTURE).first.wait_for()  # a plain picture until the first step
     page.wait_for_timeout(1500)  # a screenshot script, not a test: let the page settle
     return page
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import re
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from streamlit.testing.v1 import AppTest
+
+from pages.live_charts import FRAME
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -58,3 +65,32 @@ def poll(at: AppTest, done, what: str, deadline_s: float) -> None:
             return
         time.sleep(0.05)  # a pause between polls, not synchronisation: done() decides
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def pictures(at: AppTest) -> dict[str, str]:
+    """The live charts drawn as plain pictures (sae_core/figures/static.py), by chart key: the HTML of the
+    picture in the chart's stack (pages/live_charts.py), the newest one where both slots hold one."""
+    out: dict[str, str] = {}
+
+    def walk(node) -> None:
+        for child in getattr(node, "children", {}).values():
+            block_id = str(getattr(getattr(child, "proto", None), "id", "") or "")
+            if type(child).__name__ == "Block" and block_id.endswith("__stack"):
+                key = block_id.split("-", 2)[-1].removesuffix("__stack")
+                frame = at.session_state[FRAME] if FRAME in at.session_state else 0
+                slots = list(child.children.values())
+                ordered = [slots[frame % 2], *slots] if len(slots) == 2 else slots
+                html = [s.proto.body for s in ordered if getattr(s, "type", None) == "html"]
+                if html:
+                    out[key] = html[0]
+            walk(child)
+
+    walk(at._tree)
+    return out
+
+
+def picture_pixels(html: str) -> np.ndarray:
+    """[H, W, 3] uint8: the PNG inside a plain picture's HTML (its data: URI)."""
+    match = re.search(r'src="data:image/png;base64,([^"]+)"', html)
+    assert match is not None, "no PNG in the picture"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(match.group(1)))).convert("RGB"))

@@ -37,6 +37,8 @@ FILTERS_PLOT = (
     ".st-key-live_views:has(.st-key-live_views__front0) .st-key-filters_chart .js-plotly-plot, "
     ".st-key-live_views:has(.st-key-live_views__front1) .st-key-filters_chart__back .js-plotly-plot"
 )
+FILTERS_PICTURE = f'{FILTERS_PLOT}, .st-key-filters_chart__stack [data-testid="stHtml"] img'
+"""The filters as drawn: the plot, or before the first step its plain picture (sae_core/figures/static.py)."""
 RHO_INPUT = '.st-key-rho input[type="range"]'
 RHO_VALUE = '.st-key-rho [data-testid="stSliderThumbValue"]'
 _TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
@@ -170,14 +172,22 @@ def progress(page) -> Progress | None:
     return parse_progress(text) if text else None
 
 
+FILTERS_SIGNATURE_JS = f"""() => {{
+    const gd = document.querySelector('{FILTERS_PLOT}');
+    if (gd && gd.data && gd.data.length) return JSON.stringify(gd.data[0].z);
+    const slot = document.querySelector('.st-key-live_views:has(.st-key-live_views__front0)')
+        ? 1 : 2;  // the slot in front, as pages/live_charts.py's STYLE raises it
+    const front = `.st-key-filters_chart__stack > .stElementContainer:nth-child(${{slot}})`;
+    const img = document.querySelector(`${{front}} [data-testid="stHtml"] img`);
+    return img ? img.getAttribute('src') : null;
+}}"""
+"""The filters in front as a string that changes iff the picture does: the plot's heatmap values, or the
+plain picture's PNG (before the first step and while training)."""
+
+
 def filters_signature(page) -> str | None:
-    """The filter montage's heatmap values as JSON (None before the chart is drawn): changes iff it does."""
-    return page.evaluate(
-        f"""() => {{
-            const gd = document.querySelector('{FILTERS_PLOT}');
-            return gd && gd.data && gd.data.length ? JSON.stringify(gd.data[0].z) : null;
-        }}"""
-    )
+    """The filter montage shown now (FILTERS_SIGNATURE_JS; None before it is drawn)."""
+    return page.evaluate(FILTERS_SIGNATURE_JS)
 
 
 def exception_texts(page) -> list[str]:

@@ -150,8 +150,13 @@ def test_a_link_to_train_opened_first_on_a_fresh_server_applies_its_settings(pag
 
 def test_clicking_a_filter_tile_marks_its_unit_in_the_rho_hat_histogram(page, app_url):
     """Hover a tile: its unit's numbers. Click it: its ρ̂ bar is coloured and named (Streamlit's on_select
-    reports the click on the invisible click targets; in Chromium their customdata arrives as an object)."""
+    reports the click on the invisible click targets; in Chromium their customdata arrives as an object).
+    Before the first step the filters are a plain picture (figures.static): one Step makes them a plot."""
     open_train(page, app_url, "dataset=bars&hidden=16&steps=3000", timeout_s=DEADLINE_S)
+    click_button(page, "step")
+    wait_until(
+        lambda: (shown := progress(page)) and shown.step >= 1 and shown.status == "paused", 60, "a step"
+    )
     plot = page.locator(".st-key-filters_chart__stack .nsewdrag").first
     plot.scroll_into_view_if_needed()
     box = wait_until(lambda: plot.bounding_box(), DEADLINE_S, "the filter montage")

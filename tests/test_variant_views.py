@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from apptest_helpers import pin_navigation_mode, poll, stop_jobs
+from apptest_helpers import pictures, pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
 from sae_core.config.run import RunConfig
@@ -225,8 +225,9 @@ def _poll(at: AppTest, done, what: str) -> None:
 
 
 def _chart_keys(at: AppTest) -> set[str]:
-    """User keys of the plotly charts drawn (their element id ends in '-<key>')."""
-    return {c.proto.id.split("-", 2)[-1] for c in at.get("plotly_chart")}
+    """User keys of the charts drawn: the plotly charts (their element id ends in '-<key>') and the live
+    charts drawn as plain pictures (before the first step and while training)."""
+    return {c.proto.id.split("-", 2)[-1] for c in at.get("plotly_chart")} | set(pictures(at))
 
 
 def _no_exceptions(at: AppTest) -> None:
