@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import io
-import re
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages.live_charts import FRAME
@@ -87,10 +82,3 @@ def pictures(at: AppTest) -> dict[str, str]:
 
     walk(at._tree)
     return out
-
-
-def picture_pixels(html: str) -> np.ndarray:
-    """[H, W, 3] uint8: the PNG inside a plain picture's HTML (its data: URI)."""
-    match = re.search(r'src="data:image/png;base64,([^"]+)"', html)
-    assert match is not None, "no PNG in the picture"
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(match.group(1)))).convert("RGB"))

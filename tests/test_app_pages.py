@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from apptest_helpers import picture_pixels, pictures, pin_navigation_mode, poll, stop_jobs
+from apptest_helpers import pictures, pin_navigation_mode, poll, stop_jobs
+from picture_helpers import picture_pixels
 from streamlit.testing.v1 import AppTest
 
 from sae_core import presets

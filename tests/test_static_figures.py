@@ -12,7 +12,7 @@ import re
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-from apptest_helpers import picture_pixels
+from picture_helpers import picture_pixels
 
 from sae_core.figures import activity, static
 from sae_core.figures import training as figures
