@@ -90,7 +90,7 @@ class TracedStep:
         """The traced step for key (batching) and state (what `set_step_` returned), traced on first use;
         None: step eagerly (not traceable, still scheduling, too few steps left, over MAX_TRACES, or
         tracing failed)."""
-        if not getattr(self.model, "traceable", True):
+        if not self.model.traceable:
             return None
         full = (*key, state)
         if full not in self.graphs:
