@@ -15,6 +15,7 @@ from sae_core.data import datasets as data
 from sae_core.models.registry import VARIANTS
 from sae_core.penalties.registry import PENALTY_NAMES
 from sae_core.store import export
+from sae_core.sweep import traced
 from sae_core.sweep.block import model_from_state
 from sae_core.sweep.trainer import SweepSpec, SweepTrainer
 from sae_core.train import budget
@@ -98,6 +99,13 @@ CASES = [
 TOLERANCE = {"deep-kl": 5e-5, "deep-topk-hidden": 5e-5}
 """Weights agree to 1e-5 (float rounding of a batched matmul against one matmul); the deep model's four
 layers compound it a little more."""
+
+
+@pytest.fixture(autouse=True)
+def trace_short_runs(monkeypatch):
+    """These runs are far shorter than traced.MIN_STEPS: trace them anyway, so that every check here goes
+    through the traced step (tests/test_sweep_traced.py holds it against the eager step)."""
+    monkeypatch.setattr(traced, "MIN_STEPS", 0)
 
 
 def spec_of(changes, rhos, betas, axis=None, values=()) -> SweepSpec:
@@ -198,6 +206,7 @@ def test_a_diverging_cell_is_restored_and_frozen_while_the_others_go_on(tiny_dig
     snap = sweeper.snapshot()
     assert snap.cells[1].status == "diverged" and "sparsity term" in snap.cells[1].message
     assert snap.cells[0].status == "done"
+    assert [g is not None for g in sweeper.blocks[0].traced.graphs.values()] == [True]  # the traced step
     torch.testing.assert_close(sweeper.cell_state(1), before)  # frozen where it was restored
     trainer = Trainer(spec.cells()[0], tiny_digits, device="cpu")
     trainer.advance()

@@ -64,6 +64,9 @@ class Autoencoder(nn.Module):
     """
 
     activation: str = "sigmoid"
+    traceable: bool = True
+    """Whether a sweep may record this model's training step once and replay it (sae_core.sweep.traced).
+    Set False for a forward pass that keeps Python state between calls: a replay would not see it change."""
 
     @property
     def code_layer(self) -> nn.Module | None:

@@ -5,7 +5,9 @@ There is no second copy of the models here. A block holds one model of its varia
 step runs the model's own forward pass and the run's own objective (`train.objective.loss_terms`) for
 every cell at once with torch.func (`functional_call` under `vmap`), and ordinary autograd gives each
 cell the gradient of its own objective (the cells are independent, so the gradient of their sum is each
-one's own). Whatever a variant or a penalty does, its sweep does the same.
+one's own). Whatever a variant or a penalty does, its sweep does the same. Once a block's batching and
+schedule are settled, that same step is recorded once and replayed (sae_core.sweep.traced); the eager
+path stays the reference, and the one every step takes that cannot be traced.
 
 It reproduces what `sae_core.train.trainer.Trainer` does for each cell on its own:
 - initial weights: `models.build_seeded(..., seed)` (cells with the same seed share them);
@@ -36,6 +38,7 @@ from sae_core.config.run import RunConfig
 from sae_core.data.datasets import Dataset
 from sae_core.models import build, build_seeded
 from sae_core.models.base import ModelSettings
+from sae_core.sweep.traced import TracedStep
 from sae_core.train import metrics
 from sae_core.train.history import LossHistory
 from sae_core.train.objective import loss_terms
@@ -115,6 +118,9 @@ class BlockTrainer:
         self.orders = [BatchOrder(self.n, batch_size, s, device) for s in self.seeds]
         self.noise = [noise_generator(s, device) for s in self.seeds]
         self._vmapped: dict[tuple, Any] = {}
+        self.traced = TracedStep(self.model, self._objective)
+        self.trace = True
+        """Whether steps may replay a traced graph (False: always the eager path, the reference)."""
         self.terms = self._term_names()
         self.histories = [LossHistory(HISTORY_CAP) for _ in configs]
         self._pending: list[torch.Tensor] = []
@@ -186,27 +192,37 @@ class BlockTrainer:
         return self._vmapped[key]
 
     def step(self, step: int, total_steps: int) -> None:
-        """One optimisation step of every cell (step: steps done so far)."""
+        """One optimisation step of every cell (step: steps done so far): the traced graph of this batching
+        and schedule state where there is one (sae_core.sweep.traced), else eager autograd."""
         t0 = time.perf_counter()
-        self.model.set_step_(step, total_steps)  # a schedule the cells share (k-sparse's k)
+        state = self.traced.set_step_(step, total_steps)  # a schedule the cells share (k-sparse's k)
         batch = self._batch()
         noise = self._noise(batch)
         xb = self._per_cell(batch)
         x_dim = None if xb.ndim == 2 else 0
         noise_dim = None if noise is None or (x_dim is None and len(self.seeds) == 1) else 0
         lam = 0.0 if self.lam is None else self.lam
-        objective = self._objective(x_dim, noise_dim)
         params = {f"model.{name}": p for name, p in self.p.items()}
         buffers = {f"model.{name}": b for name, b in self.buffers.items()}
-        terms = objective(params, buffers, xb, noise, self.rho, self.beta, lam)  # [G, T]
+        inputs = (params, buffers, xb, noise, self.rho, self.beta, lam)
+        key = (x_dim, noise_dim, self.lam is not None)
+        graph = self.traced.graph(key, state, step, total_steps, inputs) if self.trace else None
         self.optimizer.zero_grad(set_to_none=True)
-        terms[:, -1].sum().backward()  # each cell's gradient is its own total's
+        if graph is None:
+            terms = self._objective(x_dim, noise_dim)(*inputs)  # [G, T]
+            terms[:, -1].sum().backward()  # each cell's gradient is its own total's
+            terms = terms.detach()
+        else:
+            with torch.no_grad():  # the graph holds the backward operations itself
+                terms, grads = graph(*inputs)
+            for p, grad in zip(self.p.values(), grads, strict=True):
+                p.grad = grad
         self.optimizer.step()
         with torch.no_grad():
             for g, saved in self.frozen.items():
                 for name, p in self.p.items():
                     p[g] = saved[name]
-        self._pending.append(terms.detach().T)
+        self._pending.append(terms.T)
         self.seconds += time.perf_counter() - t0
 
     def sync(self, step: int) -> None:
