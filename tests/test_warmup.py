@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from streamlit.web.server.app_discovery import discover_asgi_app
 
+from sae_core.config.run import RunConfig
 from sae_core.serve import startup, warmup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +26,26 @@ def test_warm_up_trains_a_tiny_model_and_draws_the_figures(monkeypatch):
     warmup.warm_up()
     (snap,) = drawn
     assert snap.step == 3 and snap.status == "done" and snap.encoder_weight.shape == (4, 16)
+
+
+def test_after_the_warm_up_the_default_presets_memory_estimate_needs_no_model(monkeypatch):
+    """The first visitor's Train page asks for its run's memory estimate: the warm-up has measured it."""
+    import sae_core.models
+    from sae_core import presets
+    from sae_core.train import budget
+
+    budget._measure_model.cache_clear()
+    warmup.warm_up()
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the estimate built a model again")
+
+    monkeypatch.setattr(sae_core.models, "build", no_build)
+    monkeypatch.setattr(sae_core.models, "build_seeded", no_build)
+    config = presets.get(presets.DEFAULT_PRESET).config
+    assert budget.estimate(config).total > 0
+    with pytest.raises(AssertionError, match="built a model again"):  # another model is measured anew
+        budget.estimate(RunConfig.from_flat({**config.flat(), "hidden": config.model.hidden + 1}))
 
 
 def test_warm_up_in_background_starts_one_thread_per_process(monkeypatch):

@@ -3,8 +3,9 @@
 The first Train click on a fresh server took 1.3-2.4 s to show a trained picture against 0.4-0.5 s for
 later clicks: the first backward pass, the first fused Adam step and the first snapshot load kernels and
 lazy modules, and the first figures import plotly's validators and JSON encoder. `warm_up()` runs a tiny
-model through the same path (train a few steps, snapshot, build and serialise every figure) so that a
-server can do it in the background at start-up. No Streamlit here.
+model through the same path (train a few steps, snapshot, build and serialise every figure, draw the
+plain pictures) and measures the default preset's memory estimate, so that a server does it at start-up.
+No Streamlit here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ _started = threading.Event()
 
 def warm_up() -> None:
     """Train a 16 → 4 autoencoder for a few steps on random data and draw every main figure once."""
+    from sae_core import presets
+    from sae_core.figures import static
     from sae_core.figures import training as figures
+    from sae_core.train import budget
     from sae_core.train.trainer import Trainer
 
     generator = torch.Generator().manual_seed(0)
@@ -39,8 +43,12 @@ def warm_up() -> None:
         figures.reconstructions_figure,
         figures.kl_curve_figure,
     ):
-        make(snap).to_json()
+        figure = make(snap)
+        static.to_html(figure)  # a fresh Train page draws its pictures plainly (PIL's PNG writer)
+        figure.to_json()
     figures.metrics_row(snap)
+    # The default preset's memory estimate, kept by budget: the first visitor's Train page asks for it.
+    budget.estimate(presets.get(presets.DEFAULT_PRESET).config)
 
 
 def warm_up_now() -> None:
