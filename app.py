@@ -17,12 +17,14 @@ import sys
 from pathlib import Path
 
 import streamlit as st
+from starlette.middleware import Middleware
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # `pages` and `sae_core` import from here under any runner
     sys.path.insert(0, str(ROOT))
 
 from pages import navigation_guard, not_found, server, url_state  # noqa: E402
+from sae_core.serve.preload import PreloadMiddleware  # noqa: E402
 from sae_core.serve.startup import lifespan  # noqa: E402
 from sae_core.train.trainer import resolve_device  # noqa: E402
 
@@ -81,4 +83,5 @@ else:
         url_state,
     )
 
-    app = st.App(__file__, lifespan=lifespan)
+    # KaTeX's script and fonts named in the page's HTML, fetched with Streamlit's own bundles (preload.py).
+    app = st.App(__file__, lifespan=lifespan, middleware=[Middleware(PreloadMiddleware)])
