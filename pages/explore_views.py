@@ -161,6 +161,9 @@ def draw_views(job: SweepJob, snap: SweepSnapshot) -> None:
     selected = st.session_state.get(SELECTED)
     probe = _probe_values(job, snap)
     metrics = [m for m in VIEW_METRICS if (probe is not None if m == "probe_accuracy" else snap.has(m))]
+    if not metrics:  # a sweep on a cluster before its first block is back: no cell has numbers yet
+        st.caption("The grid's pictures appear here as soon as its first block of cells is back.")
+        return
     if st.session_state.get(SHOW_METRIC) in metrics:
         st.session_state["sweep_metric"] = st.session_state.pop(SHOW_METRIC)
     choose, zoom = st.columns([6, 1], vertical_alignment="bottom")

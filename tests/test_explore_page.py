@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -202,7 +203,13 @@ def test_with_a_reachable_cluster_the_grid_can_train_there(monkeypatch):
     from sae_core.sweep import run as sweep_run
 
     monkeypatch.setattr(sweep_ray, "ray_status", lambda: (True, "Ray cluster reachable at RAY_ADDRESS=auto"))
-    monkeypatch.setitem(sweep_run.BACKENDS, "ray", sweep_run.run_local)
+    back = threading.Event()  # the cluster answers once the page has been drawn with nothing back yet
+
+    def slow_cluster(*args, **kwargs):
+        assert back.wait(60), "the test never let the cluster answer"
+        return sweep_run.run_local(*args, **kwargs)
+
+    monkeypatch.setitem(sweep_run.BACKENDS, "ray", slow_cluster)
     explore_settings.ray_status.clear()
     pin_navigation_mode(monkeypatch)
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
@@ -214,6 +221,10 @@ def test_with_a_reachable_cluster_the_grid_can_train_there(monkeypatch):
         at.button(key="sweep_train").click().run()
         job = at.session_state["sweep_job"]
         assert isinstance(job, RemoteSweepJob)
+        at.run()  # no block is back: the page says so (it used to fail choosing a number to colour by)
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("first block of cells" in c.value for c in at.caption)
+        back.set()
         poll(at, lambda: not job.active, "the sweep to come back", 120)
         assert job.status == "done" and len(job.latest().cells) == 4
         assert at.button(key="sweep_pause").disabled and at.button(key="sweep_resume").disabled
