@@ -330,7 +330,9 @@ def test_two_students_train_on_two_servers_behind_one_address(browser, tmp_path)
         with pages[1].expect_response(lambda r: "/_stcore/upload_file" in r.url) as upload:
             pages[1].locator(UPLOADER).set_input_files(data)
         assert upload.value.ok and upload.value.headers["x-backend"] == served[1]
-        pages[1].get_by_text("Loaded students.npy: 40 samples of 8×8 pixels.").wait_for()
+        # The notice is shown twice for a moment (the page's info box and a toast): wait for the box.
+        loaded = pages[1].get_by_test_id("stAlertContentInfo").get_by_text("Loaded students.npy: 40 samples")
+        loaded.wait_for()
 
         # The first student's server dies: a reload puts the student on the other one, starting over.
         class_servers.stop([running.servers[int(served[0]) - 1]])
