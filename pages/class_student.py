@@ -70,14 +70,17 @@ def publish(member: str) -> None:
     """Send the run's latest snapshot when it is new since the last time; else only say "still here"."""
     job = session_job.current_job()
     snap = None if job is None else job.latest()
-    if snap is None or st.session_state.get(PUBLISHED) == id(snap):
+    # What was sent, by value: an id() of a snapshot can come back for a later one once the first is freed,
+    # and the run's last snapshot was then never sent (its card stuck at an earlier step).
+    sent = None if snap is None else (id(job), snap.step, snap.status, job.running)
+    if snap is None or st.session_state.get(PUBLISHED) == sent:
         class_state.store().publish(member, None, None)
         return
     summary = class_summary.summarize(snap)
     if job.running:  # the snapshot says how it was made; the job says whether it trains now
         summary = dataclasses.replace(summary, status="running")
     class_state.store().publish(member, summary, class_summary.montage_png(snap))
-    st.session_state[PUBLISHED] = id(snap)
+    st.session_state[PUBLISHED] = sent
 
 
 def draw_offer(pushed: dict[str, Any], pushed_at: float | None) -> None:

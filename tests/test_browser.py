@@ -126,7 +126,7 @@ def test_a_non_default_variant_trains_live(page, app_url):
     variant = next(v for v, name in VARIANT_NAMES.items() if name == label)
     select_option(page, "variant", label)
     # The change rebuilds the model; the app says so in a notice above the buttons.
-    page.get_by_text("Changed variant").wait_for()
+    page.get_by_text("Changed variant").first.wait_for()  # the info box and a toast both say it
 
     _train_until_filters_change(page)
     assert page.locator(".st-key-variant input").input_value() == label
