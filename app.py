@@ -13,6 +13,7 @@ The library in sae_core/ knows nothing of Streamlit.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ if str(ROOT) not in sys.path:  # `pages` and `sae_core` import from here under a
     sys.path.insert(0, str(ROOT))
 
 from pages import navigation_guard, not_found, server, url_state  # noqa: E402
+from sae_core.serve import static_memory  # noqa: E402
 from sae_core.serve.preload import PreloadMiddleware  # noqa: E402
 from sae_core.serve.startup import lifespan  # noqa: E402
 from sae_core.train.trainer import resolve_device  # noqa: E402
@@ -69,5 +71,10 @@ else:
     # fresh install, compile them: about 0.2 s of a fresh page, py-spy).
     from pages import class_student, job_control, train_controls, train_import, train_views, unit_card  # noqa: F401
 
+    # Streamlit's frontend files answered from memory (static_memory.py, unless $SAE_STATIC_MEMORY is 0), and
     # KaTeX's script and fonts named in the page's HTML, fetched with Streamlit's own bundles (preload.py).
-    app = st.App(__file__, lifespan=lifespan, middleware=[Middleware(PreloadMiddleware)])
+    middleware = [Middleware(PreloadMiddleware)]
+    if os.environ.get(static_memory.ENV_VAR, "1") != "0":
+        base_url = st.get_option("server.baseUrlPath") or ""
+        middleware.insert(0, Middleware(static_memory.StaticMemoryMiddleware, base_url=base_url))
+    app = st.App(__file__, lifespan=lifespan, middleware=middleware)
