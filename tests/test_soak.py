@@ -20,7 +20,6 @@ then stays (855, 866, 921, 894, 917 MB): Streamlit's own per-browser caches, not
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 
 import pytest
@@ -99,22 +98,19 @@ def rounds():
 
 
 def test_every_session_trained_and_its_run_was_really_held(rounds):
-    # Each round's runs hold three datasets of their own (73 MB); what the server gives back when they
-    # end is at least one dataset's worth, and in the typical round (the median) more than a round whose
-    # runs share one dataset gives back. Seen (2026-12-07, load 6-9): 34-37 MB for rounds with data of
-    # their own, 10-17 MB for the shared round; the rest of the data's pages stay with the allocator and
-    # serve the next round (the rounds' "after" does not grow, below). Once in CI, under load, the shared
-    # round gave back 36.4 MB and the lowest own-data round 27.5 MB, hence the median, not the lowest;
-    # that the shared round holds one copy is checked on its own below. The old premise, 75 MB a round,
-    # was Streamlit's data cache giving every session an unpickled copy of its own.
-    gains = []
+    # Every round: each session's run stepped and had a thread of its own while the round trained. The
+    # first round's runs hold three datasets of their own (77 MB) that the server did not hold before
+    # (seen: 70 MB above the start). Later rounds need not raise the server's memory: glibc keeps freed
+    # blocks of this size in its heap once it has returned one (its mmap threshold rises), and the next
+    # round's data reuse them. So how much a round gives back when it ends depends on the allocator:
+    # seen 34-37 MB in most rounds, but 7 MB for a first round in CI under load, and a shared round once
+    # gave back more than an own-data round. The memory checks here are against the start and against
+    # the first round's end (below), not against what each round gives back.
     for r in rounds["rounds"]:
         assert all(step > 0 for step in r["steps"]), rounds
-        assert r["during"][0] >= r["after"][0] + RUN_MB, rounds
         assert r["during"][1] >= r["after"][1] + SESSIONS, rounds
-        gains.append(r["during"][0] - r["after"][0])
-    shared = rounds["shared"]
-    assert statistics.median(gains) > shared["during"][0] - shared["after"][0], rounds
+    first = rounds["rounds"][0]
+    assert first["during"][0] >= rounds["start"][0] + 2 * RUN_MB, rounds
 
 
 def test_sessions_on_the_same_data_hold_one_copy_of_it(rounds):
