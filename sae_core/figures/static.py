@@ -3,8 +3,9 @@
 Why: a fresh Train page's pictures (the filters, the ρ̂ histogram, the training data) are plotly
 figures, and the first plotly chart of a page makes the browser fetch and run plotly.js, about 1.4 s of
 a fresh page's 3.8 s on a 2-core machine (benchmarks/README.md, "cold Train page"). Before the first
-training step nothing on those pictures moves and a tile click has nothing to show, so the page draws
-them with `to_html` until the model has trained, and with plotly from then on.
+training step nothing on those pictures moves and a tile click has nothing to show, and while training
+they change twice a second; so the page draws them with `to_html` then, and with plotly when the run is
+paused or has ended, where a tile can be hovered and clicked (pages/train_views.draw_views).
 
 `to_html(figure)` draws the same `go.Figure` the page would hand to plotly, not a second version of
 it: its title, axis titles, bars, grey heatmap (as one PNG, pixels square, as plotly draws it with
@@ -41,10 +42,10 @@ def to_html(fig: go.Figure) -> str | None:
     layout = fig.layout
     if not _axes_covered(layout) or not _marks_covered(layout):
         return None
-    kinds = {t.type for t in fig.data if not _invisible(t)}
-    if kinds == {"heatmap"} and len(fig.data) - _count_invisible(fig) == 1:
-        heatmap = next(t for t in fig.data if t.type == "heatmap")
-        body = _heatmap(heatmap, layout, padded=_count_invisible(fig) > 0)
+    shown = [t for t in fig.data if not _invisible(t)]
+    kinds = {t.type for t in shown}
+    if kinds == {"heatmap"} and len(shown) == 1:
+        body = _heatmap(shown[0], layout, padded=len(shown) < len(fig.data))
     elif kinds <= {"bar"}:
         body = _bars([t for t in fig.data if t.type == "bar"], layout)
     else:
@@ -87,10 +88,6 @@ def _marks_covered(layout: Any) -> bool:
 def _invisible(trace: Any) -> bool:
     """The filters' click targets: points drawn fully transparent (nothing to see before plotly)."""
     return trace.type == "scatter" and trace.marker.opacity == 0
-
-
-def _count_invisible(fig: go.Figure) -> int:
-    return sum(_invisible(t) for t in fig.data)
 
 
 def _size(value: Any, default: int) -> int:
@@ -212,10 +209,7 @@ def _note(note: Any, x_of: Any) -> str:
     style = f"color:{html.escape(str(note.font.color))};" if note.font.color else ""
     style += f"font-size:{int(note.font.size)}px;" if note.font.size else ""
     y = 100.0 * float(note.y if note.y is not None else 0.5)
-    return (
-        f'<div style="position:absolute;left:{x:.3f}%;bottom:{y:.3f}%;transform:{place};white-space:nowrap;'
-        f'{style}">{html.escape(str(note.text or ""))}</div>'
-    )
+    return _box(f"left:{x:.3f}%;bottom:{y:.3f}%;transform:{place};{style}", html.escape(str(note.text or "")))
 
 
 def _axis_titles(layout: Any) -> str:
@@ -223,14 +217,10 @@ def _axis_titles(layout: Any) -> str:
     x_title, y_title = layout.xaxis.title, layout.yaxis.title
     if x_title.text:
         size = _size(x_title.font.size, 14)
-        out.append(
-            f'<div style="position:absolute;top:calc(100% + 24px);left:50%;transform:translateX(-50%);'
-            f'font-size:{size}px;white-space:nowrap">{html.escape(str(x_title.text))}</div>'
-        )
+        place = f"top:calc(100% + 24px);left:50%;transform:translateX(-50%);font-size:{size}px"
+        out.append(_box(place, html.escape(str(x_title.text))))
     if y_title.text:
-        size = _size(y_title.font.size, 14)
-        out.append(
-            f'<div style="position:absolute;right:calc(100% + 38px);top:50%;transform:translate(50%, -50%) '
-            f'rotate(-90deg);font-size:{size}px;white-space:nowrap">{html.escape(str(y_title.text))}</div>'
-        )
+        turn = "transform:translate(50%, -50%) rotate(-90deg)"
+        place = f"right:calc(100% + 38px);top:50%;{turn};font-size:{_size(y_title.font.size, 14)}px"
+        out.append(_box(place, html.escape(str(y_title.text))))
     return "".join(out)
