@@ -23,16 +23,10 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-from sae_core.serve.preload import streamlit_static
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from sae_core.serve.preload import Receive, Scope, Send, streamlit_static
 
 ENV_VAR = "SAE_STATIC_MEMORY"
 """Set to 0 to leave Streamlit's files to Streamlit (app.py reads it)."""
