@@ -387,8 +387,8 @@ class TrainingJob:
                         self._running.clear()
                         self._paused_unwatched = True
                         self._clock.stop(*self._work())
-                        self._publish()
-                        self._release_slot()
+                        self._release_slot()  # before the snapshot says "paused": whoever reads it finds
+                        self._publish()  # the slot already free for the others
                 continue
             section = self.first_snapshot_s if self._first_section else self.snapshot_interval
             self._first_section = False
