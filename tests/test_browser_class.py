@@ -55,10 +55,16 @@ def _text(page) -> str:
 def _click_first_dot(page) -> bool:
     """Click the scatter's first dot (the first student's) and give the page a few seconds to open its
     card: True once it is open. A click that lands while a refresh remounts the plot is lost, as it would
-    be for a teacher, who clicks again; so does the caller."""
+    be for a teacher, who clicks again; so does the caller, and so it does when the dot it found is gone
+    before it could scroll to it."""
     picked = page.locator(".st-key-class_picked_card")
     point = page.locator(".st-key-class_scatter .point").first
-    point.scroll_into_view_if_needed()
+    try:
+        point.scroll_into_view_if_needed()
+    except sync_api.Error as err:  # the refresh remounted the plot between finding the dot and scrolling
+        if "not attached to the DOM" not in str(err):
+            raise
+        return False
     box = point.bounding_box()
     if box is None:
         return False
