@@ -15,8 +15,9 @@ It reproduces what `sae_core.train.trainer.Trainer` does for each cell on its ow
   an epoch dropped; cells that share a seed share their batches (the batch is then not copied per cell);
 - training noise (denoising, VAE): drawn by the model's `draw_noise` from the run's noise generator
   (`trainer.noise_generator(seed)`), one per distinct seed;
-- the optimizer: torch's own Adam (fused where the Trainer fuses it) or SGD over the stacked tensors; both
-  are elementwise, so the stack steps exactly as each cell's tensors would;
+- the optimizer: torch's own Adam kernel (fused where the Trainer fuses it, called by
+  sae_core.sweep.optimizer) or SGD over the stacked tensors; both are elementwise, so the stack steps
+  exactly as each cell's tensors would;
 - divergence: a cell whose loss turns NaN or infinite is restored to its last good weights (as the
   Trainer restores them) and frozen there; the other cells go on.
 tests/test_sweep.py checks every registered variant's cells against their own Trainers.
@@ -38,11 +39,12 @@ from sae_core.config.run import RunConfig
 from sae_core.data.datasets import Dataset
 from sae_core.models import build, build_seeded
 from sae_core.models.base import ModelSettings
+from sae_core.sweep.optimizer import block_optimizer
 from sae_core.sweep.traced import TracedStep
 from sae_core.train import metrics
 from sae_core.train.history import LossHistory
 from sae_core.train.objective import loss_terms
-from sae_core.train.trainer import BatchOrder, divergence_message, make_optimizer, noise_generator
+from sae_core.train.trainer import BatchOrder, divergence_message, noise_generator
 
 HISTORY_CAP = 512
 """Loss-history points kept per cell (sae_core.train.history): a grid of 36 cells stays small to copy."""
@@ -114,7 +116,7 @@ class BlockTrainer:
         self.rho, self.beta = self._column("rho"), self._column("beta")
         lam = self._column("weight_decay")
         self.lam = lam if bool((lam > 0).any()) else None  # no cell decays: the term is a plain 0
-        self.optimizer = make_optimizer(list(self.p.values()), cfg, device)
+        self.optimizer = block_optimizer(list(self.p.values()), cfg, device)
         self.orders = [BatchOrder(self.n, batch_size, s, device) for s in self.seeds]
         self.noise = [noise_generator(s, device) for s in self.seeds]
         self._vmapped: dict[tuple, Any] = {}

@@ -76,6 +76,10 @@ def noise_generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+"""Devices where a run's Adam is torch's fused kernel (`make_optimizer`)."""
+
+
 class DivergedError(RuntimeError):
     """The objective became NaN or infinite; the trainer restored the last good weights."""
 
@@ -87,7 +91,7 @@ def make_optimizer(params: list[torch.Tensor], cfg: RunConfig, device: torch.dev
         # The fused kernel does Adam's whole update in one op per device instead of a dozen per tensor:
         # about 1.15x the steps/s of the default on the 64→25 classroom model (benchmarks/README.md).
         # It agrees with the default to ~1e-7 and is as deterministic.
-        return torch.optim.Adam(params, lr=t.lr, fused=device.type in ("cpu", "cuda"))
+        return torch.optim.Adam(params, lr=t.lr, fused=device.type in FUSED_ADAM_DEVICES)
     if t.optimizer == "sgd":
         return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum)
     # One trainer step = one L-BFGS iteration; its curvature history persists across step() calls, and
