@@ -106,6 +106,7 @@ def trace_short_runs(monkeypatch):
     """These runs are far shorter than traced.MIN_STEPS: trace them anyway, so that every check here goes
     through the traced step (tests/test_sweep_traced.py holds it against the eager step)."""
     monkeypatch.setattr(traced, "MIN_STEPS", 0)
+    monkeypatch.setattr(traced, "MIN_STEPS_COLD", 0)
 
 
 def spec_of(changes, rhos, betas, axis=None, values=()) -> SweepSpec:

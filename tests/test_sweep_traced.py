@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +29,7 @@ BATCHINGS = {
 def trace_short_runs(monkeypatch):
     """These runs are far shorter than traced.MIN_STEPS; trace them anyway."""
     monkeypatch.setattr(traced, "MIN_STEPS", 0)
+    monkeypatch.setattr(traced, "MIN_STEPS_COLD", 0)
 
 
 def spec_of(changes: dict, axis=None, values=()) -> SweepSpec:
@@ -92,6 +96,7 @@ def test_a_ksparse_block_steps_eagerly_while_k_moves_then_traces_the_final_k(tin
 
 def test_a_run_shorter_than_min_steps_is_not_traced(tiny_digits, monkeypatch):
     monkeypatch.setattr(traced, "MIN_STEPS", TINY["steps"] + 1)
+    monkeypatch.setattr(traced, "MIN_STEPS_COLD", TINY["steps"] + 1)
     assert graphs(trained(spec_of({}), tiny_digits, True)) == []
 
 
@@ -129,3 +134,14 @@ def test_a_diverging_cell_is_frozen_through_the_traced_step(tiny_digits):
     assert len(graphs(fast)) == 1
     assert fast.snapshot().cells[1].status == "diverged" and fast.snapshot().cells[0].status == "done"
     assert_same_cells(fast, reference)
+
+
+def test_a_process_without_torchs_compiler_asks_a_longer_rest_to_trace(monkeypatch):
+    """Tracing loads torch's compiler (torch._dynamo) the first time in a process: there a trace must repay
+    that too, so it waits for MIN_STEPS_COLD remaining steps; once it is loaded, MIN_STEPS."""
+    monkeypatch.setattr(traced, "MIN_STEPS", 500)  # the autouse fixture set both to 0
+    monkeypatch.setattr(traced, "MIN_STEPS_COLD", 3000)
+    monkeypatch.delitem(sys.modules, traced.COMPILER_MODULE, raising=False)
+    assert traced.min_steps() == traced.MIN_STEPS_COLD
+    monkeypatch.setitem(sys.modules, traced.COMPILER_MODULE, types.ModuleType(traced.COMPILER_MODULE))
+    assert traced.min_steps() == traced.MIN_STEPS

@@ -27,6 +27,7 @@ False, keeps the eager path for that key.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -40,10 +41,23 @@ MAX_TRACES = 4
 MIN_STEPS = 500
 """A trace is made only when at least this many steps remain (or the run has no length): on 64 → 25 × 16
 cells a trace took 0.13-0.3 s and saved 0.3-0.9 ms a step (2026-12-07); a shorter rest does not repay it."""
+MIN_STEPS_COLD = 3000
+"""The same, in a process that has not loaded torch's compiler yet (a fresh `sae sweep`): make_fx imports
+torch._inductor's config, and with it torch._dynamo and sympy, 1.4-2.1 s on a 2-core machine. A 64 → 25
+block of 16 cells saved 0.5-0.6 ms a step traced (2.87 → 2.37 ms at one thread, 2.58 → 1.98 at two,
+2026-12-07), so that import and the trace are repaid after about 3,000 steps; a 2,000-step sweep of it
+ended sooner eagerly. The app's server has the compiler loaded already (its first optimizer brings it)."""
+COMPILER_MODULE = "torch._dynamo"
 
 _PLAIN = (bool, int, float, str, type(None))
 _TRACING = threading.Lock()
 """make_fx keeps its tracer in a module global: the Explore page's sweeps (one thread each) trace in turn."""
+
+
+def min_steps() -> int:
+    """Steps that must remain for a trace to repay itself here: MIN_STEPS once torch's compiler is loaded
+    in this process, else MIN_STEPS_COLD."""
+    return MIN_STEPS if COMPILER_MODULE in sys.modules else MIN_STEPS_COLD
 
 
 def model_state(model: nn.Module) -> tuple:
@@ -94,7 +108,7 @@ class TracedStep:
             return None
         full = (*key, state)
         if full not in self.graphs:
-            short = 0 < total_steps - step < MIN_STEPS
+            short = 0 < total_steps - step < min_steps()
             if short or state != self._settled[total_steps] or len(self.graphs) >= MAX_TRACES:
                 return None
             self.graphs[full] = self._trace(full, key, inputs)
