@@ -11,7 +11,8 @@ Both arms do the whole job: the sequential arm builds each Trainer and runs `Tra
 --snapshot-every steps and at the end); the batched arm builds one SweepTrainer and advances it, taking a
 SweepSnapshot at the same cadence. Before timing, a short run checks that the two give the same weights.
 The arms run interleaved (a warm-up, then --rounds rounds in rotating order, benchmarks.common) with the
-same torch thread count; we publish the ratio of the medians.
+same torch thread count and the same heap (freed memory kept, as in a `sae` command, unless --glibc-heap);
+we publish the ratio of the medians.
 
     PYTHONPATH=. python benchmarks/sweep.py [--threads 2] [--rounds 3] [--cases digits,mnist] [--json F]
 """
@@ -30,6 +31,7 @@ from sae_core.config.run import RunConfig
 from sae_core.data import datasets as data
 from sae_core.data.datasets import Dataset
 from sae_core.sweep.trainer import SweepSpec, SweepTrainer
+from sae_core.train.heap import keep_freed_memory
 from sae_core.train.trainer import Trainer
 
 RHOS = (0.01, 0.05, 0.1, 0.2)
@@ -105,8 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snapshot-every", type=int, default=200)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every case's step count")
     parser.add_argument("--json", metavar="OUT", help="write every timing and the machine here")
+    parser.add_argument(
+        "--glibc-heap",
+        action="store_true",
+        help="keep glibc's default heap; without it the process keeps freed memory as `sae` commands do "
+        "(sae_core.train.heap), for both arms",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if not args.glibc_heap:
+        keep_freed_memory()
     report = {"machine": machine_info(torch.device("cpu")), "args": vars(args), "cases": {}}
     print(json.dumps(report["machine"]))
     for case in args.cases.split(","):

@@ -5,10 +5,10 @@ exercise).
 field gets a flag with no change here); `--preset NAME` starts from one of the app's presets instead of the
 config's defaults, and the flags given override its settings. Errors the user can fix print one line,
 `sae: error: ...`, and exit with status 2; a diverged run still saves its restored weights and
-exits with status 3. Training uses one torch thread, as each of the app's jobs does, unless
-$SAE_TORCH_THREADS says more (sae_core.train.threads). Set SAE_DEBUG=1 to get the traceback instead of
-the one line. A run is checked against the per-run memory budget (sae_core.train.budget) before its
-data or model is built.
+exits with status 3. Training uses one torch thread, as each of the app's jobs does (a sweep: every
+core), unless $SAE_TORCH_THREADS says otherwise (sae_core.train.threads). Set SAE_DEBUG=1 to get the
+traceback instead of the one line. A run is checked against the per-run memory budget
+(sae_core.train.budget) before its data or model is built.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from sae_core.models import VARIANTS
 from sae_core.penalties.registry import get_penalty
 from sae_core.store import export, model_import
 from sae_core.train import budget, gradcheck, metrics
-from sae_core.train.threads import configure_threads
+from sae_core.train.heap import keep_freed_memory
+from sae_core.train.threads import DEFAULT_THREADS, configure_threads
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        configure_threads()  # one torch thread unless $SAE_TORCH_THREADS says otherwise, as in the app
+        # One torch thread unless $SAE_TORCH_THREADS says otherwise, as in the app (a sweep: every core).
+        configure_threads(default=getattr(args, "default_threads", DEFAULT_THREADS))
+        keep_freed_memory()  # a command is one short-lived process (sae_core.train.heap)
         return args.run(args)
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else 0

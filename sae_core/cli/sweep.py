@@ -31,6 +31,7 @@ from sae_core.sweep.run import (
 from sae_core.sweep.spec import AXES, MAX_AXIS_VALUES, MAX_VALUES, SweepSpec
 from sae_core.sweep.trainer import SweepSnapshot
 from sae_core.train import budget
+from sae_core.train.threads import all_cores
 
 FLAGS = {"rhos": "--rho", "betas": "--beta", "axis_values": "--values"}
 """SweepSpec field -> the flag that sets it (its error messages are rewritten to name the flag)."""
@@ -87,7 +88,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         f"{INSTALL_HINT})",
     )
     sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    sweep.set_defaults(run=cmd_sweep)
+    sweep.set_defaults(run=cmd_sweep, default_threads=all_cores())
     return sweep
 
 
