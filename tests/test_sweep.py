@@ -349,3 +349,35 @@ def test_bad_cli_input_is_one_line_of_error(tmp_path, capsys, flags, message):
     err = capsys.readouterr().err
     assert rc == 2
     assert err.startswith("sae: error: ") and err.count("\n") == 1 and message in err
+
+
+def test_a_beta_zero_column_is_one_run_trained_once_and_reported_per_cell(tiny_digits):
+    """At β = 0, ρ changes nothing (the penalty's term is β·(…)): the β = 0 cells that differ only in ρ are
+    twins, trained once; each is reported as itself, with the weights its own run gives (the CASES above
+    check that for every variant with a β = 0 column)."""
+    spec = spec_of({"steps": 30}, (0.05, 0.1, 0.2), (0.0, 3.0), "seed", (0, 1))
+    twins = spec.twins()
+    # cells: seed × ρ × β with β fastest; the β = 0 cells are 0, 2, 4 (seed 0) and 6, 8, 10 (seed 1)
+    assert twins == (0, 1, 0, 3, 0, 5, 6, 7, 6, 9, 6, 11)
+    sweeper = SweepTrainer(spec, tiny_digits)
+    assert [b.size for b in sweeper.blocks] == [8]  # 12 cells, 4 of them twins
+    sweeper.advance()
+    snap = sweeper.snapshot()
+    assert [c.index for c in snap.cells] == list(range(12))
+    assert [c.rho for c in snap.cells[:6]] == [0.05, 0.05, 0.1, 0.1, 0.2, 0.2]
+    for i in (2, 4):
+        assert snap.cells[i].metrics == snap.cells[0].metrics
+        assert snap.cells[i].metrics is not snap.cells[0].metrics
+        for key, value in sweeper.cell_state(0).items():
+            assert torch.equal(sweeper.cell_state(i)[key], value)
+    assert snap.cells[1].metrics != snap.cells[3].metrics  # β = 3: ρ matters
+    twin = Trainer(spec.cells()[10], tiny_digits, device="cpu")
+    twin.advance()
+    for key, value in twin.model.state_dict().items():
+        torch.testing.assert_close(sweeper.cell_state(10)[key], value, atol=1e-5, rtol=0)
+
+
+def test_twins_need_everything_but_rho_equal():
+    assert spec_of({}, (0.05, 0.1), (1.0, 3.0)).twins() == (0, 1, 2, 3)  # no β = 0: no twins
+    with_decay = spec_of({}, (0.05, 0.1), (0.0,), "weight_decay", (0.0, 0.01))
+    assert with_decay.twins() == (0, 0, 2, 2)  # the λ values are runs apart

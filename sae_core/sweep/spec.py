@@ -201,6 +201,23 @@ class SweepSpec:
             groups.setdefault(repr(sorted(shared.items())), []).append(i)
         return tuple(tuple(g) for g in groups.values())
 
+    def twins(self) -> tuple[int, ...]:
+        """Per cell, the cell that trains for it: itself, or the first cell whose run is the same one.
+
+        With β = 0 the cells that differ only in ρ are the same run: ρ is read only by the penalty
+        (`PenaltySpec.uses_rho`), whose term carries β as a factor (`PenaltySpec.term`), so at β = 0 the
+        term and its gradient are 0 whatever ρ is. A ρ × β grid's β = 0 column is then trained once, not
+        once per ρ (tests/test_sweep.py holds each twin to its own run for every variant). Twins differ
+        in nothing a block shares, so they are in the same block."""
+        first: dict[str, int] = {}
+        out = []
+        for i, cfg in enumerate(self._cells):
+            flat = cfg.flat()
+            if flat["beta"] == 0:
+                flat["rho"] = None
+            out.append(first.setdefault(repr(sorted(flat.items())), i))
+        return tuple(out)
+
     # ----- memory ---------------------------------------------------------------------------------------
     def check_memory(
         self, samples: int | None = None, image_shape: tuple[int, int] | None = None

@@ -18,8 +18,9 @@ Equality: every cell ends with the weights sae_core.train.trainer.Trainer gives 
 seed, same batch order, same noise, same optimizer numerics, within float rounding); tests/test_sweep.py
 checks it for every registered variant and penalty and both optimizers. Metrics are computed on the
 Trainer's fixed probe (PROBE_SIZE training samples picked by a generator seeded 1234) by the same code as a
-run's snapshot, so a cell's numbers match that run's Train page. Refused: L-BFGS and lr schedules (a
-ValueError that says so).
+run's snapshot, so a cell's numbers match that run's Train page. Cells that are the same run (a β = 0
+column's cells, which differ only in ρ: `SweepSpec.twins`) are trained once and each reported as itself.
+Refused: L-BFGS and lr schedules (a ValueError that says so).
 Running a spec into a folder (the CLI, backends): sae_core.sweep.run.
 """
 
@@ -190,9 +191,14 @@ class SweepTrainer:
         cells = spec.cells()
         self.block_ids = tuple(chosen)
         self.block_cells = tuple(spec.blocks()[b] for b in self.block_ids)
+        """Per block trained here: its cells."""
+        self.twins = spec.twins()
+        """Per cell of the spec: the cell trained for it (`SweepSpec.twins`: β = 0 makes ρ irrelevant)."""
+        self.trained_cells = tuple(tuple(i for i in ids if self.twins[i] == i) for ids in self.block_cells)
+        """Per block: the cells its BlockTrainer trains (each cell's twin is among them)."""
         self.blocks = tuple(
             BlockTrainer([cells[i] for i in ids], dataset, self.x, self.batch_size, self.device)
-            for ids in self.block_cells
+            for ids in self.trained_cells
         )
         self.step_count = 0
         self.seconds = 0.0
@@ -253,9 +259,10 @@ class SweepTrainer:
             block.sync(self.step_count)
 
     def _find(self, i: int) -> tuple[int, int]:
-        for b, ids in enumerate(self.block_cells):
+        """(block, position in its BlockTrainer) of the cell that trains for cell i."""
+        for b, (ids, trained) in enumerate(zip(self.block_cells, self.trained_cells, strict=True)):
             if i in ids:
-                return b, ids.index(i)
+                return b, trained.index(self.twins[i])
         raise IndexError(
             f"cell {i} is not trained here (cells: {sorted(c for ids in self.block_cells for c in ids)})"
         )
@@ -271,7 +278,9 @@ class SweepTrainer:
         cells = []
         for b, (block, ids) in enumerate(zip(self.blocks, self.block_cells, strict=True)):
             evaluated = block.evaluate(self.probe, self.step_count, self.total_steps)
-            for g, (i, ev) in enumerate(zip(ids, evaluated, strict=True)):
+            for i in ids:
+                _, g = self._find(i)
+                ev = {**evaluated[g], "metrics": dict(evaluated[g]["metrics"])}  # a twin's own dict
                 cells.append(self._cell(i, self.block_ids[b], block, g, ev, done))
         cells.sort(key=lambda c: c.index)
         return SweepSnapshot(
