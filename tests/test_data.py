@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -270,12 +272,48 @@ def test_missing_fashion_mnist_suggests_the_debian_package(tmp_path, monkeypatch
 @pytest.mark.skipif(
     not torchvision_data.DEBIAN_FASHION_MNIST.exists(), reason="dataset-fashion-mnist not installed"
 )
-def test_debian_fashion_mnist_is_read_through_torchvision(tmp_path):
+def test_debian_fashion_mnist_is_read_as_torchvision_reads_it(tmp_path):
     d = load(DataConfig(dataset="fashion-mnist", data_dir=str(tmp_path)))
     assert d.train.shape == (60000, 784) and d.test.shape == (10000, 784)
     assert set(d.train_labels.unique().tolist()) == set(range(10))
     assert d.train.min() == 0.0 and d.train.max() == 1.0
     assert (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+    from torchvision.datasets import FashionMNIST  # the reference reader
+
+    for train in (True, False):
+        ours = torchvision_data._read_split("fashion-mnist", str(tmp_path), train)
+        theirs = FashionMNIST(str(tmp_path), train=train, download=False)
+        assert torch.equal(ours[0], theirs.data) and ours[0].dtype == torch.uint8
+        assert torch.equal(ours[1], theirs.targets) and ours[1].dtype == torch.int64
+
+
+def test_an_mnist_format_set_loads_without_importing_torchvision(tmp_path):
+    make_mnist_root(tmp_path, "KMNIST")
+    code = (
+        "import sys\n"
+        "from sae_core.config.run import DataConfig\n"
+        "from sae_core.data.datasets import load\n"
+        f"d = load(DataConfig(dataset='kmnist', data_dir={str(tmp_path)!r}))\n"
+        "print(d.train.shape[1], 'torchvision' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["784", "False"]
+
+
+def test_a_damaged_idx_file_is_a_clear_error(tmp_path):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "ok", images)
+    read = torchvision_data.read_idx(tmp_path / "ok")
+    assert read.shape == (2, 3, 4) and np.array_equal(read, images) and read.flags.writeable
+    (tmp_path / "short").write_bytes((tmp_path / "ok").read_bytes()[:-5])
+    with pytest.raises(DataUnavailableError, match="partial download"):
+        torchvision_data.read_idx(tmp_path / "short")
+    (tmp_path / "text").write_bytes(b"<html>not found</html>")
+    with pytest.raises(DataUnavailableError, match="not an IDX file"):
+        torchvision_data.read_idx(tmp_path / "text")
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(DataUnavailableError, match="not an IDX file"):
+        torchvision_data.read_idx(tmp_path / "empty")
 
 
 def test_availability_looks_at_the_disk_only(tmp_path):
