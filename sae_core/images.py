@@ -64,10 +64,15 @@ def to_uint8(img: np.ndarray, lo: float, hi: float, background: int = 0) -> np.n
     return out
 
 
+PNG_COMPRESS_LEVEL = 1
+"""zlib's fastest level: on 196 filters of 28×28 enlarged 4× (1628 px square) it wrote 253 KB in 23 ms,
+against PIL's default (6) 258 KB in 92 ms; `sae sweep` writes one per cell (2026-12-07)."""
+
+
 def save_png(img: np.ndarray, path: str | Path, lo: float, hi: float, scale: int = 4) -> None:
     """Write a grey image, each pixel enlarged `scale` times (nearest neighbour, no blur)."""
     from PIL import Image
 
     pixels = to_uint8(img, lo, hi)
     size = (pixels.shape[1] * scale, pixels.shape[0] * scale)
-    Image.fromarray(pixels).resize(size, Image.NEAREST).save(path)
+    Image.fromarray(pixels).resize(size, Image.NEAREST).save(path, compress_level=PNG_COMPRESS_LEVEL)

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -225,3 +226,17 @@ def test_the_app_download_holds_pictures_loss_history_and_step_count(tmp_path, t
     loaded, _, _ = export.load(tmp_path)
     assert torch.equal(loaded.encoder.weight, job.trainer.model.encoder.weight.detach())
     job.stop()
+
+
+def test_save_png_writes_the_image_enlarged_without_loss(tmp_path):
+    """The PNG holds exactly to_uint8 of the image, each pixel a scale × scale block (NaN gaps black)."""
+    from PIL import Image
+
+    from sae_core import images
+
+    img = np.array([[-1.0, 0.0], [np.nan, 1.0]])
+    images.save_png(img, tmp_path / "a.png", lo=-1, hi=1, scale=3)
+    with Image.open(tmp_path / "a.png") as png:
+        read = np.asarray(png)
+    expected = np.kron(np.array([[0, 128], [0, 255]], dtype=np.uint8), np.ones((3, 3), dtype=np.uint8))
+    np.testing.assert_array_equal(read, expected)
