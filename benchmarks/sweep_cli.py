@@ -11,6 +11,9 @@ Two problems, Adam, batch 128, ρ ∈ {0.01, 0.05, 0.1, 0.2} × β ∈ {0, 1, 3,
   digits  64 → 25 on scikit-learn's digits, 2,000 steps. Target: the command ≤ 0.15 × sequential.
   mnist   784 → 196 on Fashion-MNIST (random images when it is not on disk), 200 steps, λ = 3e-3.
           Target: ≤ 0.5 × sequential.
+Each arm runs with its own default thread count, as a user gets them: the command with every core (what
+`sae sweep` uses; --threads N sets $SAE_TORCH_THREADS for it), the runs with one torch thread (what `sae
+train` and the app use; --run-threads) in a process that keeps its freed memory as `sae` commands do.
 The arms alternate round by round (benchmarks.common.interleaved); we publish the ratio of the medians,
 and the command's own breakdown (training seconds from sweep.json, the rest: imports, data, files).
 
@@ -34,6 +37,7 @@ from benchmarks.common import interleaved, machine_info, median
 from benchmarks.sweep import BETAS, RHOS, dataset_of
 from sae_core.config.run import RunConfig
 from sae_core.sweep.trainer import SweepSpec
+from sae_core.train.heap import keep_freed_memory
 from sae_core.train.trainer import Trainer
 
 CASES = {
@@ -48,7 +52,7 @@ CASES = {
 SNAPSHOT_EVERY = 200
 
 
-def command(case: str, steps: int, out: Path, threads: int) -> list[str]:
+def command(case: str, steps: int, out: Path) -> list[str]:
     grid = ["--rho", ",".join(map(str, RHOS)), "--beta", ",".join(map(str, BETAS))]
     train = ["--steps", str(steps), "--batch-size", "128", "--device", "cpu"]
     return [
@@ -65,12 +69,12 @@ def command(case: str, steps: int, out: Path, threads: int) -> list[str]:
     ]
 
 
-def run_command(args: list[str], threads: int = 1) -> float:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-        "SAE_TORCH_THREADS": str(threads),
-    }
+def run_command(args: list[str], threads: int | None = None) -> float:
+    """Seconds the command takes; threads: $SAE_TORCH_THREADS for it (None: unset, the command's default)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("SAE_TORCH_THREADS", None)
+    if threads is not None:
+        env["SAE_TORCH_THREADS"] = str(threads)
     t0 = time.perf_counter()
     subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
@@ -91,7 +95,7 @@ def sequential(case: str, steps: int, dataset) -> float:
     return time.perf_counter() - t0
 
 
-def measure(case: str, steps: int, dataset, threads: int, rounds: int) -> dict[str, list[float]]:
+def measure(case: str, steps: int, dataset, threads: int | None, rounds: int) -> dict[str, list[float]]:
     """Both arms, interleaved: "sweep" (the command less a start-up) and "sequential" seconds per round,
     with the sweep's "startup" and "training" seconds beside them."""
     extra: dict[str, list[float]] = {"startup": [], "training": []}  # the warm-up's first
@@ -100,7 +104,7 @@ def measure(case: str, steps: int, dataset, threads: int, rounds: int) -> dict[s
         def sweep_arm(n: int) -> float:
             out = Path(tmp) / f"run{len(extra['startup'])}"
             startup = run_command([sys.executable, "-c", "pass"])
-            took = run_command(command(case, n, out, threads), threads)
+            took = run_command(command(case, n, out), threads)
             extra["startup"].append(startup)
             extra["training"].append(json.loads((out / "sweep.json").read_text())["seconds"])
             return took - startup
@@ -113,14 +117,21 @@ def measure(case: str, steps: int, dataset, threads: int, rounds: int) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads, both arms ($SAE_TORCH_THREADS)"
+        "--threads", type=int, help="$SAE_TORCH_THREADS for the command (default: unset, every core)"
+    )
+    parser.add_argument(
+        "--run-threads",
+        type=int,
+        default=1,
+        help="torch threads of the sequential runs (default 1, as a run)",
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", default="digits,mnist")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every case's step count")
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.run_threads)
+    keep_freed_memory()  # the runs' process keeps its freed memory as `sae train`'s would
     report = {"machine": machine_info(torch.device("cpu")), "args": vars(args), "cases": {}}
     print(json.dumps(report["machine"]))
     for case in args.cases.split(","):

@@ -9,8 +9,9 @@ threads and 32 s with one at a load of 5 on 2 cores (benchmarks/README.md, `prob
 
 `sae sweep` is the exception: one process training one stack of models, whose batched products are large
 enough to share out. On 2 quiet cores a step of its 16 cells of 64 → 25 took 2.2 ms with two threads
-against 2.7 ms with one, and of 784 → 196 37-44 ms against 69-74 ms, while a single run's step was no
-faster with two (2026-12-07; benchmarks/README.md, sweep_cli.py). $SAE_TORCH_THREADS=1 keeps it on one.
+against 2.7 ms with one, and of 784 → 196 37-44 ms against 69-74 ms (2026-12-07). Runs keep one: a
+single 64 → 25 run was no faster with two, a 784 → 196 run about 1.35× (benchmarks/README.md,
+sweep_cli.py), and the app's server runs many at once. $SAE_TORCH_THREADS=1 keeps a sweep on one.
 """
 
 from __future__ import annotations
