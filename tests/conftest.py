@@ -108,6 +108,14 @@ def classes_db(tmp_path_factory):
         os.environ["SAE_CLASSES_DB"] = before
 
 
+@pytest.fixture
+def threads_restored():
+    """Put torch's thread count back after a test that sets it (sae_core.train.threads)."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_digits() -> Dataset:
     """300 training and 60 test digits, [N, 64] float32 in [0, 1]."""

@@ -15,13 +15,6 @@ from sae_core.train import heap
 from sae_core.train.threads import ENV_VAR, all_cores, configure_threads
 
 
-@pytest.fixture
-def threads_restored():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_default_applies_only_when_the_environment_is_silent(threads_restored):
     assert configure_threads({}, default=2) == 2 and torch.get_num_threads() == 2
     assert configure_threads({ENV_VAR: "1"}, default=2) == 1 and torch.get_num_threads() == 1

@@ -24,13 +24,6 @@ def digits() -> data.Dataset:
     return data.load(DataConfig(dataset="digits"))
 
 
-@pytest.fixture
-def threads_restored():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def test_the_copy_trains_to_the_weights_a_run_with_snapshots_reaches(digits):
     cfg = RunConfig.from_flat(QUICK)
     seen: list[float] = []
