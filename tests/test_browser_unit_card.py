@@ -54,7 +54,8 @@ def test_clicking_a_filter_tile_opens_that_units_card():
 
             wait_until(lambda: "unit 5 of 16" in page.evaluate(CARD_TITLE_JS), DEADLINE_S, "unit 5's card")
             unit_box = page.locator(".st-key-card_unit input")
-            assert unit_box.input_value() == "5"
+            # The input takes its new value a render after the chart's title (seen under load 11 in CI).
+            wait_until(lambda: unit_box.input_value() == "5", DEADLINE_S, "unit 5 in the unit box")
             metrics = " ".join(page.locator('.st-key-unit_card [data-testid="stMetric"]').all_inner_texts())
             assert "ρ̂ⱼ" in metrics and "Rise when switched off" in metrics
             assert exception_texts(page) == []
