@@ -97,3 +97,29 @@ def test_training_job_runs_and_pauses_on_the_gpu(tiny_digits):
     held = job.step_count
     assert held >= 50 and job.latest().step == held
     job.stop()
+
+
+@needs_cuda
+@pytest.mark.parametrize("trace", [False, True], ids=["eager", "traced"])
+def test_a_gpu_sweep_gives_each_cell_its_own_gpu_runs_weights(tiny_digits, monkeypatch, trace):
+    """A sweep on the GPU (its Adam the fused kernel called directly, sae_core.sweep.optimizer; its step eager
+    or traced) ends each cell where that cell's own Trainer ends on the GPU, β = 0 twins included."""
+    from sae_core.sweep import traced
+    from sae_core.sweep.optimizer import FusedAdam
+    from sae_core.sweep.trainer import SweepSpec, SweepTrainer
+
+    monkeypatch.setattr(traced, "MIN_STEPS", 0)
+    monkeypatch.setattr(traced, "MIN_STEPS_COLD", 0)
+    spec = SweepSpec(config(device="cuda", steps=40), (0.05, 0.2), (0.0, 3.0))
+    sweeper = SweepTrainer(spec, tiny_digits)
+    (block,) = sweeper.blocks
+    block.trace = trace
+    assert isinstance(block.optimizer, FusedAdam) and block.size == 3  # 4 cells, 2 of them twins
+    assert sweeper.advance() == "done"
+    assert [g is not None for g in block.traced.graphs.values()] == ([True] if trace else [])
+    for i, cfg in enumerate(spec.cells()):
+        run = Trainer(cfg, tiny_digits)
+        run.advance()
+        for key, value in run.model.state_dict().items():
+            got = sweeper.cell_state(i)[key]  # on the CPU
+            torch.testing.assert_close(got, value.cpu(), atol=1e-4, rtol=0, msg=f"cell {i} {key}")
