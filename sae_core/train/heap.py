@@ -17,7 +17,6 @@ server goes on (tests/test_soak.py watches that).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -29,10 +28,8 @@ KEEP_BYTES = 1 << 30
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed memory for reuse (see above). False where the C library has no
     mallopt (not glibc: macOS, musl): nothing changes there."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+    try:  # the process's own symbols, the C library's among them (find_library would run ldconfig: 4 ms)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
