@@ -125,16 +125,13 @@ def _read_split(name: str, root: str, train: bool) -> tuple[torch.Tensor, torch.
     """Decode once per process: (images [N, H, W] uint8 grey, labels [N] int64); the MNIST-format sets
     from their IDX files, CIFAR-10 by torchvision's class."""
     if name != "cifar10":
-        folder, _ = _tv_folder(name, Path(root))
-        prefix = "train" if train else "t10k"
-        images = read_idx(folder / f"{prefix}-images-idx3-ubyte")
-        labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte")
-        return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
-    ds = _tv_class(name)(root, train=train, download=False)
+        folder, files = _tv_folder(name, Path(root))  # train images, train labels, test images, test labels
+        images, labels = files[:2] if train else files[2:]
+        x, y = read_idx(folder / images), read_idx(folder / labels)
+        return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    ds = _tv_class(name)(root, train=train, download=False)  # [N, 32, 32, 3] RGB -> grey as PIL's "L"
     labels = torch.as_tensor(ds.targets, dtype=torch.long)
-    if name == "cifar10":  # [N, 32, 32, 3] RGB -> grey, rounded like PIL's convert("L")
-        return torch.from_numpy(np.rint(ds.data @ LUMINANCE).astype(np.uint8)), labels
-    return ds.data, labels
+    return torch.from_numpy(np.rint(ds.data @ LUMINANCE).astype(np.uint8)), labels
 
 
 def _ensure_files(name: str, root: Path) -> Path:
