@@ -279,7 +279,7 @@ class SweepTrainer:
         for b, (block, ids) in enumerate(zip(self.blocks, self.block_cells, strict=True)):
             evaluated = block.evaluate(self.probe, self.step_count, self.total_steps)
             for i in ids:
-                _, g = self._find(i)
+                g = self.trained_cells[b].index(self.twins[i])
                 ev = {**evaluated[g], "metrics": dict(evaluated[g]["metrics"])}  # a twin's own dict
                 cells.append(self._cell(i, self.block_ids[b], block, g, ev, done))
         cells.sort(key=lambda c: c.index)
