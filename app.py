@@ -73,8 +73,10 @@ else:
 
     # Streamlit's frontend files answered from memory (static_memory.py, unless $SAE_STATIC_MEMORY is 0), and
     # KaTeX's script and fonts named in the page's HTML, fetched with Streamlit's own bundles (preload.py).
-    middleware = [Middleware(PreloadMiddleware)]
+    # The page's HTML also names the server's address, so the frontend does not look for it at the page's
+    # own address first (preload.base_script).
+    base_url = st.get_option("server.baseUrlPath") or ""
+    middleware = [Middleware(PreloadMiddleware, base_url=base_url)]
     if os.environ.get(static_memory.ENV_VAR, "1") != "0":
-        base_url = st.get_option("server.baseUrlPath") or ""
         middleware.insert(0, Middleware(static_memory.StaticMemoryMiddleware, base_url=base_url))
     app = st.App(__file__, lifespan=lifespan, middleware=middleware)

@@ -71,17 +71,18 @@ def _healthy(url: str) -> bool:
 
 @contextmanager
 def streamlit_app(
-    deadline_s: float = 90.0, port: int | None = None, env: dict[str, str] | None = None
+    deadline_s: float = 90.0, port: int | None = None, env: dict[str, str] | None = None, base_path: str = ""
 ) -> Iterator[str]:
     """Run `streamlit run app.py` offline on a free port; yield its URL once /_stcore/health answers.
-    `env`: extra environment variables for the server (e.g. SAE_IDLE_TIMEOUT_S)."""
-    with streamlit_server(deadline_s, port, env) as (url, _):
+    `env`: extra environment variables for the server (e.g. SAE_IDLE_TIMEOUT_S); `base_path`: the path the
+    app is served under (Streamlit's server.baseUrlPath; the URL then ends with it)."""
+    with streamlit_server(deadline_s, port, env, base_path) as (url, _):
         yield url
 
 
 @contextmanager
 def streamlit_server(
-    deadline_s: float = 90.0, port: int | None = None, env: dict[str, str] | None = None
+    deadline_s: float = 90.0, port: int | None = None, env: dict[str, str] | None = None, base_path: str = ""
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """streamlit_app that also yields the server's process (to read its memory and threads).
 
@@ -89,9 +90,10 @@ def streamlit_server(
     whatever happened inside the `with`. Its output goes to a temporary log quoted in startup errors.
     """
     port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}" + (f"/{base_path.strip('/')}" if base_path.strip("/") else "")
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     cmd += ["--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    cmd += ["--server.baseUrlPath", base_path] if base_path else []
     env = {**os.environ, "SAE_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
     log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(

@@ -12,8 +12,16 @@ PAGE = b"<html><head><title>t</title></head><body>hi</body></html>"
 LINKS = '<link rel="modulepreload" href="./static/js/a.js">'
 
 
-def _serve(body: bytes, headers: list[tuple[bytes, bytes]], method: str = "GET", chunks: int = 1):
-    """What the middleware sends for an app that answers `body` (in `chunks` parts) with `headers`."""
+def _serve(
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
+    method: str = "GET",
+    chunks: int = 1,
+    path: str = "/",
+    base_url: str = "",
+):
+    """What the middleware sends for an app that answers `body` (in `chunks` parts) with `headers`, for a
+    request of `path` to a server under `base_url`."""
 
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -30,8 +38,8 @@ def _serve(body: bytes, headers: list[tuple[bytes, bytes]], method: str = "GET",
     async def receive():
         return {"type": "http.request"}
 
-    middleware = preload.PreloadMiddleware(app, links=LINKS)
-    asyncio.run(middleware({"type": "http", "method": method, "path": "/train"}, receive, send))
+    middleware = preload.PreloadMiddleware(app, links=LINKS, base_url=base_url)
+    asyncio.run(middleware({"type": "http", "method": method, "path": path}, receive, send))
     start = sent[0]
     body = b"".join(m.get("body", b"") for m in sent[1:])
     return {k.lower(): v for k, v in start["headers"]}, body
@@ -71,3 +79,24 @@ def test_every_file_to_preload_is_found_in_the_installed_streamlit():
     for folder, name in hrefs:
         assert (static / folder / name).is_file()
     assert preload.preload_links(static / "nowhere") == ""
+
+
+def test_a_page_at_its_own_address_also_gets_the_servers_address():
+    html = [(b"content-type", b"text/html")]
+    for path, base_url in (("/train", ""), ("/train/", ""), ("/sae/train", "sae"), ("/sae/train", "/sae/")):
+        body = _serve(PAGE, html, path=path, base_url=base_url)[1]
+        extra = LINKS + preload.base_script("train")
+        assert body == PAGE.replace(b"</head>", extra.encode() + b"</head>"), (path, base_url)
+    script = preload.base_script("train")
+    assert script.startswith("<script>") and "s='/train'" in script and "BACKEND_BASE_URL" in script
+    for root, base_url in (("/", ""), ("/sae", "sae"), ("/sae/", "sae")):  # the app's root: links alone
+        assert _serve(PAGE, html, path=root, base_url=base_url)[1] == PAGE.replace(
+            b"</head>", LINKS.encode() + b"</head>"
+        )
+
+
+def test_no_address_puts_anything_but_a_page_name_into_the_script():
+    assert preload.base_script("") == preload.base_script("/") == ""
+    for hostile in ("a/b", "x'+alert(1)+'", "</script><script>alert(1)", "train?x=1", "tr ain", "é"):
+        assert preload.base_script(hostile) == "", hostile
+    assert preload.base_script("/explore/") == preload.base_script("explore") != ""
