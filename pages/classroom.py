@@ -4,7 +4,7 @@ Not a page itself. `?classroom=rho,beta` (read once per session with the other U
 `url_state.read_query_params`) hides every setting control of the Train page except ρ and β; the buttons
 and the views stay. The hidden settings keep the link's values: the settings dict, not a widget, is the
 source of truth (pages/settings_state.py), and a control that is not drawn cannot change it. `?classroom=none`
-hides every setting. The teacher gets such a link from the "Share with the class" expander, which
+hides every setting. The teacher gets such a link from the "Share with the class" popover, which
 writes every setting of the current run into it. Opening a preset from Home leaves classroom mode.
 """
 
@@ -168,7 +168,9 @@ def draw_share() -> None:
     kept = st.session_state.get(SHARE_KEY)
     if kept is not None:  # a control of another variant is no longer offered
         st.session_state[SHARE_KEY] = [k for k in kept if k in labels]
-    with st.sidebar.expander("Share with the class", icon=":material/school:"):
+    # A popover, not an expander: its widgets are drawn when the teacher opens it, so a fresh Train page does
+    # not load the browser code of the multiselect and the code box (an expander's content is drawn, hidden).
+    with st.sidebar.popover("Share with the class", icon=":material/school:", width="stretch"):
         fields = st.multiselect(
             "Controls students may change",
             list(labels),
@@ -179,10 +181,7 @@ def draw_share() -> None:
             "keeps this run's value.",
         )
         link = share_link(cfg, RunConfig.from_flat(settings_state.base_settings()), fields, page_url())
-        # In a popover, the code box (and the browser's syntax-highlighting code it loads, about 1.5 s of
-        # script on a busy 2-core machine) is drawn when the teacher asks for it, not with every Train page.
-        with st.popover("Show the link", icon=":material/link:", width="stretch"):
-            st.code(link, language=None, wrap_lines=True)
-            st.caption("Copy it with the button at the top right of the box.")
+        st.code(link, language=None, wrap_lines=True)
+        st.caption("Copy it with the button at the top right of the box.")
         if cfg.data.dataset == "upload":
             st.caption("A link cannot carry your file: each student uploads their own.")

@@ -32,10 +32,9 @@ def draw() -> None:
     if classroom.is_on():
         return
     error = st.session_state.get(ERROR)
-    with (
-        st.sidebar,
-        st.expander("Import a model (.zip)", expanded=error is not None, icon=":material/upload:"),
-    ):
+    # A popover, not an expander: the uploader is drawn when opened, so a fresh Train page does not load its
+    # browser code. The popover stays open over the upload's rerun, so a refusal under the uploader is seen.
+    with st.sidebar, st.popover("Import a model (.zip)", icon=":material/upload:", width="stretch"):
         st.file_uploader(
             "A model zip: the **Download model** button's, or a `sae train --out` folder zipped",
             type=["zip"],
