@@ -18,7 +18,13 @@ Three figures:
                to use: the Train button enabled, the progress line and the filter montage drawn.
                Target: at most 2.5 s on a quiet machine (COLD_PAGE_TARGET_S).
 
+With --baseline-checkout DIR (another revision's checkout, e.g. from `git worktree add DIR REV`), each
+fresh-server round also starts a server from DIR, in alternating order, and the cold page and the first
+click are reported for both and as a ratio (this machine's timings drift by 10-20% within minutes, so a
+change is judged against a baseline measured in the same run).
+
     PYTHONPATH=. python benchmarks/live_latency.py [--repeats 7] [--fresh-servers 3] [--json out.json]
+        [--baseline-checkout DIR]
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -38,6 +45,7 @@ from tests.browser_helpers import (
     FILTERS_PICTURE,
     FILTERS_SIGNATURE_JS,
     PROGRESS,
+    ROOT,
     VIEWPORT,
     click_button,
     launch_chromium,
@@ -131,20 +139,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="fresh sessions to time (default 7)")
     parser.add_argument("--fresh-servers", type=int, default=3, help="first clicks, one new server each")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--baseline-checkout",
+        type=Path,
+        help="another checkout: its fresh servers, interleaved, as a baseline",
+    )
     args = parser.parse_args(argv)
+    if args.baseline_checkout is not None and not (args.baseline_checkout / "app.py").is_file():
+        print(f"--baseline-checkout {args.baseline_checkout}: no app.py there", file=sys.stderr)
+        return 2
     if not CHROMIUM.exists():
         print(f"needs Chromium at {CHROMIUM}", file=sys.stderr)
         return 2
 
     from playwright.sync_api import sync_playwright
 
-    runs, first = [], []
+    runs, first, baseline = [], [], []
+    arms = [("this checkout", ROOT, first)]
+    if args.baseline_checkout is not None:
+        arms.append(("baseline", args.baseline_checkout.resolve(), baseline))
     with sync_playwright() as p:
         browser = launch_chromium(p)
         for i in range(args.fresh_servers):
-            with streamlit_app(deadline_s=DEADLINE_S) as url:
-                first.append(measure_once(browser, url))
-            print(f"fresh server {i + 1}: " + ", ".join(f"{k} {v:.3f} s" for k, v in first[-1].items()))
+            for name, root, out in arms if i % 2 == 0 else arms[::-1]:
+                with streamlit_app(deadline_s=DEADLINE_S, root=root) as url:
+                    out.append(measure_once(browser, url))
+                print(
+                    f"fresh server {i + 1} ({name}): "
+                    + ", ".join(f"{k} {v:.3f} s" for k, v in out[-1].items())
+                )
         with streamlit_app(deadline_s=DEADLINE_S) as url:
             warm_up(browser, url, DEADLINE_S)
             measure_once(browser, url)  # untimed: the first Train also loads the data and builds caches
@@ -168,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
         "first_click_runs": first,
         "machine": machine_info(torch.device("cpu")),
     }
+    if baseline:
+        result["baseline"] = {
+            "checkout": str(args.baseline_checkout),
+            "cold_page_s": summary([r["page"] for r in baseline]),
+            "first_click_filters_s": summary([r["filters"] for r in baseline]),
+            "first_click_runs": baseline,
+        }
+        result["cold_page_ratio"] = (
+            result["cold_page_s"]["median"] / result["baseline"]["cold_page_s"]["median"]
+        )
     f, s = result["filters_s"], result["step_s"]
     if first:
         fc, cold = result["first_click_filters_s"], result["cold_page_s"]
@@ -180,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
             f"first click of a fresh server -> filters changed: median {fc['median']:.3f} s "
             f"(min {fc['min']:.3f}, max {fc['max']:.3f}); target <= {TARGET_S:g} s: "
             f"{'met' if fc['median'] <= TARGET_S else 'NOT met'}"
+        )
+    if baseline:
+        b = result["baseline"]["cold_page_s"]
+        print(
+            f"baseline ({args.baseline_checkout}) cold Train page: median {b['median']:.3f} s "
+            f"(min {b['min']:.3f}, max {b['max']:.3f}); "
+            f"this checkout / baseline: {result['cold_page_ratio']:.3f}"
         )
     print(
         f"click -> filters changed: median {f['median']:.3f} s (min {f['min']:.3f}, max {f['max']:.3f}); "

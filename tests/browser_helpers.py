@@ -71,18 +71,27 @@ def _healthy(url: str) -> bool:
 
 @contextmanager
 def streamlit_app(
-    deadline_s: float = 90.0, port: int | None = None, env: dict[str, str] | None = None, base_path: str = ""
+    deadline_s: float = 90.0,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    base_path: str = "",
+    root: Path = ROOT,
 ) -> Iterator[str]:
     """Run `streamlit run app.py` offline on a free port; yield its URL once /_stcore/health answers.
     `env`: extra environment variables for the server (e.g. SAE_IDLE_TIMEOUT_S); `base_path`: the path the
-    app is served under (Streamlit's server.baseUrlPath; the URL then ends with it)."""
-    with streamlit_server(deadline_s, port, env, base_path) as (url, _):
+    app is served under (Streamlit's server.baseUrlPath; the URL then ends with it); `root`: the checkout
+    whose app.py is served (this one by default; a benchmark may compare another revision's)."""
+    with streamlit_server(deadline_s, port, env, base_path, root) as (url, _):
         yield url
 
 
 @contextmanager
 def streamlit_server(
-    deadline_s: float = 90.0, port: int | None = None, env: dict[str, str] | None = None, base_path: str = ""
+    deadline_s: float = 90.0,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    base_path: str = "",
+    root: Path = ROOT,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """streamlit_app that also yields the server's process (to read its memory and threads).
 
@@ -94,10 +103,10 @@ def streamlit_server(
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     cmd += ["--server.port", str(port), "--browser.gatherUsageStats", "false"]
     cmd += ["--server.baseUrlPath", base_path] if base_path else []
-    env = {**os.environ, "SAE_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+    env = {**os.environ, "SAE_OFFLINE": "1", "PYTHONPATH": str(root), **(env or {})}
     log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
         deadline = time.monotonic() + deadline_s
