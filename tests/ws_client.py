@@ -26,6 +26,7 @@ _MARKUP = re.compile(r"[*_`]")
 KEEP_TEXTS = 200
 """Text elements kept (fragment reruns add theirs without a new session)."""
 _FULL_RUN_ENDS = (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR)
+KEEP_FINISHES = 8
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Student:
     """Rerun the page's run_every fragments as a browser does; False leaves them to `rerun_fragment`."""
     fragment_ids: list[str] = field(default_factory=list)
     """Every fragment the server asked to rerun on a timer, in the order asked."""
+    finishes: list[str] = field(default_factory=list)
+    """The last script_finished statuses the server sent (full and fragment runs), newest last."""
 
     async def __aenter__(self) -> Student:
         ws_url = self.url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
@@ -82,7 +85,12 @@ class Student:
         self._finished.clear()
         start = time.perf_counter()
         await self._send(msg)
-        await asyncio.wait_for(self._finished.wait(), timeout_s)
+        try:
+            await asyncio.wait_for(self._finished.wait(), timeout_s)
+        except TimeoutError:
+            raise TimeoutError(
+                f"no end of the {trigger or 'page'} rerun in {timeout_s:.0f} s; {self._state()}"
+            ) from None
         seconds = time.perf_counter() - start
         self.run_seconds.append(seconds)
         return seconds
@@ -122,6 +130,9 @@ class Student:
             msg = ForwardMsg()
             msg.ParseFromString(raw)
             kind = msg.WhichOneof("type")
+            if kind == "script_finished":
+                self.finishes.append(ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished))
+                del self.finishes[:-KEEP_FINISHES]
             if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
                 self._element(msg.delta.new_element)
             elif kind == "auto_rerun":
@@ -138,6 +149,17 @@ class Student:
                 and msg.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
             ):
                 self._fragment_finished.set()
+
+    def _state(self) -> str:
+        """What this client last saw, for a timeout's message: whether its reader is alive, the last runs'
+        ends and the last progress line."""
+        if self._reader.done():
+            error = None if self._reader.cancelled() else self._reader.exception()
+            reader = f"the reader ended ({error!r})" if error else "the reader ended (socket closed)"
+        else:
+            reader = "the reader is alive"
+        progress = [t for t in self.texts if " step " in t or t.startswith(("ready", "queued", "training"))]
+        return f"{reader}; last run ends {self.finishes}; last progress line {progress[-1:]}"
 
     def _start_ticking(self, fragment_id: str, interval: float) -> None:
         if fragment_id not in self.fragment_ids:
