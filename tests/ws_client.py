@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 import websockets
+from browser_helpers import parse_progress
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -85,12 +86,7 @@ class Student:
         self._finished.clear()
         start = time.perf_counter()
         await self._send(msg)
-        try:
-            await asyncio.wait_for(self._finished.wait(), timeout_s)
-        except TimeoutError:
-            raise TimeoutError(
-                f"no end of the {trigger or 'page'} rerun in {timeout_s:.0f} s; {self._state()}"
-            ) from None
+        await self._until_set(self._finished, timeout_s, f"the {trigger or 'page'} rerun")
         seconds = time.perf_counter() - start
         self.run_seconds.append(seconds)
         return seconds
@@ -105,7 +101,7 @@ class Student:
         self._fragment_finished.clear()
         start = time.perf_counter()
         await self._send(msg)
-        await asyncio.wait_for(self._fragment_finished.wait(), timeout_s)
+        await self._until_set(self._fragment_finished, timeout_s, "the fragment's rerun")
         return time.perf_counter() - start
 
     async def _send(self, msg: BackMsg) -> None:
@@ -150,16 +146,19 @@ class Student:
             ):
                 self._fragment_finished.set()
 
-    def _state(self) -> str:
-        """What this client last saw, for a timeout's message: whether its reader is alive, the last runs'
-        ends and the last progress line."""
-        if self._reader.done():
-            error = None if self._reader.cancelled() else self._reader.exception()
-            reader = f"the reader ended ({error!r})" if error else "the reader ended (socket closed)"
-        else:
-            reader = "the reader is alive"
-        progress = [t for t in self.texts if " step " in t or t.startswith(("ready", "queued", "training"))]
-        return f"{reader}; last run ends {self.finishes}; last progress line {progress[-1:]}"
+    async def _until_set(self, event: asyncio.Event, timeout_s: float, what: str) -> None:
+        """Wait for `event` (a run's end); a TimeoutError naming `what` and what this client last saw (is
+        its reader alive, the last runs' ends, the last progress line) after `timeout_s` seconds."""
+        try:
+            await asyncio.wait_for(event.wait(), timeout_s)
+        except TimeoutError:
+            if self._reader.done():
+                error = None if self._reader.cancelled() else self._reader.exception()
+                reader = f"the reader ended ({error!r})" if error else "the reader ended (socket closed)"
+            else:
+                reader = "the reader is alive"
+            seen = f"{reader}; last run ends {self.finishes}; last progress {self.read(parse_progress)}"
+            raise TimeoutError(f"no end of {what} in {timeout_s:.0f} s; {seen}") from None
 
     def _start_ticking(self, fragment_id: str, interval: float) -> None:
         if fragment_id not in self.fragment_ids:
