@@ -11,6 +11,9 @@ from sae_core.config.run import RunConfig
 from sae_core.models import VARIANTS
 from sae_core.serve.jobs import TrainingJob
 from sae_core.store import export
+from sae_core.sweep import traced
+from sae_core.sweep.optimizer import FusedAdam
+from sae_core.sweep.trainer import SweepSpec, SweepTrainer
 from sae_core.train import metrics
 from sae_core.train.trainer import Trainer, resolve_device
 
@@ -104,10 +107,6 @@ def test_training_job_runs_and_pauses_on_the_gpu(tiny_digits):
 def test_a_gpu_sweep_gives_each_cell_its_own_gpu_runs_weights(tiny_digits, monkeypatch, trace):
     """A sweep on the GPU (its Adam the fused kernel called directly, sae_core.sweep.optimizer; its step eager
     or traced) ends each cell where that cell's own Trainer ends on the GPU, β = 0 twins included."""
-    from sae_core.sweep import traced
-    from sae_core.sweep.optimizer import FusedAdam
-    from sae_core.sweep.trainer import SweepSpec, SweepTrainer
-
     monkeypatch.setattr(traced, "MIN_STEPS", 0)
     monkeypatch.setattr(traced, "MIN_STEPS_COLD", 0)
     spec = SweepSpec(config(device="cuda", steps=40), (0.05, 0.2), (0.0, 3.0))

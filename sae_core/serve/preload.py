@@ -66,6 +66,11 @@ def preload_links(static: Path | None = None) -> str:
     return "".join(links)
 
 
+PAGE_PATH = re.compile(r"[A-Za-z0-9_-]+")
+"""A page's path as base_script writes it into a script: one segment of letters, digits, - and _ (a
+Streamlit page's url_path), so no address can put code in the page."""
+
+
 def base_script(page: str) -> str:
     """A <script> that sets the frontend's BACKEND_BASE_URL to the page's address less `page` (the page's
     path under the server's, as the server saw it: "train", "" at the app's root).
@@ -80,11 +85,6 @@ def base_script(page: str) -> str:
         "if(p.slice(-s.length)===s){window.__streamlit=Object.assign({},window.__streamlit,"
         "{BACKEND_BASE_URL:location.origin+p.slice(0,-s.length)+'/'});}})();</script>"
     )
-
-
-PAGE_PATH = re.compile(r"[A-Za-z0-9_-]+")
-"""A page's path as base_script writes it into a script: one segment of letters, digits, - and _ (a
-Streamlit page's url_path), so no address can put code in the page."""
 
 
 class PreloadMiddleware:
@@ -102,7 +102,8 @@ class PreloadMiddleware:
         """base_url: the server's `server.baseUrlPath` ("" at the root): a page's path is what follows it."""
         self.app = app
         self.links = (preload_links() if links is None else links).encode()
-        self.base = "/" + base_url.strip("/") if base_url.strip("/") else ""
+        base_url = base_url.strip("/")
+        self.base = f"/{base_url}" if base_url else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "GET":
@@ -134,7 +135,7 @@ class PreloadMiddleware:
             path = path[len(self.base) :]
         return path.strip("/")
 
-    async def _send_page(self, start: Message, body: bytes, send: Send, page_path: str = "") -> None:
+    async def _send_page(self, start: Message, body: bytes, send: Send, page_path: str) -> None:
         headers = list(start.get("headers", []))
         encoding = next((v for k, v in headers if k.lower() == b"content-encoding"), b"identity")
         if encoding in (b"identity", b"gzip"):
