@@ -24,11 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1400, "height": 1000}
+BROWSER_TESTS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
+    ),
+]
+"""A browser test module's `pytestmark`: marked `browser`, skipped where Debian's Chromium is missing."""
 
 PROGRESS = '[data-testid="stProgress"]'
 EXCEPTION = '[data-testid="stException"]'
@@ -51,6 +60,12 @@ TRAINING_THREAD = "sae-training"
 """sae_core.serve.jobs.TRAINING_THREAD (not imported: these helpers run without the package's torch)."""
 REAPER_PERIOD_S = 6.0
 """sae_core.serve.scheduler.Reaper's period (5 s), with a margin."""
+
+
+def playwright_sync_api() -> Any:
+    """playwright.sync_api; called at a test module's top, it skips the whole module where the package is
+    missing (the tests extra)."""
+    return pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
 
 
 # ----- the server ---------------------------------------------------------------------------------------

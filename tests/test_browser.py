@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from browser_helpers import (
-    CHROMIUM,
+    BROWSER_TESTS,
     VIEWPORT,
     click_button,
     exception_texts,
@@ -18,6 +18,7 @@ from browser_helpers import (
     move_rho,
     open_home,
     open_train,
+    playwright_sync_api,
     progress,
     rho_shown,
     screenshot,
@@ -32,13 +33,8 @@ from sae_core.models import REGISTRY
 
 VARIANT_NAMES = {name: spec.title for name, spec in REGISTRY.items()}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_S = 90  # generous: 2 CPU cores shared with other jobs; the first page load imports torch
 LONG_RUN = "steps=100000"

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 from browser_helpers import (
-    CHROMIUM,
+    BROWSER_TESTS,
     VIEWPORT,
     click_button,
     exception_texts,
+    playwright_sync_api,
     progress,
     screenshot,
     streamlit_app,
@@ -34,13 +35,8 @@ if str(ROOT) not in sys.path:  # scripts/ sits next to the app; it is not an ins
 
 from scripts import class_servers  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_S = 90  # generous: 2 CPU cores shared with other jobs; the first page load imports torch
 CARD_IMAGES = '[class*="st-key-class_card_"] [data-testid="stImage"] img'

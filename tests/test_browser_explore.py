@@ -5,12 +5,12 @@ Screenshots at 1280×720 (a projector) and 1600×1000 land in artifacts/ (explor
 
 from __future__ import annotations
 
-import pytest
 from browser_helpers import (
-    CHROMIUM,
+    BROWSER_TESTS,
     click_button,
     exception_texts,
     launch_chromium,
+    playwright_sync_api,
     progress,
     screenshot,
     streamlit_app,
@@ -18,13 +18,8 @@ from browser_helpers import (
     warm_up,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_S = 90
 STEPS = 600

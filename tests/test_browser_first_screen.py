@@ -12,13 +12,14 @@ from __future__ import annotations
 import pytest
 from browser_helpers import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_TESTS,
     click_button,
     exception_texts,
     filters_signature,
     free_port,
     open_home,
     open_train,
+    playwright_sync_api,
     progress,
     streamlit_server,
     wait_until,
@@ -27,13 +28,8 @@ from browser_helpers import (
 
 from sae_core.store import runs
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_S = 120
 SHORT_RUN = "steps=600"

@@ -12,11 +12,12 @@ import time
 
 import pytest
 from browser_helpers import (
-    CHROMIUM,
+    BROWSER_TESTS,
     VIEWPORT,
     click_button,
     exception_texts,
     open_train,
+    playwright_sync_api,
     progress,
     screenshot,
     streamlit_app,
@@ -24,13 +25,8 @@ from browser_helpers import (
     warm_up,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_S = 90  # generous: 2 CPU cores shared with other jobs; the first page load imports torch
 IDLE_TIMEOUT_S = 2

@@ -6,16 +6,18 @@ path instead (pages/not_found.py), so the address stays as typed, and its Home l
 
 from __future__ import annotations
 
-import pytest
-from browser_helpers import CHROMIUM, VIEWPORT, exception_texts, launch_chromium, streamlit_app, warm_up
+from browser_helpers import (
+    BROWSER_TESTS,
+    VIEWPORT,
+    exception_texts,
+    launch_chromium,
+    playwright_sync_api,
+    streamlit_app,
+    warm_up,
+)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_MS = 90_000  # 2 CPU cores shared with other jobs; the first page load imports torch
 PAGES = {"Home": "", "Train": "train", "Explore": "explore", "Runs": "runs", "Class": "class"}

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from browser_helpers import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_TESTS,
     click_button,
     exception_texts,
     filters_signature,
     open_train,
+    playwright_sync_api,
     progress,
     screenshot,
     streamlit_app,
@@ -27,13 +28,8 @@ from browser_helpers import (
     warm_up,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 Image = pytest.importorskip("PIL.Image", reason="needs Pillow to read screenshots")
 
 DEADLINE_S = 90

@@ -8,14 +8,14 @@ the run's owner; a fresh browser context is somebody else and sees no runs.
 
 from __future__ import annotations
 
-import pytest
 from browser_helpers import (
-    CHROMIUM,
+    BROWSER_TESTS,
     VIEWPORT,
     click_button,
     exception_texts,
     free_port,
     open_train,
+    playwright_sync_api,
     progress,
     screenshot,
     streamlit_server,
@@ -24,13 +24,8 @@ from browser_helpers import (
 
 from sae_core.store import runs
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_S = 90  # generous: 2 CPU cores shared with other jobs; the first page load imports torch
 QUICK = "dataset=digits&hidden=4&steps=150&batch_size=32"

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import pytest
 from browser_helpers import (
-    CHROMIUM,
+    BROWSER_TESTS,
     VIEWPORT,
     exception_texts,
     launch_chromium,
     open_home,
     open_train,
+    playwright_sync_api,
     streamlit_app,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 
 @pytest.mark.parametrize("base_path", ["", "sae"])

@@ -11,24 +11,19 @@ from __future__ import annotations
 import io
 import zipfile
 
-import pytest
 from browser_helpers import (
-    CHROMIUM,
+    BROWSER_TESTS,
     exception_texts,
     launch_chromium,
     open_train,
+    playwright_sync_api,
     progress,
     streamlit_app,
     wait_until,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_MS = 60_000
 BODY = '[data-testid="stPopoverBody"]'

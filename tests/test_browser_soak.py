@@ -20,15 +20,17 @@ more rounds in tests/test_soak.py, whose students speak the websocket without a 
 from __future__ import annotations
 
 import pytest
-from browser_helpers import CHROMIUM, launch_chromium, session_soak, streamlit_server, warm_up
+from browser_helpers import (
+    BROWSER_TESTS,
+    launch_chromium,
+    playwright_sync_api,
+    session_soak,
+    streamlit_server,
+    warm_up,
+)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_S = 90
 SESSIONS = 3

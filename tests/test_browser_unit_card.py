@@ -4,27 +4,22 @@ and see that unit's card (its number in the input, its title over the card's cha
 
 from __future__ import annotations
 
-import pytest
 from browser_helpers import (
-    CHROMIUM,
+    BROWSER_TESTS,
     VIEWPORT,
     click_button,
     exception_texts,
     launch_chromium,
     open_train,
+    playwright_sync_api,
     progress,
     screenshot,
     streamlit_app,
     wait_until,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+pytestmark = BROWSER_TESTS
+sync_api = playwright_sync_api()
 
 DEADLINE_S = 90  # 2 CPU cores shared with other jobs; the first page load imports torch
 SHORT_RUN = "dataset=bars&hidden=16&steps=300"  # ends within seconds, so the card opens without a pause
