@@ -80,11 +80,16 @@ def run_command(args: list[str], threads: int | None = None) -> float:
     return time.perf_counter() - t0
 
 
-def sequential(case: str, steps: int, dataset) -> float:
-    """Seconds to train the grid's 16 configs one after another, each with its own Trainer."""
-    base = RunConfig().replace(
+def base_config(case: str, steps: int) -> RunConfig:
+    """The config every cell of the case's grid shares, as the command's flags give it."""
+    return RunConfig().replace(
         **CASES[case]["settings"], batch_size=128, steps=steps, device="cpu", snapshot_every=SNAPSHOT_EVERY
     )
+
+
+def sequential(case: str, steps: int, dataset) -> float:
+    """Seconds to train the grid's 16 configs one after another, each with its own Trainer."""
+    base = base_config(case, steps)
     if case == "mnist" and dataset.name != "fashion-mnist":
         base = base.replace(dataset="digits")  # only the config's dataset name; the data is the random set
     t0 = time.perf_counter()

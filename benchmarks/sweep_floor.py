@@ -41,7 +41,7 @@ import torch
 
 from benchmarks.common import interleaved, machine_info, median
 from benchmarks.sweep import BETAS, RHOS, dataset_of
-from benchmarks.sweep_cli import CASES, SNAPSHOT_EVERY, command, run_command
+from benchmarks.sweep_cli import CASES, SNAPSHOT_EVERY, base_config, command, run_command
 from benchmarks.sweep_cli import sequential as sequential_runs
 from sae_core.config.run import RunConfig
 from sae_core.sweep.trainer import SweepSpec, SweepTrainer
@@ -50,10 +50,7 @@ from sae_core.train.threads import all_cores
 
 
 def spec_of(case: str, steps: int) -> SweepSpec:
-    base = RunConfig().replace(
-        **CASES[case]["settings"], batch_size=128, steps=steps, device="cpu", snapshot_every=SNAPSHOT_EVERY
-    )
-    return SweepSpec(base, RHOS, BETAS)
+    return SweepSpec(base_config(case, steps), RHOS, BETAS)
 
 
 def engine(case: str, dataset, threads: int):
@@ -137,10 +134,11 @@ def fixed_costs(case: str, steps: int, rounds: int) -> dict[str, list[float]]:
     return out
 
 
-def measure(case: str, rounds: int, scale: float) -> dict:
+def measure(case: str, rounds: int) -> dict:
+    """Every arm at the case's full length: each run's fixed costs (building it, its snapshots) are part of
+    what a user waits for, so shorter arms could not be scaled up to it."""
     dataset, source = dataset_of(case)
     steps = CASES[case]["steps"]
-    arm_steps = max(1, round(steps * scale))
     cores = all_cores()
     arms = {
         "sequential": lambda n: sequential_runs(case, n, dataset),
@@ -148,14 +146,13 @@ def measure(case: str, rounds: int, scale: float) -> dict:
         "floor_1_thread": floor(case, dataset, 1),
         f"floor_{cores}_threads": floor(case, dataset, cores),
     }
-    times = interleaved(arms, arm_steps, rounds, warmup_steps=max(2, arm_steps // 10))
+    times = interleaved(arms, steps, rounds, warmup_steps=max(2, steps // 10))
     fixed = fixed_costs(case, steps, rounds)
-    per_command = steps / arm_steps  # the in-process arms in the command's length
-    seq_s = median(times["sequential"]) * per_command
-    floor_1 = median(times["floor_1_thread"]) * per_command
-    floor_n = median(times[f"floor_{cores}_threads"]) * per_command
+    seq_s = median(times["sequential"])
+    floor_1 = median(times["floor_1_thread"])
+    floor_n = median(times[f"floor_{cores}_threads"])
     floor_s = min(floor_1, floor_n)
-    engine_s = median(times["engine"]) * per_command
+    engine_s = median(times["engine"])
     outside = median(fixed["outside_training"])
     target = CASES[case]["target"]
     summary = {
@@ -197,7 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", default="digits,mnist")
-    parser.add_argument("--scale", type=float, default=1.0, help="the in-process arms' share of the steps")
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -208,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         if case == "mnist" and dataset_of(case)[1] != "fashion-mnist":
             print("mnist: Fashion-MNIST is not on disk; the command needs it, skipping", file=sys.stderr)
             continue
-        report["cases"][case] = measure(case, args.rounds, args.scale)
+        report["cases"][case] = measure(case, args.rounds)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
