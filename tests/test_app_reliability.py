@@ -10,6 +10,8 @@ import pytest
 from apptest_helpers import pin_navigation_mode, poll, stop_jobs
 from streamlit.testing.v1 import AppTest
 
+from sae_core.config.run import RunConfig
+from sae_core.serve.memory import ServerMemory
 from sae_core.train import budget
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -52,25 +54,44 @@ def test_a_run_whose_thread_raises_says_failed_and_trains_again(app):
     assert not at.exception, [e.value for e in at.exception]
 
 
-def test_a_full_server_refuses_a_new_run_with_a_message(monkeypatch):
-    from pages import server
+class OtherRuns:
+    """Stands for the runs of other sessions in a ledger (which holds its jobs by weak reference)."""
 
+
+def own_ledger(monkeypatch, budget_mb: float) -> ServerMemory:
+    """A server memory ledger for this test alone, in place of the server's (cached) one: jobs that earlier
+    tests in this worker left behind, released or collected at any moment, do not move its figures."""
+    from pages import job_control, server
+
+    ledger = ServerMemory(budget_mb=budget_mb)
+    monkeypatch.setattr(server, "server_memory", lambda: ledger)
+    monkeypatch.setattr(job_control, "server_memory", lambda: ledger)
+    return ledger
+
+
+def test_a_full_server_refuses_a_new_run_with_a_message(monkeypatch):
     pin_navigation_mode(monkeypatch)
-    ledger = server.server_memory()
-    monkeypatch.setattr(ledger, "budget_bytes", ledger.held() + 2**20)  # room for 1 MB more: none for a run
+    need = budget.estimate(RunConfig.from_flat({k: int(v) if v.isdigit() else v for k, v in TINY.items()}))
+    ledger = own_ledger(monkeypatch, budget_mb=3)
+    others = OtherRuns()
+    ledger.add(others, 2 * 2**20)  # the other sessions' runs hold 2 of the 3 MB
+    assert need.total - need.data > 2**20  # TINY's run does not fit in the last 1 MB, even on shared data
     at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
     at.query_params.update(TINY)
     at.run()
     at.switch_page("pages/train.py").run()
     assert not at.exception, [e.value for e in at.exception]
     errors = [e.value for e in at.error]
-    assert any("this server is full" in e and "Try a smaller run" in e for e in errors), errors
+    assert any(
+        "this server is full" in e and "hold about 2 MB of its 3 MB" in e and "Try a smaller run" in e
+        for e in errors
+    ), errors
+    assert ledger.held() == 2 * 2**20  # nothing was added for the refused run
 
 
 def test_two_sessions_on_the_same_settings_share_one_copy_of_the_data(monkeypatch):
-    from pages import server
-
     pin_navigation_mode(monkeypatch)
+    ledger = own_ledger(monkeypatch, budget_mb=1000)
     query = {**TINY, "dataset": "bars", "n_bars": "3000", "data_seed": "7"}
     sessions = []
     for _ in range(2):
@@ -82,10 +103,10 @@ def test_two_sessions_on_the_same_settings_share_one_copy_of_the_data(monkeypatc
         sessions.append(at)
     first, second = (at.session_state["job"] for at in sessions)
     assert first.trainer.dataset is second.trainer.dataset  # one copy, not one per session
-    ledger = server.server_memory()
-    data_bytes = budget.estimate(first.config).data
-    alone = ledger.held()
+    one, two = budget.estimate(first.config), budget.estimate(second.config)
+    assert one.data == two.data > 0
+    assert ledger.held() == (one.total - one.data) + (two.total - two.data) + one.data  # the data once
     second.release()
-    assert ledger.held() == alone - (budget.estimate(second.config).total - data_bytes)
+    assert ledger.held() == one.total
     for at in sessions:
         stop_jobs(at)
