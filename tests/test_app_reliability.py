@@ -71,7 +71,7 @@ def own_ledger(monkeypatch, budget_mb: float) -> ServerMemory:
 
 def test_a_full_server_refuses_a_new_run_with_a_message(monkeypatch):
     pin_navigation_mode(monkeypatch)
-    need = budget.estimate(RunConfig.from_flat({k: int(v) if v.isdigit() else v for k, v in TINY.items()}))
+    need = budget.estimate(RunConfig.from_flat(TINY))  # from_flat reads the link's strings as the page does
     ledger = own_ledger(monkeypatch, budget_mb=3)
     others = OtherRuns()
     ledger.add(others, 2 * 2**20)  # the other sessions' runs hold 2 of the 3 MB
